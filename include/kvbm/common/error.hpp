@@ -1,0 +1,64 @@
+#pragma once
+// The library's one error type. Decision (DESIGN.md "Errors"): synchronous calls throw
+// kvbm::Error; asynchronous completions carry a Status, which is "ok" or an Error value.
+#include <fmt/format.h>
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace kvbm {
+
+enum class ErrorCode {
+  InvalidArgument,  // a value from the caller is malformed or inconsistent
+  OutOfRange,       // an index or size past what exists
+  Unsupported,      // a valid request kvbm cannot serve here (e.g. no GPU)
+  Io,               // a system call on a file failed
+  Cuda,             // the CUDA runtime reported an error
+  Timeout,
+  Cancelled,
+  Internal,
+};
+
+[[nodiscard]] std::string_view to_string(ErrorCode code) noexcept;
+
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorCode code, const std::string& message);
+  [[nodiscard]] ErrorCode code() const noexcept { return code_; }
+  // The message without the "[code] " prefix that what() carries.
+  [[nodiscard]] const std::string& message() const noexcept { return message_; }
+
+ private:
+  ErrorCode code_;
+  std::string message_;
+};
+
+// Builds an Error with a fmt-formatted message: throw make_error(ErrorCode::Io, "open {}: {}", ...)
+template <typename... Args>
+[[nodiscard]] Error make_error(ErrorCode code, fmt::format_string<Args...> format, Args&&... args) {
+  return Error(code, fmt::format(format, std::forward<Args>(args)...));
+}
+
+// An Error whose message names the failing call, the path and the errno text.
+[[nodiscard]] Error errno_error(std::string_view what, std::string_view path, int err);
+
+// Outcome of an asynchronous operation: ok, or the Error that ended it.
+class [[nodiscard]] Status {
+ public:
+  Status() = default;
+  Status(Error error) : error_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
+  [[nodiscard]] bool ok() const noexcept { return !error_.has_value(); }
+  [[nodiscard]] const Error& error() const { return *error_; }
+  // Throws the carried error, if any.
+  void throw_if_error() const {
+    if (error_) throw *error_;
+  }
+  [[nodiscard]] std::string to_string() const { return ok() ? "ok" : error_->what(); }
+
+ private:
+  std::optional<Error> error_;
+};
+
+}  // namespace kvbm

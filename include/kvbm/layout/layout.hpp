@@ -1,0 +1,82 @@
+#pragma once
+// Where each chunk (block, layer, outer) of a KV cache lives inside its storage regions.
+//
+//  FullyContiguous: one region, ordered [block][layer][outer][page x inner].
+//  LayerSeparate:   one region per layer, ordered either
+//                     BlockContiguous [block][outer][page x inner]   or
+//                     OuterContiguous [outer][block][page x inner]   (vLLM-style K and V tensors).
+//
+// Chunks sit `chunk_stride()` bytes apart: tightly packed in memory, and rounded up to 4 KiB on
+// disk so every chunk starts and ends on an O_DIRECT boundary.
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kvbm/layout/layout_config.hpp"
+#include "kvbm/memory/region.hpp"
+
+namespace kvbm {
+
+enum class LayoutForm { FullyContiguous, LayerSeparate };
+enum class LayerOrder { BlockContiguous, OuterContiguous };
+
+struct ChunkLocation {
+  const Region* region = nullptr;
+  std::size_t offset = 0;  // from the start of the region
+  std::size_t bytes = 0;
+};
+
+class Layout;
+using LayoutPtr = std::shared_ptr<const Layout>;
+
+class Layout {
+ public:
+  // Bytes a region needs to hold this layout (the whole cache, or one layer of it).
+  [[nodiscard]] static std::size_t required_bytes_fully_contiguous(const LayoutConfig& config, StorageKind kind);
+  [[nodiscard]] static std::size_t required_bytes_per_layer(const LayoutConfig& config, StorageKind kind);
+
+  // Places a layout in regions the caller provides. `offset` is where the layout begins inside
+  // the region (4 KiB-aligned for disk). Errors name the region that is too small.
+  [[nodiscard]] static LayoutPtr fully_contiguous(const LayoutConfig& config, RegionPtr region,
+                                                  std::size_t offset = 0);
+  [[nodiscard]] static LayoutPtr layer_separate(const LayoutConfig& config, std::vector<RegionPtr> layer_regions,
+                                                LayerOrder order = LayerOrder::BlockContiguous);
+
+  // Allocates owned regions of `kind` and places the layout in them.
+  [[nodiscard]] static LayoutPtr allocate(const LayoutConfig& config, StorageKind kind, LayoutForm form,
+                                          LayerOrder order = LayerOrder::BlockContiguous,
+                                          const DiskFileOptions& disk = {});
+
+  [[nodiscard]] const LayoutConfig& config() const { return config_; }
+  [[nodiscard]] LayoutForm form() const { return form_; }
+  [[nodiscard]] LayerOrder order() const { return order_; }
+  [[nodiscard]] StorageKind kind() const { return regions_.front()->kind(); }
+  [[nodiscard]] std::size_t chunk_bytes() const { return chunk_bytes_; }
+  [[nodiscard]] std::size_t chunk_stride() const { return chunk_stride_; }
+  [[nodiscard]] const std::vector<RegionPtr>& regions() const { return regions_; }
+
+  // Where chunk (block, layer, outer) lives. Throws OutOfRange naming the index past its bound.
+  [[nodiscard]] ChunkLocation locate(std::size_t block, std::size_t layer, std::size_t outer) const;
+  // The same without bounds checks, for hot loops over indices validated once beforehand.
+  [[nodiscard]] ChunkLocation locate_unchecked(std::size_t block, std::size_t layer, std::size_t outer) const;
+
+  [[nodiscard]] std::string describe() const;
+
+ private:
+  Layout(const LayoutConfig& config, LayoutForm form, LayerOrder order, std::vector<RegionPtr> regions,
+         std::size_t base_offset);
+
+  LayoutConfig config_;
+  LayoutForm form_;
+  LayerOrder order_;
+  std::vector<RegionPtr> regions_;
+  std::size_t base_offset_;
+  std::size_t chunk_bytes_;
+  std::size_t chunk_stride_;
+};
+
+[[nodiscard]] std::string to_string(LayoutForm form);
+[[nodiscard]] std::string to_string(LayerOrder order);
+
+}  // namespace kvbm

@@ -1,0 +1,35 @@
+#pragma once
+// Turns CUDA runtime status codes into kvbm::Error (code Cuda) naming the call and the CUDA
+// error string. Only for sources built with CUDA.
+#include <cuda_runtime_api.h>
+
+#include <string_view>
+
+#include "kvbm/common/error.hpp"
+
+namespace kvbm::cuda {
+
+inline void check(cudaError_t status, std::string_view what) {
+  if (status != cudaSuccess) {
+    cudaGetLastError();  // clear non-sticky errors so the context stays usable
+    throw make_error(ErrorCode::Cuda, "{} failed: {} ({})", what, cudaGetErrorString(status),
+                     cudaGetErrorName(status));
+  }
+}
+
+// Makes `ordinal` current for a scope and restores the previous device after.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int ordinal) {
+    cudaGetDevice(&previous_);
+    check(cudaSetDevice(ordinal), fmt::format("cudaSetDevice({})", ordinal));
+  }
+  ~DeviceGuard() { cudaSetDevice(previous_); }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = 0;
+};
+
+}  // namespace kvbm::cuda

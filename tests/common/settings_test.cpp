@@ -1,0 +1,70 @@
+#include "kvbm/common/settings.hpp"
+
+#include <gtest/gtest.h>
+
+#include "kvbm/common/error.hpp"
+#include "test_env.hpp"
+
+namespace kvbm {
+using testing::ScopedEnv;
+
+TEST(Settings, ParseSizeAcceptsSuffixes) {
+  EXPECT_EQ(settings::parse_size("X", "4096"), 4096u);
+  EXPECT_EQ(settings::parse_size("X", "4K"), 4096u);
+  EXPECT_EQ(settings::parse_size("X", "256K"), 256u * 1024);
+  EXPECT_EQ(settings::parse_size("X", "2M"), 2u << 20);
+  EXPECT_EQ(settings::parse_size("X", "1G"), 1ull << 30);
+  EXPECT_EQ(settings::parse_size("X", "3MiB"), 3u << 20);
+}
+
+TEST(Settings, ParseSizeRejectsGarbageNamingTheVariable) {
+  for (const char* bad : {"", "abc", "-4", "12Q", "4 K", "99999999999999999999", "17179869184G"}) {
+    try {
+      (void)settings::parse_size("KVBM_THING", bad);
+      FAIL() << "accepted '" << bad << "'";
+    } catch (const Error& error) {
+      EXPECT_EQ(error.code(), ErrorCode::InvalidArgument);
+      EXPECT_NE(error.message().find("KVBM_THING"), std::string::npos) << error.what();
+      EXPECT_NE(error.message().find(std::string("'") + bad + "'"), std::string::npos) << error.what();
+    }
+  }
+}
+
+TEST(Settings, ParseBool) {
+  EXPECT_TRUE(settings::parse_bool("X", "1"));
+  EXPECT_TRUE(settings::parse_bool("X", "TRUE"));
+  EXPECT_FALSE(settings::parse_bool("X", "off"));
+  EXPECT_THROW((void)settings::parse_bool("X", "maybe"), Error);
+}
+
+TEST(Settings, BatchSizeFromEnvironment) {
+  {
+    ScopedEnv env("DYN_KVBM_MAX_TRANSFER_BATCH_SIZE", nullptr);
+    EXPECT_GT(settings::max_transfer_batch_size(), 0u);
+  }
+  {
+    ScopedEnv env("DYN_KVBM_MAX_TRANSFER_BATCH_SIZE", "8");
+    EXPECT_EQ(settings::max_transfer_batch_size(), 8u);
+  }
+  for (const char* bad : {"0", "eight", "-1"}) {
+    ScopedEnv env("DYN_KVBM_MAX_TRANSFER_BATCH_SIZE", bad);
+    try {
+      (void)settings::max_transfer_batch_size();
+      FAIL() << "accepted " << bad;
+    } catch (const Error& error) {
+      EXPECT_NE(error.message().find("DYN_KVBM_MAX_TRANSFER_BATCH_SIZE"), std::string::npos) << error.what();
+    }
+  }
+}
+
+TEST(Settings, LogLevelValidated) {
+  ScopedEnv env("KVBM_LOG", "loud");
+  try {
+    (void)settings::log_level();
+    FAIL();
+  } catch (const Error& error) {
+    EXPECT_NE(error.message().find("KVBM_LOG='loud'"), std::string::npos);
+  }
+}
+
+}  // namespace kvbm
