@@ -1,0 +1,56 @@
+#pragma once
+// The transfer engine: owns the executors (memcpy threads, the disk backend, the bounce pool
+// and, with CUDA, streams) and turns requests into asynchronous transfers.
+#include <memory>
+#include <span>
+#include <string>
+
+#include "kvbm/layout/layout.hpp"
+#include "kvbm/transfer/block_pair.hpp"
+#include "kvbm/transfer/strategy.hpp"
+#include "kvbm/transfer/transfer_handle.hpp"
+
+namespace kvbm {
+
+struct TransferConfig {
+  TransferCapabilities capabilities;
+  std::size_t max_transfer_batch_size = 64;        // DYN_KVBM_MAX_TRANSFER_BATCH_SIZE
+  std::size_t memcpy_threads = 4;                  // KVBM_MEMCPY_THREADS
+  std::size_t memcpy_parallel_bytes = 4u << 20;    // KVBM_MEMCPY_PARALLEL_BYTES
+  std::string disk_backend = "auto";               // KVBM_DISK_BACKEND: auto | io_uring | threads
+  std::size_t disk_queue_depth = 32;               // KVBM_DISK_QUEUE_DEPTH
+  std::size_t disk_io_bytes = 1u << 20;            // KVBM_DISK_IO_BYTES: largest single disk I/O
+  std::size_t bounce_buffer_bytes = 8u << 20;      // KVBM_BOUNCE_BUFFER_BYTES
+  std::size_t bounce_buffers = 8;                  // KVBM_BOUNCE_BUFFERS
+
+  // Defaults overridden by the environment; malformed values are errors naming the variable.
+  [[nodiscard]] static TransferConfig from_env();
+  // Throws InvalidArgument naming the first field out of range.
+  void validate() const;
+};
+
+class TransferContext {
+ public:
+  explicit TransferContext(TransferConfig config = TransferConfig::from_env());
+  ~TransferContext();  // waits for every transfer it started
+  TransferContext(const TransferContext&) = delete;
+  TransferContext& operator=(const TransferContext&) = delete;
+
+  // Copies blocks `pairs[i].first` of `src` to blocks `pairs[i].second` of `dst`. Never throws
+  // for a bad request: the handle completes with the error (naming the index, field, path or
+  // errno), and then no destination block is to be trusted.
+  [[nodiscard]] TransferHandle transfer(const LayoutPtr& src, const LayoutPtr& dst, std::span<const BlockPair> pairs);
+
+  // The plan transfer() would use between these layouts (both local).
+  [[nodiscard]] TransferPlan plan(const Layout& src, const Layout& dst) const;
+
+  [[nodiscard]] const TransferConfig& config() const;
+  // "io_uring" or "threads".
+  [[nodiscard]] std::string disk_backend_name() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kvbm

@@ -1,0 +1,63 @@
+#pragma once
+// The caller's side of an asynchronous transfer. Move-only; its destructor waits for the
+// hardware to finish, so buffers cannot be freed under a running copy.
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "kvbm/common/error.hpp"
+
+namespace kvbm {
+
+using CompletionCallback = std::function<void(const Status&)>;
+
+// Shared between a handle and the executors that finish the work. Completes exactly once.
+class CompletionState {
+ public:
+  void complete(Status status);
+  [[nodiscard]] Status wait();
+  [[nodiscard]] std::optional<Status> wait_for(std::chrono::nanoseconds timeout);
+  [[nodiscard]] std::optional<Status> poll();
+  // Runs `callback` on completion (at once, on this thread, if already complete).
+  void on_complete(CompletionCallback callback);
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable done_;
+  std::optional<Status> status_;
+  std::vector<CompletionCallback> callbacks_;
+};
+
+class [[nodiscard]] TransferHandle {
+ public:
+  explicit TransferHandle(std::shared_ptr<CompletionState> state) : state_(std::move(state)) {}
+  // A handle that is already complete with `status`.
+  static TransferHandle completed(Status status);
+
+  TransferHandle(TransferHandle&&) noexcept = default;
+  TransferHandle& operator=(TransferHandle&& other) noexcept;
+  TransferHandle(const TransferHandle&) = delete;
+  TransferHandle& operator=(const TransferHandle&) = delete;
+  ~TransferHandle();
+
+  // Blocks until the transfer ends; returns its outcome.
+  [[nodiscard]] Status wait() { return state_->wait(); }
+  // nullopt when the transfer is still running after `timeout`.
+  template <typename Rep, typename Period>
+  [[nodiscard]] std::optional<Status> wait_for(std::chrono::duration<Rep, Period> timeout) {
+    return state_->wait_for(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+  }
+  // nullopt while running; never blocks.
+  [[nodiscard]] std::optional<Status> poll() { return state_->poll(); }
+  // The callback runs on the thread that completes the transfer: keep it short.
+  void on_complete(CompletionCallback callback) { state_->on_complete(std::move(callback)); }
+
+ private:
+  std::shared_ptr<CompletionState> state_;
+};
+
+}  // namespace kvbm

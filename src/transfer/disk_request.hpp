@@ -1,0 +1,78 @@
+#pragma once
+// A batch of O_DIRECT reads or writes between host memory and disk files, as the disk backends
+// see it: whole-page "units" at 4 KiB-aligned file offsets. Units whose memory is unaligned or
+// whose length is not whole pages go through a staging buffer; the rest move directly.
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "transfer/copy_op.hpp"
+
+namespace kvbm {
+
+struct DiskUnit {
+  const Region* file = nullptr;
+  std::size_t file_offset = 0;  // 4 KiB-aligned
+  std::byte* memory = nullptr;  // the caller's bytes
+  std::size_t bytes = 0;        // payload bytes
+  bool write = false;           // memory -> file
+
+  [[nodiscard]] std::size_t io_bytes() const;        // bytes rounded up to whole pages
+  [[nodiscard]] bool needs_staging() const;           // memory unaligned or a partial last page
+};
+
+// An aligned buffer for staging one unit (owned by a backend slot or thread).
+class StagingBuffer {
+ public:
+  explicit StagingBuffer(std::size_t bytes);
+  ~StagingBuffer();
+  StagingBuffer(const StagingBuffer&) = delete;
+  StagingBuffer& operator=(const StagingBuffer&) = delete;
+  [[nodiscard]] std::byte* data() const { return data_; }
+
+ private:
+  std::byte* data_;
+};
+
+// Before the I/O: the address to hand the kernel (the staging buffer filled for a write).
+[[nodiscard]] std::byte* prepare_io(const DiskUnit& unit, StagingBuffer& staging);
+// After the I/O: checks the result (bytes moved, or -errno) and copies a staged read out.
+[[nodiscard]] Status finish_io(const DiskUnit& unit, const StagingBuffer& staging, long result);
+
+class DiskRequest {
+ public:
+  // Splits ops (each with exactly one disk side) into units of at most `max_unit_bytes`.
+  DiskRequest(const CopyOps& ops, std::size_t max_unit_bytes, DoneCallback done);
+
+  // The next unit to run, or nullptr when none is left or the request has failed.
+  [[nodiscard]] const DiskUnit* take();
+  // Records a unit's outcome; the last one to finish calls `done` with the first error.
+  void finish(const Status& status);
+  // For a request with no units: completes it at once.
+  [[nodiscard]] bool empty() const { return units_.empty(); }
+  void complete_empty() { done_(Status{}); }
+
+ private:
+  std::vector<DiskUnit> units_;
+  DoneCallback done_;
+  std::mutex mutex_;
+  std::size_t next_ = 0;
+  std::size_t outstanding_ = 0;
+  std::optional<Error> error_;
+};
+
+// A disk backend runs DiskRequests asynchronously with a bounded number of I/Os in flight.
+class DiskBackend {
+ public:
+  virtual ~DiskBackend() = default;
+  virtual void submit(std::shared_ptr<DiskRequest> request) = 0;
+  [[nodiscard]] virtual const char* name() const = 0;
+};
+
+// io_uring when the kernel allows it, else pread/pwrite threads (with a log line saying why).
+// `backend` is "auto", "io_uring" or "threads".
+[[nodiscard]] std::unique_ptr<DiskBackend> make_disk_backend(const std::string& backend, std::size_t queue_depth,
+                                                             std::size_t max_unit_bytes);
+
+}  // namespace kvbm

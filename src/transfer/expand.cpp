@@ -1,0 +1,132 @@
+#include "transfer/expand.hpp"
+
+#include <algorithm>
+#include <unordered_map>
+
+namespace kvbm {
+namespace {
+
+void require_same_shape(const Layout& src, const Layout& dst) {
+  const auto mismatch = [](std::string_view field, std::size_t a, std::size_t b) {
+    return make_error(ErrorCode::InvalidArgument, "source and destination layouts differ in {}: {} vs {}", field, a, b);
+  };
+  if (src.chunk_bytes() != dst.chunk_bytes()) throw mismatch("chunk bytes", src.chunk_bytes(), dst.chunk_bytes());
+  if (src.config().num_layers != dst.config().num_layers) {
+    throw mismatch("num_layers", src.config().num_layers, dst.config().num_layers);
+  }
+  if (src.config().outer_dim != dst.config().outer_dim) {
+    throw mismatch("outer_dim", src.config().outer_dim, dst.config().outer_dim);
+  }
+}
+
+void require_indices(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs) {
+  std::unordered_map<std::size_t, std::size_t> first_use;  // dst block -> pair position
+  first_use.reserve(pairs.size());
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    const auto [from, to] = pairs[i];
+    if (from >= src.config().num_blocks) {
+      throw make_error(ErrorCode::OutOfRange, "source block index {} (pair {}) is out of range: the source has {} blocks",
+                       from, i, src.config().num_blocks);
+    }
+    if (to >= dst.config().num_blocks) {
+      throw make_error(ErrorCode::OutOfRange,
+                       "destination block index {} (pair {}) is out of range: the destination has {} blocks", to, i,
+                       dst.config().num_blocks);
+    }
+    const auto [it, inserted] = first_use.emplace(to, i);
+    if (!inserted) {
+      throw make_error(ErrorCode::InvalidArgument, "destination block {} is named twice (pairs {} and {})", to,
+                       it->second, i);
+    }
+  }
+}
+
+// When source and destination share a region, no source byte may also be a destination byte:
+// the copy would read what it is overwriting.
+void require_no_overlap(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs) {
+  bool shared = false;
+  for (const auto& region : src.regions()) {
+    shared |= std::find(dst.regions().begin(), dst.regions().end(), region) != dst.regions().end();
+  }
+  if (!shared) return;
+  struct Range {
+    const Region* region;
+    std::size_t begin;
+    std::size_t end;
+    std::size_t block;
+  };
+  std::vector<Range> written;
+  const auto& config = src.config();
+  for (const auto& [from, to] : pairs) {
+    for (std::size_t layer = 0; layer < config.num_layers; ++layer) {
+      for (std::size_t outer = 0; outer < config.outer_dim; ++outer) {
+        const ChunkLocation chunk = dst.locate_unchecked(to, layer, outer);
+        written.push_back({chunk.region, chunk.offset, chunk.offset + chunk.bytes, to});
+      }
+    }
+  }
+  const auto before = [](const Range& a, const Range& b) {
+    return a.region != b.region ? std::less<>{}(a.region, b.region) : a.begin < b.begin;
+  };
+  std::sort(written.begin(), written.end(), before);
+  for (const auto& [from, to] : pairs) {
+    for (std::size_t layer = 0; layer < config.num_layers; ++layer) {
+      for (std::size_t outer = 0; outer < config.outer_dim; ++outer) {
+        const ChunkLocation chunk = src.locate_unchecked(from, layer, outer);
+        const Range probe{chunk.region, chunk.offset, chunk.offset + chunk.bytes, from};
+        // The first written range that starts at or after this one, and the one before it.
+        auto it = std::lower_bound(written.begin(), written.end(), probe, before);
+        for (auto candidate : {it, it == written.begin() ? written.end() : std::prev(it)}) {
+          if (candidate == written.end() || candidate->region != probe.region) continue;
+          if (candidate->begin < probe.end && probe.begin < candidate->end) {
+            throw make_error(ErrorCode::InvalidArgument,
+                             "source block {} overlaps destination block {} in the same region ({})", from,
+                             candidate->block, probe.region->describe());
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void validate_request(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs) {
+  require_same_shape(src, dst);
+  require_indices(src, dst, pairs);
+  require_no_overlap(src, dst, pairs);
+}
+
+CopyOps expand_pairs(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs) {
+  const auto& config = src.config();
+  CopyOps ops;
+  ops.reserve(pairs.size() * config.num_layers * config.outer_dim);
+  for (const auto& [from, to] : pairs) {
+    for (std::size_t layer = 0; layer < config.num_layers; ++layer) {
+      for (std::size_t outer = 0; outer < config.outer_dim; ++outer) {
+        const ChunkLocation s = src.locate_unchecked(from, layer, outer);
+        const ChunkLocation d = dst.locate_unchecked(to, layer, outer);
+        ops.push_back({{s.region, s.offset}, {d.region, d.offset}, s.bytes});
+      }
+    }
+  }
+  std::sort(ops.begin(), ops.end(), [](const CopyOp& a, const CopyOp& b) {
+    return a.src.region != b.src.region ? std::less<>{}(a.src.region, b.src.region) : a.src.offset < b.src.offset;
+  });
+  CopyOps merged;
+  merged.reserve(ops.size());
+  for (const CopyOp& op : ops) {
+    if (!merged.empty()) {
+      CopyOp& last = merged.back();
+      if (last.src.region == op.src.region && last.dst.region == op.dst.region &&
+          last.src.offset + last.bytes == op.src.offset && last.dst.offset + last.bytes == op.dst.offset) {
+        last.bytes += op.bytes;
+        continue;
+      }
+    }
+    merged.push_back(op);
+  }
+  return merged;
+}
+
+}  // namespace kvbm

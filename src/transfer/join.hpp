@@ -1,0 +1,55 @@
+#pragma once
+// Waits for N asynchronous parts and reports once: ok if all were ok, else the first error.
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "transfer/copy_op.hpp"
+
+namespace kvbm {
+
+class Join : public std::enable_shared_from_this<Join> {
+ public:
+  static std::shared_ptr<Join> make(std::size_t parts, DoneCallback done) {
+    auto join = std::shared_ptr<Join>(new Join(parts, std::move(done)));
+    if (parts == 0) join->finish();
+    return join;
+  }
+
+  void arrive(const Status& status) {
+    if (!status.ok()) {
+      std::lock_guard lock(mutex_);
+      if (!first_error_) first_error_ = status;
+    }
+    if (remaining_.fetch_sub(1) == 1) finish();
+  }
+
+  // A callback that arrives at this join, for handing to an executor.
+  [[nodiscard]] DoneCallback arrival() {
+    return [self = shared_from_this()](Status status) { self->arrive(status); };
+  }
+
+  [[nodiscard]] bool failed() {
+    std::lock_guard lock(mutex_);
+    return first_error_.has_value();
+  }
+
+ private:
+  Join(std::size_t parts, DoneCallback done) : remaining_(parts), done_(std::move(done)) {}
+  void finish() {
+    Status status;
+    {
+      std::lock_guard lock(mutex_);
+      if (first_error_) status = *first_error_;
+    }
+    done_(std::move(status));
+  }
+
+  std::atomic<std::size_t> remaining_;
+  DoneCallback done_;
+  std::mutex mutex_;
+  std::optional<Status> first_error_;
+};
+
+}  // namespace kvbm

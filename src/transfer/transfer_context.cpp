@@ -1,0 +1,189 @@
+#include "kvbm/transfer/transfer_context.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <thread>
+
+#include "common/thread_pool.hpp"
+#include "cuda/cuda_runtime.hpp"
+#include "kvbm/common/log.hpp"
+#include "kvbm/common/settings.hpp"
+#include "transfer/bounce_pool.hpp"
+#include "transfer/disk_request.hpp"
+#include "transfer/expand.hpp"
+#include "transfer/join.hpp"
+#include "transfer/memcpy_executor.hpp"
+#include "transfer/two_hop.hpp"
+
+namespace kvbm {
+namespace {
+
+class DiskExecutor final : public Executor {
+ public:
+  DiskExecutor(DiskBackend& backend, std::size_t io_bytes) : backend_(backend), io_bytes_(io_bytes) {}
+  void submit(CopyOps ops, DoneCallback done) override {
+    backend_.submit(std::make_shared<DiskRequest>(ops, io_bytes_, std::move(done)));
+  }
+
+ private:
+  DiskBackend& backend_;
+  std::size_t io_bytes_;
+};
+
+}  // namespace
+
+TransferConfig TransferConfig::from_env() {
+  TransferConfig config;
+  const std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  config.max_transfer_batch_size = settings::max_transfer_batch_size();
+  config.memcpy_threads = settings::env_size("KVBM_MEMCPY_THREADS", std::min<std::size_t>(4, cores), 1, 256);
+  config.memcpy_parallel_bytes = settings::env_size("KVBM_MEMCPY_PARALLEL_BYTES", config.memcpy_parallel_bytes);
+  config.disk_backend = settings::env("KVBM_DISK_BACKEND").value_or(config.disk_backend);
+  config.disk_queue_depth = settings::env_size("KVBM_DISK_QUEUE_DEPTH", config.disk_queue_depth, 1, 4096);
+  config.disk_io_bytes = settings::env_size("KVBM_DISK_IO_BYTES", config.disk_io_bytes, kDirectIoAlignment, 1u << 30);
+  config.bounce_buffer_bytes =
+      settings::env_size("KVBM_BOUNCE_BUFFER_BYTES", config.bounce_buffer_bytes, kDirectIoAlignment, 1ull << 32);
+  config.bounce_buffers = settings::env_size("KVBM_BOUNCE_BUFFERS", config.bounce_buffers, 1, 1024);
+  config.validate();
+  return config;
+}
+
+void TransferConfig::validate() const {
+  const auto require = [](bool ok, std::string_view field, std::size_t value, std::string_view rule) {
+    if (!ok) throw make_error(ErrorCode::InvalidArgument, "transfer config {}={} {}", field, value, rule);
+  };
+  require(max_transfer_batch_size > 0, "max_transfer_batch_size", max_transfer_batch_size, "must be > 0");
+  require(memcpy_threads > 0, "memcpy_threads", memcpy_threads, "must be > 0");
+  require(disk_queue_depth > 0, "disk_queue_depth", disk_queue_depth, "must be > 0");
+  require(disk_io_bytes > 0 && disk_io_bytes % kDirectIoAlignment == 0, "disk_io_bytes", disk_io_bytes,
+          "must be a positive multiple of 4096");
+  require(bounce_buffer_bytes > 0 && bounce_buffer_bytes % kDirectIoAlignment == 0, "bounce_buffer_bytes",
+          bounce_buffer_bytes, "must be a positive multiple of 4096");
+  require(bounce_buffers > 0, "bounce_buffers", bounce_buffers, "must be > 0");
+}
+
+struct TransferContext::Impl {
+  explicit Impl(TransferConfig config)
+      : config(std::move(config)),
+        pool(this->config.memcpy_threads),
+        memcpy(pool, this->config.memcpy_parallel_bytes),
+        disk_backend(make_disk_backend(this->config.disk_backend, this->config.disk_queue_depth,
+                                       this->config.disk_io_bytes)),
+        disk(*disk_backend, this->config.disk_io_bytes) {}
+
+  ~Impl() {
+    std::unique_lock lock(mutex);
+    idle.wait(lock, [&] { return active == 0; });
+  }
+
+  // The bounce pool is made on first use: plain host transfers never pay for it.
+  BouncePool& bounce_pool() {
+    std::call_once(bounce_once, [&] {
+      const std::size_t bytes = config.bounce_buffer_bytes * config.bounce_buffers;
+      RegionPtr region;
+      if (cuda::device_count() > 0) {
+        region = Region::allocate_pinned(bytes);
+      } else {
+        log().info("no CUDA device: bounce buffers are plain page-aligned host memory");
+        region = Region::allocate_system(bytes);
+      }
+      bounce = std::make_unique<BouncePool>(std::move(region), config.bounce_buffer_bytes, config.bounce_buffers);
+    });
+    return *bounce;
+  }
+
+  Executor& executor_for(TransferStrategy strategy, StorageKind src, StorageKind dst) {
+    switch (strategy) {
+      case TransferStrategy::Memcpy: return memcpy;
+      case TransferStrategy::NixlWrite:
+      case TransferStrategy::NixlReadFlipped:
+        if (src.is_disk() != dst.is_disk()) return disk;
+        break;
+      default: break;
+    }
+    throw make_error(ErrorCode::Unsupported, "no executor in this build for {} from {} to {}", to_string(strategy),
+                     src.to_string(), dst.to_string());
+  }
+
+  // Starts one batch's ops under `plan`; `done` runs when they have all finished.
+  void run_plan(const TransferPlan& plan, StorageKind src, StorageKind dst, CopyOps ops, DoneCallback done) {
+    if (const auto* direct = std::get_if<DirectPlan>(&plan)) {
+      executor_for(direct->strategy, src, dst).submit(std::move(ops), std::move(done));
+      return;
+    }
+    const auto& hop = std::get<TwoHopPlan>(plan);
+    BouncePool& bounce_buffers = bounce_pool();
+    Executor& first = executor_for(hop.first, src, bounce_buffers.kind());
+    Executor& second = executor_for(hop.second, bounce_buffers.kind(), dst);
+    run_two_hop(std::move(ops), first, second, bounce_buffers, std::move(done));
+  }
+
+  void begin() {
+    std::lock_guard lock(mutex);
+    ++active;
+  }
+  void end() {
+    std::lock_guard lock(mutex);
+    if (--active == 0) idle.notify_all();
+  }
+
+  TransferConfig config;
+  ThreadPool pool;
+  MemcpyExecutor memcpy;
+  std::unique_ptr<DiskBackend> disk_backend;
+  DiskExecutor disk;
+  std::once_flag bounce_once;
+  std::unique_ptr<BouncePool> bounce;
+  std::mutex mutex;
+  std::condition_variable idle;
+  std::size_t active = 0;
+};
+
+TransferContext::TransferContext(TransferConfig config) {
+  config.validate();
+  impl_ = std::make_unique<Impl>(std::move(config));
+}
+
+TransferContext::~TransferContext() = default;
+
+const TransferConfig& TransferContext::config() const { return impl_->config; }
+
+std::string TransferContext::disk_backend_name() const { return impl_->disk_backend->name(); }
+
+TransferPlan TransferContext::plan(const Layout& src, const Layout& dst) const {
+  return select_strategy(src.kind(), true, dst.kind(), true, impl_->config.capabilities);
+}
+
+TransferHandle TransferContext::transfer(const LayoutPtr& src, const LayoutPtr& dst, std::span<const BlockPair> pairs) {
+  if (!src || !dst) return TransferHandle::completed(make_error(ErrorCode::InvalidArgument, "transfer: layout is null"));
+  std::vector<CopyOps> batches;
+  TransferPlan chosen;
+  try {
+    validate_request(*src, *dst, pairs);
+    chosen = plan(*src, *dst);
+    const std::size_t batch = impl_->config.max_transfer_batch_size;
+    for (std::size_t first = 0; first < pairs.size(); first += batch) {
+      batches.push_back(expand_pairs(*src, *dst, pairs.subspan(first, std::min(batch, pairs.size() - first))));
+    }
+  } catch (const Error& error) {
+    return TransferHandle::completed(error);
+  }
+
+  auto state = std::make_shared<CompletionState>();
+  impl_->begin();
+  // The layouts ride along until the last byte has moved: the ops point into their regions.
+  auto join = Join::make(batches.size(), [this, state, src, dst](Status status) {
+    state->complete(std::move(status));
+    impl_->end();
+  });
+  for (CopyOps& ops : batches) {
+    try {
+      impl_->run_plan(chosen, src->kind(), dst->kind(), std::move(ops), join->arrival());
+    } catch (const Error& error) {
+      join->arrive(error);
+    }
+  }
+  return TransferHandle(std::move(state));
+}
+
+}  // namespace kvbm

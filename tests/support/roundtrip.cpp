@@ -1,0 +1,85 @@
+#include "support/roundtrip.hpp"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <fmt/format.h>
+
+namespace kvbm::testing {
+
+std::string LayoutChoice::name() const {
+  if (form == LayoutForm::FullyContiguous) return host_offset ? fmt::format("fc+{}", host_offset) : "fc";
+  return order == LayerOrder::BlockContiguous ? "ls-block" : "ls-outer";
+}
+
+std::vector<LayoutChoice> all_layout_choices() {
+  return {{LayoutForm::FullyContiguous, LayerOrder::BlockContiguous, 0},
+          {LayoutForm::FullyContiguous, LayerOrder::BlockContiguous, 3},
+          {LayoutForm::LayerSeparate, LayerOrder::BlockContiguous, 0},
+          {LayoutForm::LayerSeparate, LayerOrder::OuterContiguous, 0}};
+}
+
+LayoutPtr make_layout(const LayoutConfig& config, StorageKind kind, const LayoutChoice& choice,
+                      const std::string& disk_dir) {
+  DiskFileOptions disk;
+  disk.directory = disk_dir;
+  if (choice.form == LayoutForm::FullyContiguous && choice.host_offset != 0 && !kind.is_disk()) {
+    const std::size_t bytes = Layout::required_bytes_fully_contiguous(config, kind) + choice.host_offset;
+    return Layout::fully_contiguous(config, Region::allocate(kind, bytes), choice.host_offset);
+  }
+  return Layout::allocate(config, kind, choice.form, choice.order, disk);
+}
+
+std::string check_roundtrip(TransferContext& context, const LayoutPtr& src, const LayoutPtr& dst,
+                            std::size_t block_count, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const auto& config = src->config();
+  poison(*src, std::byte{0xa5});
+  poison(*dst, std::byte{0x5a});
+  const auto from = scattered_blocks(block_count, config.num_blocks, rng);
+  const auto to = scattered_blocks(block_count, dst->config().num_blocks, rng);
+  const auto contents = fill_random(*src, from, rng);
+  std::vector<BlockPair> pairs;
+  for (std::size_t i = 0; i < block_count; ++i) pairs.emplace_back(from[i], to[i]);
+
+  const Status status = context.transfer(src, dst, pairs).wait();
+  if (!status.ok()) return "transfer failed: " + status.to_string();
+
+  const Bytes poison_bytes(dst->chunk_bytes(), std::byte{0x5a});
+  std::vector<int> destination_of(dst->config().num_blocks, -1);
+  for (std::size_t i = 0; i < block_count; ++i) destination_of[to[i]] = static_cast<int>(i);
+  for (std::size_t b = 0; b < dst->config().num_blocks; ++b) {
+    for (std::size_t l = 0; l < config.num_layers; ++l) {
+      for (std::size_t o = 0; o < config.outer_dim; ++o) {
+        const Bytes got = read_chunk(*dst, b, l, o);
+        const int i = destination_of[b];
+        const Bytes& want = i >= 0 ? contents[i][l * config.outer_dim + o] : poison_bytes;
+        if (got != want) {
+          return fmt::format("destination block {} layer {} outer {}: {}", b, l, o,
+                             i >= 0 ? fmt::format("differs from source block {}", from[i]) : "poison overwritten");
+        }
+      }
+    }
+  }
+  for (std::size_t i = 0; i < block_count; ++i) {
+    for (std::size_t l = 0; l < config.num_layers; ++l) {
+      for (std::size_t o = 0; o < config.outer_dim; ++o) {
+        if (read_chunk(*src, from[i], l, o) != contents[i][l * config.outer_dim + o]) {
+          return fmt::format("source block {} changed", from[i]);
+        }
+      }
+    }
+  }
+  return "";
+}
+
+TempDir::TempDir() {
+  std::string pattern = (std::filesystem::temp_directory_path() / "kvbm-test-XXXXXX").string();
+  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = pattern;
+}
+
+TempDir::~TempDir() { std::filesystem::remove_all(path_); }
+
+}  // namespace kvbm::testing

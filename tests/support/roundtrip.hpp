@@ -1,0 +1,41 @@
+#pragma once
+// The property check every transfer path must pass: random bytes in scattered source blocks,
+// a poisoned destination, one transfer, then every byte compared: destination blocks hold the
+// source bytes, every other destination block still holds the poison, the source is unchanged.
+#include <string>
+
+#include "kvbm/transfer/transfer_context.hpp"
+#include "support/chunk_io.hpp"
+
+namespace kvbm::testing {
+
+struct LayoutChoice {
+  LayoutForm form = LayoutForm::FullyContiguous;
+  LayerOrder order = LayerOrder::BlockContiguous;
+  std::size_t host_offset = 0;  // fully contiguous host layouts only: start this far into the region
+  [[nodiscard]] std::string name() const;
+};
+
+// The forms tested everywhere: fully contiguous (aligned and at an odd offset) and both
+// layer-separate orders.
+[[nodiscard]] std::vector<LayoutChoice> all_layout_choices();
+
+[[nodiscard]] LayoutPtr make_layout(const LayoutConfig& config, StorageKind kind, const LayoutChoice& choice,
+                                    const std::string& disk_dir);
+
+// Runs the property check; returns a description of the first mismatch, or "" when all match.
+[[nodiscard]] std::string check_roundtrip(TransferContext& context, const LayoutPtr& src, const LayoutPtr& dst,
+                                          std::size_t block_count, std::uint64_t seed);
+
+// A fresh directory under /tmp for disk regions, removed when the object goes.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace kvbm::testing

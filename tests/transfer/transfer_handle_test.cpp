@@ -1,0 +1,53 @@
+#include "kvbm/transfer/transfer_handle.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "support/roundtrip.hpp"
+
+namespace kvbm {
+
+TEST(TransferHandle, WaitForTimesOutThenCompletes) {
+  auto state = std::make_shared<CompletionState>();
+  TransferHandle handle(state);
+  EXPECT_FALSE(handle.poll().has_value());
+  EXPECT_FALSE(handle.wait_for(std::chrono::milliseconds(20)).has_value());
+  std::thread finisher([state] { state->complete(make_error(ErrorCode::Io, "boom")); });
+  const Status status = handle.wait();
+  finisher.join();
+  EXPECT_FALSE(status.ok());
+  EXPECT_EQ(handle.poll()->error().message(), "boom");
+}
+
+TEST(TransferHandle, CallbackRunsOnceBeforeOrAfterCompletion) {
+  auto state = std::make_shared<CompletionState>();
+  TransferHandle handle(state);
+  std::atomic<int> calls{0};
+  handle.on_complete([&](const Status& status) { calls += status.ok() ? 1 : 100; });
+  state->complete(Status{});
+  state->complete(make_error(ErrorCode::Io, "late"));  // ignored: completes once
+  handle.on_complete([&](const Status& status) { calls += status.ok() ? 1 : 100; });
+  EXPECT_EQ(calls.load(), 2);
+}
+
+TEST(TransferHandle, RealTransferCallbackAndPoll) {
+  testing::TempDir dir;
+  TransferContext context;
+  const LayoutConfig config{.num_blocks = 64, .num_layers = 2, .outer_dim = 2, .page_size = 1, .inner_dim = 65536,
+                            .dtype_bytes = 1};
+  auto src = Layout::allocate(config, StorageKind::system(), LayoutForm::FullyContiguous);
+  auto dst = Layout::allocate(config, StorageKind::disk(0), LayoutForm::LayerSeparate, LayerOrder::OuterContiguous,
+                              DiskFileOptions{.directory = dir.path()});
+  std::vector<BlockPair> pairs;
+  for (std::size_t b = 0; b < 64; ++b) pairs.emplace_back(b, 63 - b);
+  std::atomic<bool> called{false};
+  auto handle = context.transfer(src, dst, pairs);
+  handle.on_complete([&](const Status& status) { called = status.ok(); });
+  EXPECT_TRUE(handle.wait_for(std::chrono::seconds(30)).value().ok());
+  EXPECT_TRUE(called.load());
+  EXPECT_TRUE(handle.poll().value().ok());
+}
+
+}  // namespace kvbm
