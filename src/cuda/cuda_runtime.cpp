@@ -118,6 +118,14 @@ void host_register(void* ptr, std::size_t bytes) {
 
 void host_unregister(void* ptr) noexcept { cudaHostUnregister(ptr); }
 
+void copy_to_device(void* device_dst, const void* host_src, std::size_t bytes) {
+  check(cudaMemcpy(device_dst, host_src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy host to device");
+}
+
+void copy_to_host(void* host_dst, const void* device_src, std::size_t bytes) {
+  check(cudaMemcpy(host_dst, device_src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy device to host");
+}
+
 PointerInfo pointer_info(const void* ptr) {
   if (device_count() == 0) return {};
   cudaPointerAttributes attributes{};

@@ -39,6 +39,10 @@ void device_free(std::uint32_t ordinal, void* ptr) noexcept;
 void host_register(void* ptr, std::size_t bytes);
 void host_unregister(void* ptr) noexcept;
 
+// Synchronous copies for set-up and verification (not the transfer hot path).
+void copy_to_device(void* device_dst, const void* host_src, std::size_t bytes);
+void copy_to_host(void* host_dst, const void* device_src, std::size_t bytes);
+
 enum class PointerType { Unregistered, Host, Device, Managed };
 struct PointerInfo {
   PointerType type = PointerType::Unregistered;

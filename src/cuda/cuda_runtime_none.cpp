@@ -21,6 +21,8 @@ void* device_alloc(std::uint32_t ordinal, std::size_t) { fail(fmt::format("alloc
 void device_free(std::uint32_t, void*) noexcept {}
 void host_register(void*, std::size_t) { fail("cudaHostRegister"); }
 void host_unregister(void*) noexcept {}
+void copy_to_device(void*, const void*, std::size_t) { fail("copy to device"); }
+void copy_to_host(void*, const void*, std::size_t) { fail("copy to host"); }
 PointerInfo pointer_info(const void*) { return {}; }
 
 }  // namespace kvbm::cuda

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   const std::vector<kvbm::tools::Command> commands = {
       kvbm::tools::add_info_command(app),
       kvbm::tools::add_plan_command(app),
+      kvbm::tools::add_bench_command(app),
   };
   try {
     app.parse(argc, argv);

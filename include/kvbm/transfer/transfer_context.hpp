@@ -14,7 +14,7 @@ namespace kvbm {
 
 struct TransferConfig {
   TransferCapabilities capabilities;
-  std::size_t max_transfer_batch_size = 64;        // DYN_KVBM_MAX_TRANSFER_BATCH_SIZE
+  std::size_t max_transfer_batch_size = 256;       // DYN_KVBM_MAX_TRANSFER_BATCH_SIZE
   std::size_t memcpy_threads = 4;                  // KVBM_MEMCPY_THREADS
   std::size_t memcpy_parallel_bytes = 4u << 20;    // KVBM_MEMCPY_PARALLEL_BYTES
   std::string disk_backend = "auto";               // KVBM_DISK_BACKEND: auto | io_uring | threads

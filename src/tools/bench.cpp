@@ -1,0 +1,237 @@
+// `kvbm bench`: moves random blocks at scattered indices between tiers, verifies every byte, and
+// prints GB/s next to a ceiling measured in the same run on the same buffers.
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <iostream>
+#include <numeric>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "bench_tier.hpp"
+#include "commands.hpp"
+#include "cuda/cuda_runtime.hpp"
+#include "kvbm/common/error.hpp"
+#include "kvbm/common/settings.hpp"
+#include "kvbm/transfer/transfer_context.hpp"
+
+namespace kvbm::tools {
+namespace {
+
+struct BenchOptions {
+  std::string pairs;
+  std::string sizes = "4K,64K,256K,2M";
+  std::string bytes = "256M";
+  std::string dir = settings::env("KVBM_DISK_DIR").value_or(".");
+  std::uint32_t device = 0;
+  int repeat = 3;
+  bool json = false;
+};
+
+struct Row {
+  std::string src;
+  std::string dst;
+  std::size_t block_bytes = 0;
+  std::size_t bytes = 0;
+  std::string plan;
+  double gbps = 0;
+  double ceiling_gbps = 0;
+  bool verified = false;
+  std::string error;
+};
+
+std::vector<std::string> split(const std::string& text, char separator) {
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t end = std::min(text.find(separator, start), text.size());
+    parts.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return parts;
+}
+
+StorageKind bench_kind(const std::string& name, std::uint32_t device, std::uint32_t disk_id) {
+  if (name == "device") return StorageKind::device(device);
+  if (name == "disk") return StorageKind::disk(disk_id);
+  if (name == "system" || name == "pinned") return StorageKind::parse(name);
+  throw make_error(ErrorCode::InvalidArgument, "--pairs: unknown tier '{}' (use system, pinned, device or disk)", name);
+}
+
+std::vector<std::pair<std::string, std::string>> parse_pairs(const std::string& text) {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (const std::string& item : split(text, ',')) {
+    const auto sides = split(item, ':');
+    if (sides.size() != 2) {
+      throw make_error(ErrorCode::InvalidArgument, "--pairs: '{}' is not SRC:DST (e.g. system:disk)", item);
+    }
+    (void)bench_kind(sides[0], 0, 0);
+    (void)bench_kind(sides[1], 0, 0);
+    pairs.emplace_back(sides[0], sides[1]);
+  }
+  return pairs;
+}
+
+std::string default_pairs() {
+  std::string pairs = "system:system,system:disk,disk:system,disk:disk";
+  return pairs;
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+LayoutPtr bench_layout(std::size_t blocks, std::size_t block_bytes, StorageKind kind, const std::string& dir) {
+  const LayoutConfig config{.num_blocks = blocks, .num_layers = 1, .outer_dim = 1, .page_size = 1,
+                            .inner_dim = block_bytes, .dtype_bytes = 1};
+  DiskFileOptions disk;
+  disk.directory = dir;
+  return Layout::allocate(config, kind, LayoutForm::FullyContiguous, LayerOrder::BlockContiguous, disk);
+}
+
+// One (pair, block size) case: `repeat` timed transfers, each of a fresh random mapping from
+// scattered source blocks to scattered destination blocks, each verified byte for byte.
+Row run_case(TransferContext& context, const std::string& src_name, const std::string& dst_name,
+             std::size_t block_bytes, const BenchOptions& options, std::size_t total_bytes, std::mt19937_64& rng) {
+  Row row;
+  row.src = src_name;
+  row.dst = dst_name;
+  row.block_bytes = block_bytes;
+  const std::size_t count = std::max<std::size_t>(1, total_bytes / block_bytes);
+  row.bytes = count * block_bytes;
+  // Twice as many blocks as moved, plus one: room to pick indices that are never adjacent.
+  const std::size_t blocks = 2 * count + 1;
+  auto src = bench_layout(blocks, block_bytes, bench_kind(src_name, options.device, 0), options.dir);
+  auto dst = bench_layout(blocks, block_bytes, bench_kind(dst_name, options.device, 1), options.dir);
+  row.plan = to_string(context.plan(*src, *dst));
+
+  HostBytes source(src->regions().front()->size());
+  for (std::size_t i = 0; i < source.size(); i += 8) {
+    const std::uint64_t word = rng();
+    std::memcpy(source.data() + i, &word, std::min<std::size_t>(8, source.size() - i));
+  }
+  store_region(*src, source);
+  constexpr std::byte kPoison{0xa5};
+  store_region(*dst, HostBytes(dst->regions().front()->size(), kPoison));
+
+  std::vector<double> ceilings;
+  for (int i = 0; i < options.repeat; ++i) ceilings.push_back(ceiling_gbps(*src, *dst, row.bytes));
+  row.ceiling_gbps = median(ceilings);
+  // The ceiling wrote over the destination: poison it again.
+  store_region(*dst, HostBytes(dst->regions().front()->size(), kPoison));
+
+  std::vector<std::size_t> even(count + 1);
+  std::iota(even.begin(), even.end(), 0);
+  for (auto& index : even) index *= 2;
+  std::vector<bool> ever_written(blocks, false);
+  std::vector<double> speeds;
+  row.verified = true;
+  for (int run = 0; run < options.repeat; ++run) {
+    std::shuffle(even.begin(), even.end(), rng);
+    std::vector<std::size_t> to(even.begin(), even.begin() + static_cast<long>(count));
+    std::shuffle(even.begin(), even.end(), rng);
+    std::vector<BlockPair> pairs;
+    for (std::size_t i = 0; i < count; ++i) pairs.emplace_back(even[i], to[i]);
+    const auto start = std::chrono::steady_clock::now();
+    const Status status = context.transfer(src, dst, pairs).wait();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!status.ok()) {
+      row.error = status.to_string();
+      row.verified = false;
+      return row;
+    }
+    speeds.push_back(static_cast<double>(row.bytes) / seconds / 1e9);
+    const HostBytes result = load_region(*dst);
+    for (const auto& [from, dest] : pairs) {
+      ever_written[dest] = true;
+      row.verified &= std::memcmp(result.data() + dest * block_bytes, source.data() + from * block_bytes, block_bytes) == 0;
+    }
+    if (run + 1 == options.repeat) {
+      for (std::size_t b = 0; b < blocks; ++b) {
+        if (ever_written[b]) continue;
+        const std::byte* block = result.data() + b * block_bytes;
+        row.verified &= std::all_of(block, block + block_bytes, [&](std::byte v) { return v == kPoison; });
+      }
+    }
+  }
+  row.gbps = median(speeds);
+  return row;
+}
+
+std::string human_size(std::size_t bytes) {
+  if (bytes % (1u << 20) == 0) return fmt::format("{}M", bytes >> 20);
+  if (bytes % (1u << 10) == 0) return fmt::format("{}K", bytes >> 10);
+  return std::to_string(bytes);
+}
+
+void print_table(const std::vector<Row>& rows, const TransferContext& context) {
+  std::cout << fmt::format("kvbm bench: disk backend {}, batch {} blocks, ceiling = one contiguous copy of the same bytes\n",
+                           context.disk_backend_name(), context.config().max_transfer_batch_size);
+  std::cout << fmt::format("{:<16} {:>6} {:>8} {:<45} {:>8} {:>9} {:>8} {:>6}\n", "pair", "block", "MiB", "plan",
+                           "GB/s", "ceil GB/s", "verified", "ratio");
+  for (const Row& row : rows) {
+    if (!row.error.empty()) {
+      std::cout << fmt::format("{:<16} {:>6} error: {}\n", row.src + "->" + row.dst, human_size(row.block_bytes), row.error);
+      continue;
+    }
+    std::cout << fmt::format("{:<16} {:>6} {:>8} {:<45} {:>8.2f} {:>9.2f} {:>8} {:>6.2f}\n", row.src + "->" + row.dst,
+                             human_size(row.block_bytes), row.bytes >> 20, row.plan, row.gbps, row.ceiling_gbps,
+                             row.verified ? "yes" : "NO", row.gbps / row.ceiling_gbps);
+  }
+}
+
+}  // namespace
+
+Command add_bench_command(CLI::App& app) {
+  auto* command = app.add_subcommand("bench", "Move random blocks between tiers, verify them, and report GB/s");
+  auto options = std::make_shared<BenchOptions>();
+  command->add_option("--pairs", options->pairs, "Tier pairs SRC:DST, comma-separated (default: every pair here)");
+  command->add_option("--sizes", options->sizes, "Block sizes, comma-separated")->capture_default_str();
+  command->add_option("--bytes", options->bytes, "Bytes moved per transfer")->capture_default_str();
+  command->add_option("--dir", options->dir, "Directory for disk files")->capture_default_str()->check(CLI::ExistingDirectory);
+  command->add_option("--device", options->device, "CUDA device ordinal for device tiers")->capture_default_str();
+  command->add_option("--repeat", options->repeat, "Timed runs per case (median reported)")->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  command->add_flag("--json", options->json, "Print one JSON array of rows");
+  return {command, [options] {
+    const auto pairs = parse_pairs(options->pairs.empty() ? default_pairs() : options->pairs);
+    std::vector<std::size_t> sizes;
+    for (const std::string& size : split(options->sizes, ',')) {
+      sizes.push_back(settings::parse_size("--sizes", size));
+      if (sizes.back() == 0) throw make_error(ErrorCode::InvalidArgument, "--sizes: block size '{}' is zero", size);
+    }
+    const std::size_t total = settings::parse_size("--bytes", options->bytes);
+    if (total == 0) throw make_error(ErrorCode::InvalidArgument, "--bytes: '{}' is zero", options->bytes);
+    TransferContext context;
+    std::mt19937_64 rng(20261123);
+    std::vector<Row> rows;
+    const std::size_t cases = pairs.size() * sizes.size();
+    for (const auto& [src, dst] : pairs) {
+      for (std::size_t size : sizes) {
+        std::cerr << fmt::format("[{}/{}] {} -> {}, {} blocks ...\n", rows.size() + 1, cases, src, dst, human_size(size));
+        rows.push_back(run_case(context, src, dst, size, *options, total, rng));
+      }
+    }
+    if (options->json) {
+      nlohmann::ordered_json out = nlohmann::ordered_json::array();
+      for (const Row& row : rows) {
+        nlohmann::ordered_json entry{{"src", row.src}, {"dst", row.dst}, {"block_bytes", row.block_bytes},
+                                     {"bytes", row.bytes}, {"plan", row.plan}, {"gbps", row.gbps},
+                                     {"ceiling_gbps", row.ceiling_gbps},
+                                     {"ratio", row.ceiling_gbps > 0 ? row.gbps / row.ceiling_gbps : 0.0},
+                                     {"verified", row.verified}};
+        if (!row.error.empty()) entry["error"] = row.error;
+        out.push_back(entry);
+      }
+      std::cout << out.dump(2) << '\n';
+    } else {
+      print_table(rows, context);
+    }
+    const bool all_good = std::all_of(rows.begin(), rows.end(), [](const Row& row) { return row.verified; });
+    return all_good ? 0 : 1;
+  }};
+}
+
+}  // namespace kvbm::tools

@@ -1,0 +1,92 @@
+#include "bench_tier.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "cuda/cuda_runtime.hpp"
+#include "kvbm/common/error.hpp"
+
+namespace kvbm::tools {
+namespace {
+
+const Region& only_region(const Layout& layout) { return *layout.regions().front(); }
+
+// Whole-file O_DIRECT I/O from an aligned host buffer, looping over the kernel's per-call cap.
+void direct_io(const Region& file, std::byte* buffer, std::size_t bytes, bool write) {
+  std::size_t done = 0;
+  while (done < bytes) {
+    const ssize_t moved = write ? ::pwrite(file.fd(), buffer + done, bytes - done, static_cast<off_t>(done))
+                                : ::pread(file.fd(), buffer + done, bytes - done, static_cast<off_t>(done));
+    if (moved <= 0) throw errno_error(write ? "bench pwrite" : "bench pread", file.path(), moved < 0 ? errno : EIO);
+    done += static_cast<std::size_t>(moved);
+  }
+}
+
+template <typename Fn>
+double seconds_of(Fn&& fn) {
+  const auto start = std::chrono::steady_clock::now();
+  fn();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+void store_region(const Layout& layout, const HostBytes& bytes) {
+  const Region& region = only_region(layout);
+  switch (region.kind().type()) {
+    case StorageKind::Type::Disk: {
+      RegionPtr staging = Region::allocate_system(bytes.size());
+      std::memcpy(staging->data(), bytes.data(), bytes.size());
+      direct_io(region, staging->data(), bytes.size(), true);
+      return;
+    }
+    case StorageKind::Type::Device: cuda::copy_to_device(region.data(), bytes.data(), bytes.size()); return;
+    default: std::memcpy(region.data(), bytes.data(), bytes.size()); return;
+  }
+}
+
+HostBytes load_region(const Layout& layout) {
+  const Region& region = only_region(layout);
+  const std::size_t size = region.size() / kDirectIoAlignment * kDirectIoAlignment;
+  HostBytes out(region.size());
+  switch (region.kind().type()) {
+    case StorageKind::Type::Disk: {
+      RegionPtr staging = Region::allocate_system(size);
+      direct_io(region, staging->data(), size, false);
+      std::memcpy(out.data(), staging->data(), size);
+      break;
+    }
+    case StorageKind::Type::Device: cuda::copy_to_host(out.data(), region.data(), out.size()); break;
+    default: std::memcpy(out.data(), region.data(), out.size()); break;
+  }
+  return out;
+}
+
+double ceiling_gbps(const Layout& src, const Layout& dst, std::size_t bytes) {
+  const Region& from = only_region(src);
+  const Region& to = only_region(dst);
+  double seconds = 0;
+  if (from.kind().is_disk() && to.kind().is_disk()) {
+    RegionPtr staging = Region::allocate_system(bytes);
+    std::memset(staging->data(), 0, bytes);  // fault the pages in before the clock starts
+    seconds = seconds_of([&] {
+      direct_io(from, staging->data(), bytes, false);
+      direct_io(to, staging->data(), bytes, true);
+    });
+  } else if (to.kind().is_disk()) {
+    if (from.kind().is_device()) throw make_error(ErrorCode::Unsupported, "device -> disk ceiling is a two-step measure");
+    seconds = seconds_of([&] { direct_io(to, from.data(), bytes, true); });
+  } else if (from.kind().is_disk()) {
+    if (to.kind().is_device()) throw make_error(ErrorCode::Unsupported, "disk -> device ceiling is a two-step measure");
+    seconds = seconds_of([&] { direct_io(from, to.data(), bytes, false); });
+  } else if (from.kind().is_device() || to.kind().is_device()) {
+    throw make_error(ErrorCode::Unsupported, "device ceilings need the CUDA bench (GPU issue)");
+  } else {
+    seconds = seconds_of([&] { std::memcpy(to.data(), from.data(), bytes); });
+  }
+  return static_cast<double>(bytes) / seconds / 1e9;
+}
+
+}  // namespace kvbm::tools
