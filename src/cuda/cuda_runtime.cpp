@@ -126,6 +126,46 @@ void copy_to_host(void* host_dst, const void* device_src, std::size_t bytes) {
   check(cudaMemcpy(host_dst, device_src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy device to host");
 }
 
+namespace {
+// Runs `enqueue` on a fresh stream between two events and returns the seconds between them.
+template <typename Enqueue>
+double event_timed(Enqueue&& enqueue) {
+  cudaStream_t stream = nullptr;
+  cudaEvent_t start = nullptr;
+  cudaEvent_t stop = nullptr;
+  check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  check(cudaEventCreate(&start), "cudaEventCreate");
+  check(cudaEventCreate(&stop), "cudaEventCreate");
+  check(cudaEventRecord(start, stream), "cudaEventRecord");
+  enqueue(stream);
+  check(cudaEventRecord(stop, stream), "cudaEventRecord");
+  check(cudaEventSynchronize(stop), "cudaEventSynchronize");
+  float ms = 0;
+  check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaStreamDestroy(stream);
+  return ms / 1e3;
+}
+}  // namespace
+
+double timed_memcpy_seconds(void* dst, const void* src, std::size_t bytes) {
+  return event_timed([&](cudaStream_t stream) {
+    check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream), "cudaMemcpyAsync (ceiling)");
+  });
+}
+
+double timed_batch_seconds(const std::vector<void*>& dsts, const std::vector<const void*>& srcs,
+                           const std::vector<std::size_t>& sizes) {
+  return event_timed([&](cudaStream_t stream) {
+    cudaMemcpyAttributes attributes{};
+    attributes.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
+    std::size_t index = 0;
+    check(cudaMemcpyBatchAsync(dsts.data(), srcs.data(), sizes.data(), dsts.size(), &attributes, &index, 1, stream),
+          "cudaMemcpyBatchAsync (baseline)");
+  });
+}
+
 PointerInfo pointer_info(const void* ptr) {
   if (device_count() == 0) return {};
   cudaPointerAttributes attributes{};

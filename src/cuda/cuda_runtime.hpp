@@ -43,6 +43,12 @@ void host_unregister(void* ptr) noexcept;
 void copy_to_device(void* device_dst, const void* host_src, std::size_t bytes);
 void copy_to_host(void* host_dst, const void* device_src, std::size_t bytes);
 
+// Bench references, timed with CUDA events on a fresh stream: one contiguous cudaMemcpyAsync
+// (the ceiling), and one plain cudaMemcpyBatchAsync over a list of copies (the CE baseline).
+[[nodiscard]] double timed_memcpy_seconds(void* dst, const void* src, std::size_t bytes);
+[[nodiscard]] double timed_batch_seconds(const std::vector<void*>& dsts, const std::vector<const void*>& srcs,
+                                         const std::vector<std::size_t>& sizes);
+
 enum class PointerType { Unregistered, Host, Device, Managed };
 struct PointerInfo {
   PointerType type = PointerType::Unregistered;

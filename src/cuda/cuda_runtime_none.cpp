@@ -23,6 +23,10 @@ void host_register(void*, std::size_t) { fail("cudaHostRegister"); }
 void host_unregister(void*) noexcept {}
 void copy_to_device(void*, const void*, std::size_t) { fail("copy to device"); }
 void copy_to_host(void*, const void*, std::size_t) { fail("copy to host"); }
+double timed_memcpy_seconds(void*, const void*, std::size_t) { fail("timed cudaMemcpyAsync"); }
+double timed_batch_seconds(const std::vector<void*>&, const std::vector<const void*>&, const std::vector<std::size_t>&) {
+  fail("timed cudaMemcpyBatchAsync");
+}
 PointerInfo pointer_info(const void*) { return {}; }
 
 }  // namespace kvbm::cuda

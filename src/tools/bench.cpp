@@ -26,6 +26,8 @@ struct BenchOptions {
   std::string dir = settings::env("KVBM_DISK_DIR").value_or(".");
   std::uint32_t device = 0;
   int repeat = 3;
+  int sms = 0;               // copy-kernel CTAs (one per SM); 0 = the library's setting
+  bool copy_engine = false;  // GPU copies through cudaMemcpyBatchAsync instead of the kernel
   bool json = false;
 };
 
@@ -37,6 +39,7 @@ struct Row {
   std::string plan;
   double gbps = 0;
   double ceiling_gbps = 0;
+  double plain_batch_gbps = 0;  // copy-engine runs on pinned/device pairs: the baseline
   bool verified = false;
   std::string error;
 };
@@ -75,6 +78,9 @@ std::vector<std::pair<std::string, std::string>> parse_pairs(const std::string& 
 
 std::string default_pairs() {
   std::string pairs = "system:system,system:disk,disk:system,disk:disk";
+  if (cuda::device_count() > 0) {
+    pairs += ",pinned:device,device:pinned,system:device,device:system,device:device,device:disk,disk:device";
+  }
   return pairs;
 }
 
@@ -127,6 +133,10 @@ Row run_case(TransferContext& context, const std::string& src_name, const std::s
   for (auto& index : even) index *= 2;
   std::vector<bool> ever_written(blocks, false);
   std::vector<double> speeds;
+  std::vector<double> baselines;
+  const bool gpu_pair = src->kind().is_device() || dst->kind().is_device();
+  const bool pinned_or_device = !src->kind().is_disk() && !dst->kind().is_disk() &&
+                                src->kind() != StorageKind::system() && dst->kind() != StorageKind::system();
   row.verified = true;
   for (int run = 0; run < options.repeat; ++run) {
     std::shuffle(even.begin(), even.end(), rng);
@@ -143,6 +153,7 @@ Row run_case(TransferContext& context, const std::string& src_name, const std::s
       return row;
     }
     speeds.push_back(static_cast<double>(row.bytes) / seconds / 1e9);
+    if (gpu_pair && pinned_or_device && options.copy_engine) baselines.push_back(plain_batch_gbps(*src, *dst, pairs));
     const HostBytes result = load_region(*dst);
     for (const auto& [from, dest] : pairs) {
       ever_written[dest] = true;
@@ -157,6 +168,7 @@ Row run_case(TransferContext& context, const std::string& src_name, const std::s
     }
   }
   row.gbps = median(speeds);
+  if (!baselines.empty()) row.plain_batch_gbps = median(baselines);
   return row;
 }
 
@@ -167,8 +179,12 @@ std::string human_size(std::size_t bytes) {
 }
 
 void print_table(const std::vector<Row>& rows, const TransferContext& context) {
-  std::cout << fmt::format("kvbm bench: disk backend {}, batch {} blocks, ceiling = one contiguous copy of the same bytes\n",
-                           context.disk_backend_name(), context.config().max_transfer_batch_size);
+  const auto& config = context.config();
+  std::cout << fmt::format("kvbm bench: disk backend {}, batch {} blocks, GPU path {}, ceiling = one contiguous copy of "
+                           "the same bytes (disk pairs: raw O_DIRECT of the same file)\n",
+                           context.disk_backend_name(), config.max_transfer_batch_size,
+                           config.cuda_copy_engine ? fmt::format("copy engine ({} streams)", config.cuda_copy_engine_streams)
+                                                   : fmt::format("kernel ({} CTAs)", config.cuda_copy_ctas));
   std::cout << fmt::format("{:<16} {:>6} {:>8} {:<45} {:>8} {:>9} {:>8} {:>6}\n", "pair", "block", "MiB", "plan",
                            "GB/s", "ceil GB/s", "verified", "ratio");
   for (const Row& row : rows) {
@@ -176,9 +192,12 @@ void print_table(const std::vector<Row>& rows, const TransferContext& context) {
       std::cout << fmt::format("{:<16} {:>6} error: {}\n", row.src + "->" + row.dst, human_size(row.block_bytes), row.error);
       continue;
     }
-    std::cout << fmt::format("{:<16} {:>6} {:>8} {:<45} {:>8.2f} {:>9.2f} {:>8} {:>6.2f}\n", row.src + "->" + row.dst,
+    std::cout << fmt::format("{:<16} {:>6} {:>8} {:<45} {:>8.2f} {:>9.2f} {:>8} {:>6.2f}{}\n", row.src + "->" + row.dst,
                              human_size(row.block_bytes), row.bytes >> 20, row.plan, row.gbps, row.ceiling_gbps,
-                             row.verified ? "yes" : "NO", row.gbps / row.ceiling_gbps);
+                             row.verified ? "yes" : "NO", row.gbps / row.ceiling_gbps,
+                             row.plain_batch_gbps > 0 ? fmt::format("  (plain batch {:.2f} GB/s, x{:.2f})",
+                                                                    row.plain_batch_gbps, row.gbps / row.plain_batch_gbps)
+                                                      : std::string());
   }
 }
 
@@ -194,6 +213,8 @@ Command add_bench_command(CLI::App& app) {
   command->add_option("--device", options->device, "CUDA device ordinal for device tiers")->capture_default_str();
   command->add_option("--repeat", options->repeat, "Timed runs per case (median reported)")->capture_default_str()
       ->check(CLI::Range(1, 100));
+  command->add_option("--sms", options->sms, "CTAs (one per SM) the GPU copy kernel may use")->check(CLI::Range(1, 1024));
+  command->add_flag("--copy-engine", options->copy_engine, "GPU copies through cudaMemcpyBatchAsync (no SMs)");
   command->add_flag("--json", options->json, "Print one JSON array of rows");
   return {command, [options] {
     const auto pairs = parse_pairs(options->pairs.empty() ? default_pairs() : options->pairs);
@@ -204,7 +225,10 @@ Command add_bench_command(CLI::App& app) {
     }
     const std::size_t total = settings::parse_size("--bytes", options->bytes);
     if (total == 0) throw make_error(ErrorCode::InvalidArgument, "--bytes: '{}' is zero", options->bytes);
-    TransferContext context;
+    TransferConfig config = TransferConfig::from_env();
+    if (options->sms > 0) config.cuda_copy_ctas = options->sms;
+    if (options->copy_engine) config.cuda_copy_engine = true;
+    TransferContext context(config);
     std::mt19937_64 rng(20261123);
     std::vector<Row> rows;
     const std::size_t cases = pairs.size() * sizes.size();
@@ -222,6 +246,7 @@ Command add_bench_command(CLI::App& app) {
                                      {"ceiling_gbps", row.ceiling_gbps},
                                      {"ratio", row.ceiling_gbps > 0 ? row.gbps / row.ceiling_gbps : 0.0},
                                      {"verified", row.verified}};
+        if (row.plain_batch_gbps > 0) entry["plain_batch_gbps"] = row.plain_batch_gbps;
         if (!row.error.empty()) entry["error"] = row.error;
         out.push_back(entry);
       }

@@ -3,9 +3,11 @@
 // snapshot (for verification), and the raw ceiling of a contiguous copy between two tiers.
 #include <cstddef>
 #include <random>
+#include <span>
 #include <vector>
 
 #include "kvbm/layout/layout.hpp"
+#include "kvbm/transfer/block_pair.hpp"
 
 namespace kvbm::tools {
 
@@ -20,5 +22,9 @@ void store_region(const Layout& layout, const HostBytes& bytes);
 // done the plainest fast way for the pair: one memcpy (host), one O_DIRECT pread or pwrite
 // (disk; disk -> disk reads then writes), one cudaMemcpy (device; CUDA builds).
 [[nodiscard]] double ceiling_gbps(const Layout& src, const Layout& dst, std::size_t bytes);
+
+// GB/s of one plain cudaMemcpyBatchAsync (one stream, default attributes) over the chunks of
+// `pairs`: the baseline the copy-engine path must beat. Single-chunk blocks only.
+[[nodiscard]] double plain_batch_gbps(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs);
 
 }  // namespace kvbm::tools

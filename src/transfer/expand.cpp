@@ -1,7 +1,6 @@
 #include "transfer/expand.hpp"
 
 #include <algorithm>
-#include <unordered_map>
 
 namespace kvbm {
 namespace {
@@ -20,8 +19,8 @@ void require_same_shape(const Layout& src, const Layout& dst) {
 }
 
 void require_indices(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs) {
-  std::unordered_map<std::size_t, std::size_t> first_use;  // dst block -> pair position
-  first_use.reserve(pairs.size());
+  // One bit per destination block: cheap to clear even for large pools, and O(1) per pair.
+  std::vector<bool> written(dst.config().num_blocks, false);
   for (std::size_t i = 0; i < pairs.size(); ++i) {
     const auto [from, to] = pairs[i];
     if (from >= src.config().num_blocks) {
@@ -33,11 +32,12 @@ void require_indices(const Layout& src, const Layout& dst, std::span<const Block
                        "destination block index {} (pair {}) is out of range: the destination has {} blocks", to, i,
                        dst.config().num_blocks);
     }
-    const auto [it, inserted] = first_use.emplace(to, i);
-    if (!inserted) {
+    if (written[to]) {
+      const auto first = std::find_if(pairs.begin(), pairs.end(), [to](const BlockPair& p) { return p.second == to; });
       throw make_error(ErrorCode::InvalidArgument, "destination block {} is named twice (pairs {} and {})", to,
-                       it->second, i);
+                       first - pairs.begin(), i);
     }
+    written[to] = true;
   }
 }
 

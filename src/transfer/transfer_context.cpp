@@ -9,6 +9,7 @@
 #include "kvbm/common/log.hpp"
 #include "kvbm/common/settings.hpp"
 #include "transfer/bounce_pool.hpp"
+#include "transfer/cuda_executors.hpp"
 #include "transfer/disk_request.hpp"
 #include "transfer/expand.hpp"
 #include "transfer/join.hpp"
@@ -44,6 +45,15 @@ TransferConfig TransferConfig::from_env() {
   config.bounce_buffer_bytes =
       settings::env_size("KVBM_BOUNCE_BUFFER_BYTES", config.bounce_buffer_bytes, kDirectIoAlignment, 1ull << 32);
   config.bounce_buffers = settings::env_size("KVBM_BOUNCE_BUFFERS", config.bounce_buffers, 1, 1024);
+  if (auto path = settings::env("KVBM_CUDA_COPY_PATH")) {
+    if (*path != "kernel" && *path != "copy_engine") {
+      throw make_error(ErrorCode::InvalidArgument, "KVBM_CUDA_COPY_PATH='{}' is not one of kernel, copy_engine", *path);
+    }
+    config.cuda_copy_engine = *path == "copy_engine";
+  }
+  config.cuda_copy_ctas = static_cast<int>(settings::env_size("KVBM_CUDA_COPY_CTAS", 8, 1, 1024));
+  config.cuda_copy_threads = static_cast<int>(settings::env_size("KVBM_CUDA_COPY_THREADS", 1024, 32, 1024));
+  config.cuda_copy_engine_streams = static_cast<int>(settings::env_size("KVBM_CUDA_CE_STREAMS", 2, 1, 16));
   config.validate();
   return config;
 }
@@ -60,6 +70,12 @@ void TransferConfig::validate() const {
   require(bounce_buffer_bytes > 0 && bounce_buffer_bytes % kDirectIoAlignment == 0, "bounce_buffer_bytes",
           bounce_buffer_bytes, "must be a positive multiple of 4096");
   require(bounce_buffers > 0, "bounce_buffers", bounce_buffers, "must be > 0");
+  require(cuda_copy_ctas > 0 && cuda_copy_ctas <= 1024, "cuda_copy_ctas", static_cast<std::size_t>(cuda_copy_ctas),
+          "must be in [1, 1024]");
+  require(cuda_copy_threads >= 32 && cuda_copy_threads <= 1024 && cuda_copy_threads % 32 == 0, "cuda_copy_threads",
+          static_cast<std::size_t>(cuda_copy_threads), "must be a multiple of 32 in [32, 1024]");
+  require(cuda_copy_engine_streams > 0 && cuda_copy_engine_streams <= 16, "cuda_copy_engine_streams",
+          static_cast<std::size_t>(cuda_copy_engine_streams), "must be in [1, 16]");
 }
 
 struct TransferContext::Impl {
@@ -92,9 +108,20 @@ struct TransferContext::Impl {
     return *bounce;
   }
 
+  CudaExecutors& cuda() {
+    std::call_once(cuda_once, [&] {
+      cuda_executors = make_cuda_executors({config.cuda_copy_engine, config.cuda_copy_ctas, config.cuda_copy_threads,
+                                            config.cuda_copy_engine_streams});
+    });
+    return *cuda_executors;
+  }
+
   Executor& executor_for(TransferStrategy strategy, StorageKind src, StorageKind dst) {
     switch (strategy) {
       case TransferStrategy::Memcpy: return memcpy;
+      case TransferStrategy::CudaAsyncH2D:
+      case TransferStrategy::CudaAsyncD2H:
+      case TransferStrategy::CudaAsyncD2D: return cuda().executor(src, dst);
       case TransferStrategy::NixlWrite:
       case TransferStrategy::NixlReadFlipped:
         if (src.is_disk() != dst.is_disk()) return disk;
@@ -108,6 +135,18 @@ struct TransferContext::Impl {
   // Starts one batch's ops under `plan`; `done` runs when they have all finished.
   void run_plan(const TransferPlan& plan, StorageKind src, StorageKind dst, CopyOps ops, DoneCallback done) {
     if (const auto* direct = std::get_if<DirectPlan>(&plan)) {
+      // Pageable host memory cannot be read by the GPU asynchronously: the seed's blocking
+      // copies become a two-hop through the pinned bounce pool, a CPU memcpy on the host side.
+      if (direct->strategy == TransferStrategy::CudaBlockingH2D) {
+        BouncePool& bounce_buffers = bounce_pool();
+        run_two_hop(std::move(ops), memcpy, cuda().executor(bounce_buffers.kind(), dst), bounce_buffers, std::move(done));
+        return;
+      }
+      if (direct->strategy == TransferStrategy::CudaBlockingD2H) {
+        BouncePool& bounce_buffers = bounce_pool();
+        run_two_hop(std::move(ops), cuda().executor(src, bounce_buffers.kind()), memcpy, bounce_buffers, std::move(done));
+        return;
+      }
       executor_for(direct->strategy, src, dst).submit(std::move(ops), std::move(done));
       return;
     }
@@ -134,6 +173,8 @@ struct TransferContext::Impl {
   DiskExecutor disk;
   std::once_flag bounce_once;
   std::unique_ptr<BouncePool> bounce;
+  std::once_flag cuda_once;
+  std::unique_ptr<CudaExecutors> cuda_executors;
   std::mutex mutex;
   std::condition_variable idle;
   std::size_t active = 0;
@@ -156,28 +197,28 @@ TransferPlan TransferContext::plan(const Layout& src, const Layout& dst) const {
 
 TransferHandle TransferContext::transfer(const LayoutPtr& src, const LayoutPtr& dst, std::span<const BlockPair> pairs) {
   if (!src || !dst) return TransferHandle::completed(make_error(ErrorCode::InvalidArgument, "transfer: layout is null"));
-  std::vector<CopyOps> batches;
   TransferPlan chosen;
   try {
+    // The whole request is checked before any byte moves.
     validate_request(*src, *dst, pairs);
     chosen = plan(*src, *dst);
-    const std::size_t batch = impl_->config.max_transfer_batch_size;
-    for (std::size_t first = 0; first < pairs.size(); first += batch) {
-      batches.push_back(expand_pairs(*src, *dst, pairs.subspan(first, std::min(batch, pairs.size() - first))));
-    }
   } catch (const Error& error) {
     return TransferHandle::completed(error);
   }
 
   auto state = std::make_shared<CompletionState>();
   impl_->begin();
+  const std::size_t batch = impl_->config.max_transfer_batch_size;
+  const std::size_t batches = (pairs.size() + batch - 1) / batch;
   // The layouts ride along until the last byte has moved: the ops point into their regions.
-  auto join = Join::make(batches.size(), [this, state, src, dst](Status status) {
+  auto join = Join::make(batches, [this, state, src, dst](Status status) {
     state->complete(std::move(status));
     impl_->end();
   });
-  for (CopyOps& ops : batches) {
+  // Each batch starts as soon as it is expanded, so the hardware works while the next is built.
+  for (std::size_t first = 0; first < pairs.size(); first += batch) {
     try {
+      CopyOps ops = expand_pairs(*src, *dst, pairs.subspan(first, std::min(batch, pairs.size() - first)));
       impl_->run_plan(chosen, src->kind(), dst->kind(), std::move(ops), join->arrival());
     } catch (const Error& error) {
       join->arrive(error);

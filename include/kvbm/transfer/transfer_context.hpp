@@ -22,6 +22,11 @@ struct TransferConfig {
   std::size_t disk_io_bytes = 1u << 20;            // KVBM_DISK_IO_BYTES: largest single disk I/O
   std::size_t bounce_buffer_bytes = 8u << 20;      // KVBM_BOUNCE_BUFFER_BYTES
   std::size_t bounce_buffers = 8;                  // KVBM_BOUNCE_BUFFERS
+  // GPU copies between device and pinned memory:
+  bool cuda_copy_engine = false;                   // KVBM_CUDA_COPY_PATH: kernel | copy_engine
+  int cuda_copy_ctas = 8;                          // KVBM_CUDA_COPY_CTAS: CTAs (SMs) of the copy kernel
+  int cuda_copy_threads = 1024;                    // KVBM_CUDA_COPY_THREADS: threads per CTA
+  int cuda_copy_engine_streams = 2;                // KVBM_CUDA_CE_STREAMS
 
   // Defaults overridden by the environment; malformed values are errors naming the variable.
   [[nodiscard]] static TransferConfig from_env();

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Packs kvbm and its GPU test programs (built here) with the libraries the GPU machine lacks
+# into .bundle/, for the device tool to carry. Then, there: scripts/device-run.sh STEP...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake --build build --target kvbm kvbm_gpu_tests >/dev/null
+rm -rf .bundle
+../shared/tools/device-bundle .bundle build/kvbm build/tests/kvbm_gpu_tests
+strip --strip-debug .bundle/bin/*

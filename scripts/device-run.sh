@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine from a bundle made by scripts/device-bundle.sh:
+#   scripts/device-run.sh STEP...   with steps: info tests sanitize bench bench-gpu sweep
+# Logs go to $OUT (when set) as well as stdout.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source .bundle/env.sh
+out=${OUT:-/tmp/kvbm-out}
+mkdir -p "$out"
+export KVBM_DISK_DIR=${KVBM_DISK_DIR:-/tmp}
+for step in "$@"; do
+  echo "=== $step"
+  case $step in
+    info) nvidia-smi -L; kvbm info ;;
+    tests) kvbm_gpu_tests 2>&1 | tee "$out/gpu-tests.log" | grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED|tests ran' ;;
+    sanitize)
+      /usr/local/cuda/bin/compute-sanitizer --tool memcheck --error-exitcode 9 kvbm_gpu_tests \
+        --gtest_filter='AllPairs/GpuTransfer.*_4096_*:AllPairs/GpuTransfer.*_1000_*:GpuTransferErrors.*:GpuRegion.*' \
+        > "$out/sanitizer.log" 2>&1
+      echo "compute-sanitizer exit $?"; grep -E 'ERROR SUMMARY|PASSED|FAILED' "$out/sanitizer.log" | tail -5 ;;
+    bench) kvbm bench --json > "$out/bench-default.json" 2> "$out/bench-default.err"; kvbm bench 2>/dev/null | tee "$out/bench-default.txt" ;;
+    bench-gpu)
+      for sms in ${SMS:-8}; do
+        kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,512K,2M --sms "$sms" 2>/dev/null | tee -a "$out/bench-kernel.txt"
+      done
+      kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,512K,2M --copy-engine 2>/dev/null | tee "$out/bench-ce.txt" ;;
+    sweep)
+      gpu=pinned:device,device:pinned
+      kvbm bench --pairs $gpu --sizes 2M --bytes 1G 2>/dev/null | tail -2 | sed 's/^/1G kernel8 /'
+      KVBM_CUDA_COPY_THREADS=512 kvbm bench --pairs $gpu --sizes 4K,64K,2M 2>/dev/null | tail -6 | sed 's/^/threads512 /'
+      for s in 1 4; do
+        KVBM_CUDA_CE_STREAMS=$s kvbm bench --pairs $gpu --sizes 4K,16K,256K,2M --copy-engine 2>/dev/null | tail -8 | sed "s/^/ce$s /"
+      done 2>&1 | tee "$out/sweep.txt" ;;
+    *) echo "unknown step $step" ;;
+  esac
+done

@@ -1,0 +1,23 @@
+#pragma once
+// The scattered-copy kernel: each warp copies one descriptor at a time with 16-byte vector
+// accesses, UNROLL loads in flight per thread, so few CTAs keep PCIe busy even at 4 KiB.
+// Host pointers must be pinned (UVA); device pointers may belong to peers with access enabled.
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace kvbm::cuda {
+
+struct CopyDescriptor {
+  const void* src;
+  void* dst;
+  std::uint64_t bytes;
+};
+
+// Largest piece one descriptor carries: big chunks are cut so warps share the work evenly.
+inline constexpr std::uint64_t kMaxDescriptorBytes = 64 * 1024;
+
+cudaError_t launch_copy_kernel(const CopyDescriptor* device_descriptors, std::uint32_t count, int ctas,
+                               int threads_per_cta, cudaStream_t stream);
+
+}  // namespace kvbm::cuda

@@ -1,0 +1,236 @@
+#include "transfer/cuda_executors.hpp"
+
+#include <cuda_runtime_api.h>
+
+#include <bit>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include "cuda/cuda_check.hpp"
+#include "cuda/cuda_runtime.hpp"
+#include "transfer/cuda/copy_kernel.hpp"
+#include "transfer/cuda/event_completions.hpp"
+
+namespace kvbm {
+namespace {
+
+enum class Direction { HostToDevice, DeviceToHost, DeviceToDevice };
+
+// Pinned host memory for descriptor lists, reused across transfers (they are uploaded with
+// cudaMemcpyAsync, which needs pinned memory to stay asynchronous).
+class PinnedScratch {
+ public:
+  ~PinnedScratch() {
+    for (auto& [bytes, ptr] : free_) cuda::host_free(ptr);
+  }
+  std::pair<std::size_t, void*> take(std::size_t bytes) {
+    std::lock_guard lock(mutex_);
+    auto it = free_.lower_bound(bytes);
+    if (it != free_.end()) {
+      auto found = *it;
+      free_.erase(it);
+      return found;
+    }
+    const std::size_t rounded = std::max<std::size_t>(4096, std::bit_ceil(bytes));
+    return {rounded, cuda::host_alloc(rounded)};
+  }
+  void give(std::pair<std::size_t, void*> buffer) {
+    std::lock_guard lock(mutex_);
+    free_.insert(buffer);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::multimap<std::size_t, void*> free_;
+};
+
+// Runs copies for one GPU and direction on a stream of its own.
+class CudaStreamExecutor final : public Executor {
+ public:
+  CudaStreamExecutor(int device, Direction direction, const CudaPathConfig& config)
+      : device_(device), direction_(direction), config_(config) {
+    cuda::DeviceGuard guard(device_);
+    const int streams = config_.copy_engine ? std::max(1, config_.copy_engine_streams) : 1;
+    for (int i = 0; i < streams; ++i) {
+      cudaStream_t stream = nullptr;
+      cuda::check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+      streams_.push_back(stream);
+    }
+    if (direction_ == Direction::DeviceToDevice && !config_.copy_engine) {
+      // Device-internal copies do not cross PCIe: give them every SM.
+      cudaDeviceGetAttribute(&d2d_ctas_, cudaDevAttrMultiProcessorCount, device_);
+    }
+  }
+
+  ~CudaStreamExecutor() override {
+    completions_.reset();  // drains the queue: every callback has run
+    for (cudaStream_t stream : streams_) cudaStreamDestroy(stream);
+  }
+
+  void submit(CopyOps ops, DoneCallback done) override {
+    if (ops.empty()) {
+      done(Status{});
+      return;
+    }
+    try {
+      if (config_.copy_engine) submit_copy_engine(ops, done);
+      else submit_kernel(ops, done);
+    } catch (const Error& error) {
+      done(error);
+    }
+  }
+
+ private:
+  void submit_kernel(const CopyOps& ops, DoneCallback& done) {
+    std::vector<cuda::CopyDescriptor> descriptors;
+    descriptors.reserve(ops.size());
+    for (const CopyOp& op : ops) {
+      for (std::size_t offset = 0; offset < op.bytes; offset += cuda::kMaxDescriptorBytes) {
+        descriptors.push_back({op.src.address() + offset, op.dst.address() + offset,
+                               std::min<std::uint64_t>(cuda::kMaxDescriptorBytes, op.bytes - offset)});
+      }
+    }
+    const std::size_t bytes = descriptors.size() * sizeof(cuda::CopyDescriptor);
+    auto scratch = scratch_.take(bytes);
+    std::memcpy(scratch.second, descriptors.data(), bytes);
+
+    std::lock_guard lock(stream_mutex_);
+    cuda::DeviceGuard guard(device_);
+    cudaStream_t stream = streams_.front();
+    void* device_descriptors = nullptr;
+    try {
+      cuda::check(cudaMallocAsync(&device_descriptors, bytes, stream), "cudaMallocAsync (copy descriptors)");
+      cuda::check(cudaMemcpyAsync(device_descriptors, scratch.second, bytes, cudaMemcpyHostToDevice, stream),
+                  "cudaMemcpyAsync (copy descriptors)");
+      const int ctas = direction_ == Direction::DeviceToDevice ? d2d_ctas_ : config_.copy_ctas;
+      cuda::check(cuda::launch_copy_kernel(static_cast<const cuda::CopyDescriptor*>(device_descriptors),
+                                           static_cast<std::uint32_t>(descriptors.size()), ctas, config_.copy_threads,
+                                           stream),
+                  fmt::format("copy kernel launch ({} CTAs x {} threads)", ctas, config_.copy_threads));
+      cuda::check(cudaFreeAsync(device_descriptors, stream), "cudaFreeAsync (copy descriptors)");
+      device_descriptors = nullptr;
+    } catch (...) {
+      if (device_descriptors) cudaFreeAsync(device_descriptors, stream);
+      // The descriptor upload may still be reading the scratch: return it once the stream is past it.
+      watch_on(stream, [this, scratch](Status) { scratch_.give(scratch); });
+      throw;
+    }
+    watch_on(stream, [this, scratch, done = std::move(done)](Status status) {
+      scratch_.give(scratch);
+      done(std::move(status));
+    });
+  }
+
+  void submit_copy_engine(const CopyOps& ops, DoneCallback& done) {
+    // Spread the ops over the streams by bytes, so several copy engines can work at once.
+    std::size_t total = 0;
+    for (const CopyOp& op : ops) total += op.bytes;
+    const std::size_t share = total / streams_.size() + 1;
+    std::lock_guard lock(stream_mutex_);
+    cuda::DeviceGuard guard(device_);
+    cudaMemcpyAttributes attributes{};
+    attributes.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
+    attributes.flags = cudaMemcpyFlagPreferOverlapWithCompute;
+    std::size_t attribute_index = 0;
+    std::size_t next = 0;
+    for (std::size_t s = 0; s < streams_.size() && next < ops.size(); ++s) {
+      std::vector<void*> dsts;
+      std::vector<const void*> srcs;
+      std::vector<std::size_t> sizes;
+      std::size_t filled = 0;
+      for (; next < ops.size() && (filled < share || s + 1 == streams_.size()); ++next) {
+        dsts.push_back(ops[next].dst.address());
+        srcs.push_back(ops[next].src.address());
+        sizes.push_back(ops[next].bytes);
+        filled += ops[next].bytes;
+      }
+      cuda::check(cudaMemcpyBatchAsync(dsts.data(), srcs.data(), sizes.data(), dsts.size(), &attributes,
+                                       &attribute_index, 1, streams_[s]),
+                  fmt::format("cudaMemcpyBatchAsync of {} copies", dsts.size()));
+      if (s > 0) join_into_first(streams_[s]);
+    }
+    watch_on(streams_.front(), std::move(done));
+  }
+
+  // Makes the first stream wait for everything queued so far on `other`.
+  void join_into_first(cudaStream_t other) {
+    cudaEvent_t event = nullptr;
+    cuda::check(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "cudaEventCreate");
+    cuda::check(cudaEventRecord(event, other), "cudaEventRecord");
+    cuda::check(cudaStreamWaitEvent(streams_.front(), event, 0), "cudaStreamWaitEvent");
+    cudaEventDestroy(event);
+  }
+
+  void watch_on(cudaStream_t stream, std::function<void(Status)> callback) {
+    cudaEvent_t event = nullptr;
+    cuda::check(cudaEventCreateWithFlags(&event, cudaEventDisableTiming | cudaEventBlockingSync), "cudaEventCreate");
+    cuda::check(cudaEventRecord(event, stream), "cudaEventRecord");
+    completions_->watch(event, std::move(callback));
+  }
+
+  int device_;
+  Direction direction_;
+  CudaPathConfig config_;
+  int d2d_ctas_ = 0;
+  std::vector<cudaStream_t> streams_;
+  std::mutex stream_mutex_;
+  PinnedScratch scratch_;
+  std::unique_ptr<cuda::EventCompletions> completions_ = std::make_unique<cuda::EventCompletions>();
+};
+
+class CudaExecutorRegistry final : public CudaExecutors {
+ public:
+  explicit CudaExecutorRegistry(const CudaPathConfig& config) : config_(config) {}
+
+  Executor& executor(StorageKind src, StorageKind dst) override {
+    if (!src.is_device() && !dst.is_device()) {
+      throw make_error(ErrorCode::Internal, "CUDA executor asked for {} -> {}", src.to_string(), dst.to_string());
+    }
+    for (StorageKind host : {src, dst}) {
+      if (host.type() == StorageKind::Type::System) {
+        throw make_error(ErrorCode::InvalidArgument,
+                         "a direct CUDA copy needs pinned host memory, but one side is {} (pageable)", host.to_string());
+      }
+    }
+    const Direction direction = !src.is_device()   ? Direction::HostToDevice
+                                : !dst.is_device() ? Direction::DeviceToHost
+                                                   : Direction::DeviceToDevice;
+    const int device = static_cast<int>(src.is_device() ? src.index() : dst.index());
+    if (direction == Direction::DeviceToDevice && src.index() != dst.index()) enable_peer_access(src.index(), dst.index());
+    std::lock_guard lock(mutex_);
+    auto& slot = executors_[{device, direction}];
+    if (!slot) {
+      cuda::require_device(static_cast<std::uint32_t>(device));
+      slot = std::make_unique<CudaStreamExecutor>(device, direction, config_);
+    }
+    return *slot;
+  }
+
+ private:
+  // The copy kernel reads the peer's memory through UVA: that needs peer access.
+  void enable_peer_access(std::uint32_t from, std::uint32_t to) {
+    int can_access = 0;
+    cuda::check(cudaDeviceCanAccessPeer(&can_access, static_cast<int>(from), static_cast<int>(to)),
+                "cudaDeviceCanAccessPeer");
+    if (!can_access) {
+      throw make_error(ErrorCode::Unsupported, "device {} cannot access device {} directly (no peer access)", from, to);
+    }
+    cuda::DeviceGuard guard(static_cast<int>(from));
+    const cudaError_t result = cudaDeviceEnablePeerAccess(static_cast<int>(to), 0);
+    if (result == cudaErrorPeerAccessAlreadyEnabled) cudaGetLastError();
+    else cuda::check(result, fmt::format("cudaDeviceEnablePeerAccess({} -> {})", from, to));
+  }
+
+  CudaPathConfig config_;
+  std::mutex mutex_;
+  std::map<std::pair<int, Direction>, std::unique_ptr<CudaStreamExecutor>> executors_;
+};
+
+}  // namespace
+
+std::unique_ptr<CudaExecutors> make_cuda_executors(const CudaPathConfig& config) {
+  return std::make_unique<CudaExecutorRegistry>(config);
+}
+
+}  // namespace kvbm

@@ -1,0 +1,37 @@
+#pragma once
+// The completion thread of one CUDA stream: it waits on each recorded event in order (events
+// of one stream complete in order) and runs the callback with the outcome. Submitting threads
+// never block on the GPU.
+#include <cuda_runtime_api.h>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "kvbm/common/error.hpp"
+
+namespace kvbm::cuda {
+
+class EventCompletions {
+ public:
+  EventCompletions();
+  ~EventCompletions();  // finishes what was queued
+  EventCompletions(const EventCompletions&) = delete;
+  EventCompletions& operator=(const EventCompletions&) = delete;
+
+  // Takes ownership of `event`; `callback` runs on the completion thread once it has fired.
+  void watch(cudaEvent_t event, std::function<void(Status)> callback);
+
+ private:
+  void run();
+
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::pair<cudaEvent_t, std::function<void(Status)>>> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace kvbm::cuda

@@ -1,0 +1,29 @@
+#pragma once
+// The CUDA executors of a transfer context: one per (GPU, direction), each with its own
+// kvbm-owned stream, so offloads (D2H) and onboards (H2D) overlap. Built without CUDA, every
+// request for one fails with an error saying so.
+#include <memory>
+#include <string>
+
+#include "kvbm/memory/storage_kind.hpp"
+#include "transfer/copy_op.hpp"
+
+namespace kvbm {
+
+struct CudaPathConfig {
+  bool copy_engine = false;       // KVBM_CUDA_COPY_PATH=copy_engine: cudaMemcpyBatchAsync, no SMs
+  int copy_ctas = 8;              // KVBM_CUDA_COPY_CTAS: CTAs of the copy kernel
+  int copy_threads = 1024;        // KVBM_CUDA_COPY_THREADS: threads per CTA
+  int copy_engine_streams = 2;    // KVBM_CUDA_CE_STREAMS: streams a copy-engine batch is spread over
+};
+
+class CudaExecutors {
+ public:
+  virtual ~CudaExecutors() = default;
+  // The executor for copies from `src` to `dst` (at least one a device; host sides pinned).
+  virtual Executor& executor(StorageKind src, StorageKind dst) = 0;
+};
+
+[[nodiscard]] std::unique_ptr<CudaExecutors> make_cuda_executors(const CudaPathConfig& config);
+
+}  // namespace kvbm

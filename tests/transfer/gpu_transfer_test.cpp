@@ -1,0 +1,157 @@
+// Every GPU tier pair, on both copy paths (kernel and copy engine), every layout form on each
+// side, chunks from 1000 bytes (unaligned) to 2 MiB, odd block counts, poisoned destinations.
+#include <cuda_runtime_api.h>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "cuda/cuda_runtime.hpp"
+#include "kvbm/common/error.hpp"
+#include "support/roundtrip.hpp"
+
+namespace kvbm::testing {
+namespace {
+
+struct GpuCase {
+  StorageKind src;
+  StorageKind dst;
+  std::size_t chunk_bytes;
+  bool copy_engine;
+};
+
+void PrintTo(const GpuCase& c, std::ostream* out) {
+  *out << c.src.to_string() << " -> " << c.dst.to_string() << ", " << c.chunk_bytes << " B, "
+       << (c.copy_engine ? "copy engine" : "kernel");
+}
+
+TransferConfig config_for(bool copy_engine) {
+  TransferConfig config = TransferConfig::from_env();
+  config.cuda_copy_engine = copy_engine;
+  return config;
+}
+
+class GpuTransfer : public ::testing::TestWithParam<GpuCase> {
+ protected:
+  void SetUp() override {
+    if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device: " << cuda::unavailable_reason();
+  }
+};
+
+TEST_P(GpuTransfer, EveryLayoutPairMovesEveryByte) {
+  const GpuCase& c = GetParam();
+  TempDir dir;
+  TransferContext context(config_for(c.copy_engine));
+  const bool big = c.chunk_bytes > (256u << 10);
+  const LayoutConfig config{.num_blocks = big ? 15u : 31u, .num_layers = big ? 1u : 3u, .outer_dim = 2, .page_size = 1,
+                            .inner_dim = c.chunk_bytes, .dtype_bytes = 1};
+  std::uint64_t seed = c.chunk_bytes * 7 + c.copy_engine;
+  for (const LayoutChoice& src_choice : all_layout_choices()) {
+    for (const LayoutChoice& dst_choice : all_layout_choices()) {
+      SCOPED_TRACE(src_choice.name() + " -> " + dst_choice.name());
+      auto src = make_layout(config, c.src, src_choice, dir.path());
+      auto dst = make_layout(config, c.dst, dst_choice, dir.path());
+      for (std::size_t blocks : {1, 7}) {
+        EXPECT_EQ(check_roundtrip(context, src, dst, blocks, ++seed), "") << blocks << " blocks";
+      }
+    }
+  }
+}
+
+std::string gpu_case_name(const ::testing::TestParamInfo<GpuCase>& info) {
+  const auto name = [](StorageKind k) {
+    switch (k.type()) {
+      case StorageKind::Type::System: return std::string("system");
+      case StorageKind::Type::Pinned: return std::string("pinned");
+      case StorageKind::Type::Device: return std::string("device");
+      case StorageKind::Type::Disk: return std::string("disk");
+    }
+    return std::string("unknown");
+  };
+  return name(info.param.src) + "_to_" + name(info.param.dst) + "_" + std::to_string(info.param.chunk_bytes) +
+         (info.param.copy_engine ? "_ce" : "_kernel");
+}
+
+std::vector<GpuCase> gpu_cases() {
+  const StorageKind device = StorageKind::device(0);
+  const std::pair<StorageKind, StorageKind> pairs[] = {
+      {StorageKind::pinned(), device}, {device, StorageKind::pinned()}, {StorageKind::system(), device},
+      {device, StorageKind::system()}, {device, device},                {device, StorageKind::disk(0)},
+      {StorageKind::disk(0), device}};
+  std::vector<GpuCase> cases;
+  for (bool copy_engine : {false, true}) {
+    for (const auto& [src, dst] : pairs) {
+      for (std::size_t chunk : {std::size_t{1000}, std::size_t{4096}, std::size_t{65536}, std::size_t{2u << 20}}) {
+        cases.push_back({src, dst, chunk, copy_engine});
+      }
+    }
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllPairs, GpuTransfer, ::testing::ValuesIn(gpu_cases()), gpu_case_name);
+
+class GpuTransferErrors : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device: " << cuda::unavailable_reason();
+  }
+  TempDir dir;
+};
+
+TEST_F(GpuTransferErrors, OnboardAndOffloadConcurrently) {
+  TransferContext context;
+  const LayoutConfig config{.num_blocks = 63, .num_layers = 4, .outer_dim = 2, .page_size = 16, .inner_dim = 128,
+                            .dtype_bytes = 2};
+  std::vector<std::thread> threads;
+  std::vector<std::string> results(8);
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      auto host = make_layout(config, StorageKind::pinned(), {}, dir.path());
+      auto device = make_layout(config, StorageKind::device(0), {LayoutForm::LayerSeparate, LayerOrder::OuterContiguous},
+                                dir.path());
+      results[t] = t % 2 ? check_roundtrip(context, host, device, 31, t) : check_roundtrip(context, device, host, 31, t);
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (const auto& result : results) EXPECT_EQ(result, "");
+}
+
+// A real, recoverable CUDA failure: the GPU is out of memory when the kernel path uploads its
+// descriptor list. The transfer fails naming the call and CUDA's error; after memory comes
+// back, the same context moves bytes again.
+TEST_F(GpuTransferErrors, OutOfDeviceMemoryIsACudaErrorAndTheContextStaysUsable) {
+  TransferContext context;  // fresh: its stream-ordered pool holds no memory yet
+  const LayoutConfig config{.num_blocks = 64, .num_layers = 1, .outer_dim = 1, .page_size = 1, .inner_dim = 4096,
+                            .dtype_bytes = 1};
+  auto host = make_layout(config, StorageKind::pinned(), {}, dir.path());
+  auto device = make_layout(config, StorageKind::device(0), {}, dir.path());
+  std::vector<void*> hog;
+  for (std::size_t chunk : {std::size_t{1} << 30, std::size_t{64} << 20, std::size_t{1} << 20, std::size_t{4096}}) {
+    void* ptr = nullptr;
+    while (cudaMalloc(&ptr, chunk) == cudaSuccess) hog.push_back(ptr);
+    cudaGetLastError();
+  }
+  std::vector<BlockPair> pairs;
+  for (std::size_t b = 0; b < 31; ++b) pairs.emplace_back(2 * b, 2 * b + 1);
+  const Status status = context.transfer(host, device, pairs).wait();
+  for (void* ptr : hog) cudaFree(ptr);
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().code(), ErrorCode::Cuda) << status.to_string();
+  EXPECT_NE(status.error().message().find("out of memory"), std::string::npos) << status.to_string();
+  EXPECT_EQ(check_roundtrip(context, host, device, 7, 9), "");
+  EXPECT_EQ(check_roundtrip(context, device, host, 7, 10), "");
+}
+
+TEST_F(GpuTransferErrors, MissingDeviceOrdinalIsNamed) {
+  const LayoutConfig config{.num_blocks = 4, .num_layers = 1, .outer_dim = 1, .page_size = 1, .inner_dim = 64,
+                            .dtype_bytes = 1};
+  try {
+    (void)make_layout(config, StorageKind::device(99), {}, dir.path());
+    FAIL();
+  } catch (const Error& error) {
+    EXPECT_NE(error.message().find("ordinal 99"), std::string::npos) << error.what();
+  }
+}
+
+}  // namespace
+}  // namespace kvbm::testing
