@@ -7,6 +7,7 @@ packages=(
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   liburing-dev libzmq3-dev cppzmq-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang-14 libclang-rt-14-dev
   e2fsprogs util-linux
 )
 missing=()

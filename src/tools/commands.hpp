@@ -17,5 +17,7 @@ struct Command {
 Command add_info_command(CLI::App& app);
 Command add_plan_command(CLI::App& app);
 Command add_bench_command(CLI::App& app);
+Command add_worker_command(CLI::App& app);
+Command add_leader_command(CLI::App& app);
 
 }  // namespace kvbm::tools

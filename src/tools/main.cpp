@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
       kvbm::tools::add_info_command(app),
       kvbm::tools::add_plan_command(app),
       kvbm::tools::add_bench_command(app),
+      kvbm::tools::add_worker_command(app),
+      kvbm::tools::add_leader_command(app),
   };
   try {
     app.parse(argc, argv);

@@ -1,15 +1,9 @@
 #include "support/chunk_io.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
-#include "kvbm/common/checked_math.hpp"
-#ifdef KVBM_HAVE_CUDA
-#include <cuda_runtime_api.h>
-#endif
 
 namespace kvbm::testing {
 
@@ -20,60 +14,6 @@ Bytes random_bytes(std::size_t n, std::mt19937_64& rng) {
     std::memcpy(out.data() + i, &word, std::min<std::size_t>(8, n - i));
   }
   return out;
-}
-
-namespace {
-struct AlignedPage {
-  explicit AlignedPage(std::size_t bytes)
-      : data(static_cast<std::byte*>(std::aligned_alloc(kDirectIoAlignment, round_up(bytes, kDirectIoAlignment)))) {}
-  ~AlignedPage() { std::free(data); }
-  std::byte* data;
-};
-}  // namespace
-
-Bytes read_chunk(const Layout& layout, std::size_t block, std::size_t layer, std::size_t outer) {
-  const ChunkLocation chunk = layout.locate(block, layer, outer);
-  Bytes out(chunk.bytes);
-  const StorageKind kind = chunk.region->kind();
-  if (kind.is_disk()) {
-    AlignedPage page(chunk.bytes);
-    const std::size_t io = round_up(chunk.bytes, kDirectIoAlignment);
-    if (::pread(chunk.region->fd(), page.data, io, static_cast<off_t>(chunk.offset)) != static_cast<ssize_t>(io)) {
-      throw std::runtime_error("test pread failed");
-    }
-    std::memcpy(out.data(), page.data, chunk.bytes);
-  } else if (kind.is_device()) {
-#ifdef KVBM_HAVE_CUDA
-    if (cudaMemcpy(out.data(), chunk.region->data() + chunk.offset, chunk.bytes, cudaMemcpyDeviceToHost) != cudaSuccess) {
-      throw std::runtime_error("test cudaMemcpy D2H failed");
-    }
-#endif
-  } else {
-    std::memcpy(out.data(), chunk.region->data() + chunk.offset, chunk.bytes);
-  }
-  return out;
-}
-
-void write_chunk(const Layout& layout, std::size_t block, std::size_t layer, std::size_t outer, const Bytes& bytes) {
-  const ChunkLocation chunk = layout.locate(block, layer, outer);
-  const StorageKind kind = chunk.region->kind();
-  if (kind.is_disk()) {
-    AlignedPage page(chunk.bytes);
-    const std::size_t io = round_up(chunk.bytes, kDirectIoAlignment);
-    std::memset(page.data, 0, io);
-    std::memcpy(page.data, bytes.data(), chunk.bytes);
-    if (::pwrite(chunk.region->fd(), page.data, io, static_cast<off_t>(chunk.offset)) != static_cast<ssize_t>(io)) {
-      throw std::runtime_error("test pwrite failed");
-    }
-  } else if (kind.is_device()) {
-#ifdef KVBM_HAVE_CUDA
-    if (cudaMemcpy(chunk.region->data() + chunk.offset, bytes.data(), chunk.bytes, cudaMemcpyHostToDevice) != cudaSuccess) {
-      throw std::runtime_error("test cudaMemcpy H2D failed");
-    }
-#endif
-  } else {
-    std::memcpy(chunk.region->data() + chunk.offset, bytes.data(), chunk.bytes);
-  }
 }
 
 void poison(const Layout& layout, std::byte value) {

@@ -1,19 +1,21 @@
 #pragma once
-// Test-side access to chunk bytes, independent of the transfer engine: memcpy for host memory,
-// cudaMemcpy for device memory, aligned pread/pwrite on the O_DIRECT fd for disk.
+// Test data for layouts: random and poisoned chunks, scattered block indices. Chunk bytes are
+// read and written with layout/chunk_io (plain memcpy, cudaMemcpy or pread/pwrite), never
+// through the transfer engine under test.
 #include <cstddef>
 #include <random>
 #include <vector>
 
 #include "kvbm/layout/layout.hpp"
+#include "layout/chunk_io.hpp"
 
 namespace kvbm::testing {
 
-using Bytes = std::vector<std::byte>;
+using kvbm::Bytes;
+using kvbm::read_chunk;
+using kvbm::write_chunk;
 
 [[nodiscard]] Bytes random_bytes(std::size_t n, std::mt19937_64& rng);
-[[nodiscard]] Bytes read_chunk(const Layout& layout, std::size_t block, std::size_t layer, std::size_t outer);
-void write_chunk(const Layout& layout, std::size_t block, std::size_t layer, std::size_t outer, const Bytes& bytes);
 
 // Fills every chunk of the layout with one byte value (the "poison").
 void poison(const Layout& layout, std::byte value);

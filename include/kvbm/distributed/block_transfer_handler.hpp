@@ -1,0 +1,58 @@
+#pragma once
+// The worker side of a distributed transfer (seed 000): Device, Host and Disk pools (each
+// optional), the transfer context, an optional connector scheduler, and the transfer mode.
+// Where the seed panics (an index past a pool, a pool not configured, a connector request
+// without a scheduler) this returns an error.
+#include <memory>
+#include <optional>
+
+#include "kvbm/distributed/connector_scheduler.hpp"
+#include "kvbm/distributed/wire.hpp"
+#include "kvbm/layout/layout.hpp"
+#include "kvbm/transfer/transfer_context.hpp"
+
+namespace kvbm {
+
+enum class TransferMode { Sharded, Replicated };
+
+// Replicated mode: rank 0 loads and NCCL broadcasts to every GPU. Disabled = sharded.
+struct NcclConfig {
+  bool enabled = false;
+  int rank = 0;
+  int world_size = 1;
+  [[nodiscard]] static NcclConfig disabled() { return {}; }
+};
+
+struct BlockPools {
+  LayoutPtr device;
+  LayoutPtr host;
+  LayoutPtr disk;
+};
+
+class BlockTransferHandler {
+ public:
+  BlockTransferHandler(BlockPools pools, std::shared_ptr<TransferContext> context,
+                       std::shared_ptr<ConnectorScheduler> scheduler, NcclConfig nccl = NcclConfig::disabled());
+
+  [[nodiscard]] TransferMode transfer_mode() const { return mode_; }
+  [[nodiscard]] const BlockPools& pools() const { return pools_; }
+  [[nodiscard]] ConnectorScheduler* scheduler() const { return scheduler_.get(); }
+
+  // Runs one request to the end (blocking). With connector_req, goes through the scheduler.
+  [[nodiscard]] Status execute(const BlockTransferRequest& request);
+  // The pool a name refers to, or an error when it is not configured.
+  [[nodiscard]] const LayoutPtr& pool(BlockTransferPool pool) const;
+
+ private:
+  [[nodiscard]] Status execute_transfer(const BlockTransferRequest& request);
+
+  BlockPools pools_;
+  std::shared_ptr<TransferContext> context_;
+  std::shared_ptr<ConnectorScheduler> scheduler_;
+  TransferMode mode_;
+};
+
+// The pool pairs the seed accepts: Device->Host, Device->Disk, Host->Device, Host->Disk, Disk->Device.
+[[nodiscard]] bool is_accepted_pair(BlockTransferPool from, BlockTransferPool to);
+
+}  // namespace kvbm

@@ -1,0 +1,41 @@
+#pragma once
+// Framing on ZeroMQ, as Dynamo's KVBM does it: the leader binds PUB (messages) and PULL
+// (replies); workers SUB and PUSH. A message is [id: 8-byte big-endian, handler, data...]; a
+// reply is [id] (Dynamo's plain ack) or [id, handler, payload]. kvbm's payload is JSON with the
+// rank and the outcome, so the leader can tell success from failure.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "kvbm/common/error.hpp"
+
+namespace kvbm::protocol {
+
+inline constexpr const char* kTransferHandler = "transfer_blocks";
+inline constexpr const char* kHello = "kvbm.hello";         // start-up handshake, repeated until all ranks answer
+inline constexpr const char* kReject = "kvbm.reject";       // the leader refuses a worker (rank taken or out of range)
+inline constexpr const char* kCancel = "kvbm.cancel";       // {"uuid": ...}: cancel a connector operation not yet started
+inline constexpr const char* kPing = "kvbm.ping";           // no-op: the control path alone
+inline constexpr const char* kFill = "kvbm.fill";           // {"pool","blocks","seed"}: random bytes into blocks
+inline constexpr const char* kHash = "kvbm.hash";           // {"pool","blocks"}: XXH3 of each block
+inline constexpr const char* kShutdown = "kvbm.shutdown";   // the worker exits after acknowledging
+
+[[nodiscard]] std::string encode_id(std::uint64_t id);
+// Throws InvalidArgument unless the frame is exactly 8 bytes.
+[[nodiscard]] std::uint64_t decode_id(const std::string& frame);
+
+// The reply endpoint that goes with a message endpoint: tcp port + 1, or ipc path + ".replies".
+[[nodiscard]] std::string reply_endpoint(const std::string& message_endpoint);
+
+struct Outcome {
+  int rank = -1;        // -1: a plain Dynamo ack, which names no rank
+  Status status;
+  nlohmann::json data;  // handler-specific results (hashes, ...)
+};
+
+[[nodiscard]] std::string encode_outcome(const Outcome& outcome);
+[[nodiscard]] Outcome decode_outcome(const std::string& payload);
+
+}  // namespace kvbm::protocol

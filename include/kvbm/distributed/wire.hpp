@@ -1,0 +1,40 @@
+#pragma once
+// The leader <-> worker wire format (seed 000, field names as Dynamo's serde derives them):
+//   {"from_pool":"Host","to_pool":"Device","blocks":[[3,7],[4,8]],"connector_req":null}
+// Unknown fields are ignored; missing or mistyped required fields are errors naming the field.
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kvbm/transfer/block_pair.hpp"
+
+namespace kvbm {
+
+enum class BlockTransferPool { Device, Host, Disk };
+
+[[nodiscard]] std::string to_string(BlockTransferPool pool);
+// "Device", "Host" or "Disk"; anything else is an Error naming the text.
+[[nodiscard]] BlockTransferPool parse_pool(std::string_view text);
+
+// What a vLLM-style connector attaches so the worker's scheduler can track the operation.
+struct ConnectorRequest {
+  std::string request_id;  // the inference request this load or save belongs to
+  std::string uuid;        // the operation id
+  bool operator==(const ConnectorRequest&) const = default;
+};
+
+struct BlockTransferRequest {
+  BlockTransferPool from_pool = BlockTransferPool::Host;
+  BlockTransferPool to_pool = BlockTransferPool::Device;
+  std::vector<BlockPair> blocks;
+  std::optional<ConnectorRequest> connector_req;
+  bool operator==(const BlockTransferRequest&) const = default;
+};
+
+[[nodiscard]] std::string encode_request(const BlockTransferRequest& request);
+// Throws InvalidArgument naming the problem: not JSON, not an object, a missing or mistyped
+// field, an unknown pool, a block that is not a pair of non-negative integers.
+[[nodiscard]] BlockTransferRequest decode_request(std::string_view bytes);
+
+}  // namespace kvbm

@@ -1,0 +1,72 @@
+#include "kvbm/distributed/block_transfer_handler.hpp"
+
+#include "kvbm/common/log.hpp"
+
+namespace kvbm {
+
+bool is_accepted_pair(BlockTransferPool from, BlockTransferPool to) {
+  using P = BlockTransferPool;
+  return (from == P::Device && (to == P::Host || to == P::Disk)) || (from == P::Host && (to == P::Device || to == P::Disk)) ||
+         (from == P::Disk && to == P::Device);
+}
+
+BlockTransferHandler::BlockTransferHandler(BlockPools pools, std::shared_ptr<TransferContext> context,
+                                           std::shared_ptr<ConnectorScheduler> scheduler, NcclConfig nccl)
+    : pools_(std::move(pools)), context_(std::move(context)), scheduler_(std::move(scheduler)),
+      mode_(nccl.enabled ? TransferMode::Replicated : TransferMode::Sharded) {
+  if (!context_) throw make_error(ErrorCode::InvalidArgument, "BlockTransferHandler needs a transfer context");
+  if (nccl.enabled && (nccl.world_size <= 0 || nccl.rank < 0 || nccl.rank >= nccl.world_size)) {
+    throw make_error(ErrorCode::InvalidArgument, "NCCL config: rank {} is outside [0, world_size={})", nccl.rank,
+                     nccl.world_size);
+  }
+}
+
+const LayoutPtr& BlockTransferHandler::pool(BlockTransferPool which) const {
+  const LayoutPtr& layout = which == BlockTransferPool::Device ? pools_.device
+                            : which == BlockTransferPool::Host ? pools_.host
+                                                               : pools_.disk;
+  if (!layout) throw make_error(ErrorCode::InvalidArgument, "the {} pool is not configured on this worker", to_string(which));
+  return layout;
+}
+
+Status BlockTransferHandler::execute_transfer(const BlockTransferRequest& request) {
+  if (mode_ == TransferMode::Replicated) {
+    return make_error(ErrorCode::Unsupported, "replicated transfer mode (NCCL broadcast) is not available in this build");
+  }
+  if (!is_accepted_pair(request.from_pool, request.to_pool)) {
+    return make_error(ErrorCode::InvalidArgument, "invalid transfer type {} -> {}", to_string(request.from_pool),
+                      to_string(request.to_pool));
+  }
+  if (request.blocks.empty()) return make_error(ErrorCode::InvalidArgument, "the request names no blocks");
+  try {
+    const LayoutPtr& src = pool(request.from_pool);
+    const LayoutPtr& dst = pool(request.to_pool);
+    log().debug("sharded transfer of {} blocks {} -> {}", request.blocks.size(), to_string(request.from_pool),
+                to_string(request.to_pool));
+    // The context splits the request into max_transfer_batch_size batches run concurrently,
+    // and fails the whole with the first batch's error (seed 000's batcher).
+    return context_->transfer(src, dst, request.blocks).wait();
+  } catch (const Error& error) {
+    return error;
+  }
+}
+
+Status BlockTransferHandler::execute(const BlockTransferRequest& request) {
+  if (!request.connector_req) return execute_transfer(request);
+  const ConnectorRequest& connector = *request.connector_req;
+  if (!scheduler_) {
+    return make_error(ErrorCode::InvalidArgument, "request {} carries connector_req but this worker has no scheduler",
+                      connector.request_id);
+  }
+  Status status;
+  if (scheduler_->schedule(connector) == SchedulingDecision::Cancel) {
+    status = make_error(ErrorCode::Cancelled, "connector operation {} of request {} was cancelled before it started",
+                        connector.uuid, connector.request_id);
+  } else {
+    status = execute_transfer(request);
+  }
+  scheduler_->mark_complete(connector, status);
+  return status;
+}
+
+}  // namespace kvbm

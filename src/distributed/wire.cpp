@@ -1,0 +1,103 @@
+#include "kvbm/distributed/wire.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "kvbm/common/error.hpp"
+
+namespace kvbm {
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void bad(std::string_view what) {
+  throw make_error(ErrorCode::InvalidArgument, "bad BlockTransferRequest: {}", what);
+}
+
+const json& field(const json& object, const char* name) {
+  const auto it = object.find(name);
+  if (it == object.end()) bad(fmt::format("missing field '{}'", name));
+  return *it;
+}
+
+std::string string_field(const json& object, const char* name, std::string_view context) {
+  const json& value = field(object, name);
+  if (!value.is_string()) bad(fmt::format("{}'{}' must be a string, got {}", context, name, value.type_name()));
+  return value.get<std::string>();
+}
+
+BlockTransferPool pool_field(const json& object, const char* name) {
+  const std::string text = string_field(object, name, "");
+  try {
+    return parse_pool(text);
+  } catch (const Error&) {
+    bad(fmt::format("'{}' is '{}', not one of Device, Host, Disk", name, text));
+  }
+}
+
+std::vector<BlockPair> blocks_field(const json& object) {
+  const json& blocks = field(object, "blocks");
+  if (!blocks.is_array()) bad(fmt::format("'blocks' must be an array, got {}", blocks.type_name()));
+  std::vector<BlockPair> pairs;
+  pairs.reserve(blocks.size());
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    const json& pair = blocks[i];
+    if (!pair.is_array() || pair.size() != 2 || !pair[0].is_number_unsigned() || !pair[1].is_number_unsigned()) {
+      bad(fmt::format("blocks[{}] must be a pair of non-negative integers, got {}", i, pair.dump()));
+    }
+    pairs.emplace_back(pair[0].get<std::uint64_t>(), pair[1].get<std::uint64_t>());
+  }
+  return pairs;
+}
+
+std::optional<ConnectorRequest> connector_field(const json& object) {
+  const auto it = object.find("connector_req");
+  if (it == object.end() || it->is_null()) return std::nullopt;
+  if (!it->is_object()) bad(fmt::format("'connector_req' must be an object or null, got {}", it->type_name()));
+  return ConnectorRequest{string_field(*it, "request_id", "connector_req."), string_field(*it, "uuid", "connector_req.")};
+}
+
+}  // namespace
+
+std::string to_string(BlockTransferPool pool) {
+  switch (pool) {
+    case BlockTransferPool::Device: return "Device";
+    case BlockTransferPool::Host: return "Host";
+    case BlockTransferPool::Disk: return "Disk";
+  }
+  return "Unknown";
+}
+
+BlockTransferPool parse_pool(std::string_view text) {
+  if (text == "Device") return BlockTransferPool::Device;
+  if (text == "Host") return BlockTransferPool::Host;
+  if (text == "Disk") return BlockTransferPool::Disk;
+  throw make_error(ErrorCode::InvalidArgument, "unknown pool '{}' (expected Device, Host or Disk)", text);
+}
+
+std::string encode_request(const BlockTransferRequest& request) {
+  nlohmann::ordered_json out;
+  out["from_pool"] = to_string(request.from_pool);
+  out["to_pool"] = to_string(request.to_pool);
+  out["blocks"] = nlohmann::ordered_json::array();
+  for (const auto& [from, to] : request.blocks) out["blocks"].push_back({from, to});
+  if (request.connector_req) {
+    out["connector_req"] = {{"request_id", request.connector_req->request_id}, {"uuid", request.connector_req->uuid}};
+  } else {
+    out["connector_req"] = nullptr;
+  }
+  return out.dump();
+}
+
+BlockTransferRequest decode_request(std::string_view bytes) {
+  json parsed = json::parse(bytes, nullptr, false);
+  if (parsed.is_discarded()) bad(fmt::format("not valid JSON ({} bytes)", bytes.size()));
+  if (!parsed.is_object()) bad(fmt::format("expected a JSON object, got {}", parsed.type_name()));
+  BlockTransferRequest request;
+  request.from_pool = pool_field(parsed, "from_pool");
+  request.to_pool = pool_field(parsed, "to_pool");
+  request.blocks = blocks_field(parsed);
+  request.connector_req = connector_field(parsed);
+  return request;
+}
+
+}  // namespace kvbm

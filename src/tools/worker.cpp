@@ -1,0 +1,91 @@
+// `kvbm worker`: one rank of a tensor-parallel deployment, serving the leader's requests on
+// its own Device, Host and Disk pools until killed or told to shut down.
+#include <csignal>
+#include <iostream>
+
+#include "commands.hpp"
+#include "cuda/cuda_runtime.hpp"
+#include "kvbm/common/settings.hpp"
+#include "kvbm/distributed/worker.hpp"
+
+namespace kvbm::tools {
+namespace {
+
+struct WorkerCliOptions {
+  std::string leader;
+  int rank = -1;
+  int world_size = 0;
+  std::size_t device_blocks = 0;
+  std::size_t host_blocks = 0;
+  std::size_t disk_blocks = 0;
+  std::uint32_t device = 0;
+  std::string host_kind;  // pinned | system; default pinned with a GPU, system without
+  std::string disk_dir = settings::env("KVBM_DISK_DIR").value_or(".");
+  std::string layout = "fc";
+  LayoutConfig config{.num_blocks = 0, .num_layers = 4, .outer_dim = 2, .page_size = 16, .inner_dim = 128,
+                      .dtype_bytes = 2};
+};
+
+std::atomic<Worker*> running_worker{nullptr};
+
+void stop_on_signal(int) {
+  if (Worker* worker = running_worker.load()) worker->stop();
+}
+
+LayoutPtr make_pool(const WorkerCliOptions& options, std::size_t blocks, StorageKind kind) {
+  if (blocks == 0) return nullptr;
+  LayoutConfig config = options.config;
+  config.num_blocks = blocks;
+  const LayoutForm form = options.layout == "fc" ? LayoutForm::FullyContiguous : LayoutForm::LayerSeparate;
+  const LayerOrder order = options.layout == "ls-outer" ? LayerOrder::OuterContiguous : LayerOrder::BlockContiguous;
+  DiskFileOptions disk;
+  disk.directory = options.disk_dir;
+  return Layout::allocate(config, kind, form, order, disk);
+}
+
+}  // namespace
+
+Command add_worker_command(CLI::App& app) {
+  auto* command = app.add_subcommand("worker", "Serve a leader's block transfer requests on this rank's pools");
+  auto o = std::make_shared<WorkerCliOptions>();
+  command->add_option("--leader", o->leader, "Leader message endpoint (tcp://HOST:PORT; replies go to PORT+1)")->required();
+  command->add_option("--rank", o->rank, "This worker's rank")->required()->check(CLI::NonNegativeNumber);
+  command->add_option("--world-size", o->world_size, "Number of workers")->required()->check(CLI::PositiveNumber);
+  command->add_option("--device-blocks", o->device_blocks, "Blocks in the Device pool (0: no pool)");
+  command->add_option("--host-blocks", o->host_blocks, "Blocks in the Host pool (0: no pool)");
+  command->add_option("--disk-blocks", o->disk_blocks, "Blocks in the Disk pool (0: no pool)");
+  command->add_option("--device", o->device, "CUDA device ordinal of the Device pool");
+  command->add_option("--host-kind", o->host_kind, "pinned or system (default: pinned when a GPU is present)")
+      ->check(CLI::IsMember({"pinned", "system"}));
+  command->add_option("--disk-dir", o->disk_dir, "Directory of the Disk pool file")->check(CLI::ExistingDirectory);
+  command->add_option("--layout", o->layout, "fc, ls-block or ls-outer")->check(CLI::IsMember({"fc", "ls-block", "ls-outer"}));
+  command->add_option("--num-layers", o->config.num_layers, "Layers per block")->check(CLI::PositiveNumber);
+  command->add_option("--outer-dim", o->config.outer_dim, "1 or 2 (K and V)")->check(CLI::Range(1, 2));
+  command->add_option("--page-size", o->config.page_size, "Tokens per block")->check(CLI::PositiveNumber);
+  command->add_option("--inner-dim", o->config.inner_dim, "Elements per token")->check(CLI::PositiveNumber);
+  command->add_option("--dtype-bytes", o->config.dtype_bytes, "Bytes per element")->check(CLI::PositiveNumber);
+  return {command, [o] {
+    if (o->rank >= o->world_size) {
+      throw make_error(ErrorCode::InvalidArgument, "--rank {} is outside [0, --world-size={})", o->rank, o->world_size);
+    }
+    const bool pinned = o->host_kind.empty() ? cuda::device_count() > 0 : o->host_kind == "pinned";
+    BlockPools pools{make_pool(*o, o->device_blocks, StorageKind::device(o->device)),
+                     make_pool(*o, o->host_blocks, pinned ? StorageKind::pinned() : StorageKind::system()),
+                     make_pool(*o, o->disk_blocks, StorageKind::disk(0))};
+    auto context = std::make_shared<TransferContext>();
+    auto handler = std::make_shared<BlockTransferHandler>(std::move(pools), context, std::make_shared<ConnectorScheduler>());
+    Worker worker({o->leader, o->rank, o->world_size, settings::max_concurrent_transfers()}, handler);
+    running_worker = &worker;
+    std::signal(SIGINT, stop_on_signal);
+    std::signal(SIGTERM, stop_on_signal);
+    const Status status = worker.run();
+    running_worker = nullptr;
+    if (!status.ok()) {
+      std::cerr << "kvbm worker: " << status.error().message() << '\n';
+      return 1;
+    }
+    return 0;
+  }};
+}
+
+}  // namespace kvbm::tools
