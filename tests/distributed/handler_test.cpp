@@ -1,0 +1,97 @@
+// BlockTransferHandler and the connector scheduler, in-process (no messaging).
+#include "kvbm/distributed/block_transfer_handler.hpp"
+
+#include <gtest/gtest.h>
+
+#include "support/roundtrip.hpp"
+
+namespace kvbm::testing {
+namespace {
+
+using P = BlockTransferPool;
+
+class Handler : public ::testing::Test {
+ protected:
+  LayoutConfig config{.num_blocks = 16, .num_layers = 2, .outer_dim = 2, .page_size = 4, .inner_dim = 32, .dtype_bytes = 2};
+  TempDir dir;
+  std::shared_ptr<TransferContext> context = std::make_shared<TransferContext>();
+  LayoutPtr host = make_layout(config, StorageKind::system(), {}, dir.path());
+  LayoutPtr disk = make_layout(config, StorageKind::disk(0), {}, dir.path());
+  std::shared_ptr<ConnectorScheduler> scheduler = std::make_shared<ConnectorScheduler>();
+  BlockTransferHandler handler{{nullptr, host, disk}, context, scheduler};
+
+  static void expect_error(const Status& status, ErrorCode code, const std::string& text) {
+    ASSERT_FALSE(status.ok()) << "expected: " << text;
+    EXPECT_EQ(status.error().code(), code) << status.to_string();
+    EXPECT_NE(status.error().message().find(text), std::string::npos) << status.to_string();
+  }
+};
+
+TEST_F(Handler, AcceptedPairsAreTheSeeds) {
+  const std::set<std::pair<P, P>> accepted = {
+      {P::Device, P::Host}, {P::Device, P::Disk}, {P::Host, P::Device}, {P::Host, P::Disk}, {P::Disk, P::Device}};
+  for (P from : {P::Device, P::Host, P::Disk}) {
+    for (P to : {P::Device, P::Host, P::Disk}) EXPECT_EQ(is_accepted_pair(from, to), accepted.contains({from, to}));
+  }
+}
+
+TEST_F(Handler, HostToDiskMovesBytes) {
+  std::mt19937_64 rng(3);
+  const auto contents = fill_random(*host, {1, 5}, rng);
+  ASSERT_TRUE(handler.execute({P::Host, P::Disk, {{1, 9}, {5, 2}}, std::nullopt}).ok());
+  EXPECT_EQ(read_block(*disk, 9), read_block(*host, 1));
+  EXPECT_EQ(read_block(*disk, 2), read_block(*host, 5));
+}
+
+TEST_F(Handler, ErrorsInsteadOfPanics) {
+  expect_error(handler.execute({P::Disk, P::Host, {{0, 0}}, std::nullopt}), ErrorCode::InvalidArgument,
+               "invalid transfer type Disk -> Host");
+  expect_error(handler.execute({P::Host, P::Host, {{0, 1}}, std::nullopt}), ErrorCode::InvalidArgument,
+               "invalid transfer type Host -> Host");
+  expect_error(handler.execute({P::Host, P::Device, {{0, 0}}, std::nullopt}), ErrorCode::InvalidArgument,
+               "the Device pool is not configured");
+  expect_error(handler.execute({P::Host, P::Disk, {{0, 16}}, std::nullopt}), ErrorCode::OutOfRange,
+               "destination block index 16");
+  expect_error(handler.execute({P::Host, P::Disk, {}, std::nullopt}), ErrorCode::InvalidArgument, "names no blocks");
+  BlockTransferHandler no_scheduler{{nullptr, host, disk}, context, nullptr};
+  expect_error(no_scheduler.execute({P::Host, P::Disk, {{0, 0}}, ConnectorRequest{"req-9", "op"}}),
+               ErrorCode::InvalidArgument, "req-9 carries connector_req but this worker has no scheduler");
+  EXPECT_TRUE(handler.execute({P::Host, P::Disk, {{0, 0}}, std::nullopt}).ok());
+}
+
+TEST_F(Handler, ReplicatedModeIsAClearError) {
+  BlockTransferHandler replicated{{nullptr, host, disk}, context, scheduler, NcclConfig{true, 0, 2}};
+  EXPECT_EQ(replicated.transfer_mode(), TransferMode::Replicated);
+  expect_error(replicated.execute({P::Host, P::Disk, {{0, 0}}, std::nullopt}), ErrorCode::Unsupported, "replicated");
+  EXPECT_THROW((BlockTransferHandler{{nullptr, host, disk}, context, scheduler, NcclConfig{true, 2, 2}}), Error);
+  EXPECT_EQ(handler.transfer_mode(), TransferMode::Sharded);
+}
+
+TEST_F(Handler, ConnectorOperationsAreScheduledCompletedOrCancelled) {
+  const ConnectorRequest op{"req-1", "op-1"};
+  scheduler->enqueue(op);
+  EXPECT_TRUE(handler.execute({P::Host, P::Disk, {{0, 0}}, op}).ok());
+  EXPECT_EQ(scheduler->tracked(), 0u);
+
+  const ConnectorRequest queued{"req-2", "op-2"};
+  scheduler->enqueue(queued);
+  EXPECT_TRUE(scheduler->cancel("op-2").ok());
+  expect_error(handler.execute({P::Host, P::Disk, {{1, 1}}, queued}), ErrorCode::Cancelled, "op-2 of request req-2 was cancelled");
+  EXPECT_EQ(scheduler->tracked(), 0u);
+
+  // Cancelled before it even arrived.
+  EXPECT_TRUE(scheduler->cancel("op-3").ok());
+  expect_error(handler.execute({P::Host, P::Disk, {{1, 1}}, ConnectorRequest{"req-3", "op-3"}}), ErrorCode::Cancelled,
+               "cancelled");
+
+  // Running operations cannot be cancelled.
+  const ConnectorRequest running{"req-4", "op-4"};
+  EXPECT_EQ(scheduler->schedule(running), SchedulingDecision::Execute);
+  const Status late = scheduler->cancel("op-4");
+  ASSERT_FALSE(late.ok());
+  EXPECT_NE(late.error().message().find("already running"), std::string::npos);
+  scheduler->mark_complete(running, {});
+}
+
+}  // namespace
+}  // namespace kvbm::testing
