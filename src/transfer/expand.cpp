@@ -22,7 +22,8 @@ void require_indices(const Layout& src, const Layout& dst, std::span<const Block
   // One bit per destination block: cheap to clear even for large pools, and O(1) per pair.
   std::vector<bool> written(dst.config().num_blocks, false);
   for (std::size_t i = 0; i < pairs.size(); ++i) {
-    const auto [from, to] = pairs[i];
+    const std::size_t from = pairs[i].first;
+    const std::size_t to = pairs[i].second;
     if (from >= src.config().num_blocks) {
       throw make_error(ErrorCode::OutOfRange, "source block index {} (pair {}) is out of range: the source has {} blocks",
                        from, i, src.config().num_blocks);

@@ -25,7 +25,9 @@ constexpr std::size_t kBlocks = 48;
 class WorkerProcess {
  public:
   WorkerProcess(const std::string& endpoint, int rank, int world, const std::string& dir, bool device) {
-    std::vector<std::string> args = {KVBM_CLI_PATH, "worker", "--leader", endpoint, "--rank", std::to_string(rank),
+    // KVBM_CLI overrides the build-time path (the GPU machine runs a bundled copy).
+    const char* cli = std::getenv("KVBM_CLI");
+    std::vector<std::string> args = {cli ? cli : KVBM_CLI_PATH, "worker", "--leader", endpoint, "--rank", std::to_string(rank),
                                      "--world-size", std::to_string(world), "--host-blocks", std::to_string(kBlocks),
                                      "--disk-blocks", std::to_string(kBlocks), "--disk-dir", dir, "--layout", "ls-outer",
                                      "--num-layers", "3", "--page-size", "8", "--inner-dim", "100"};

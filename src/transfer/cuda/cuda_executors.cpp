@@ -57,6 +57,16 @@ class CudaStreamExecutor final : public Executor {
       cuda::check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
       streams_.push_back(stream);
     }
+    // Descriptor lists come from a pool of kvbm's own that keeps its memory between transfers
+    // (the default pool's release threshold of 0 would hand it back, and re-map it, every time).
+    cudaMemPoolProps props{};
+    props.allocType = cudaMemAllocationTypePinned;
+    props.location.type = cudaMemLocationTypeDevice;
+    props.location.id = device_;
+    cuda::check(cudaMemPoolCreate(&descriptor_pool_, &props), "cudaMemPoolCreate");
+    std::uint64_t keep_everything = UINT64_MAX;
+    cuda::check(cudaMemPoolSetAttribute(descriptor_pool_, cudaMemPoolAttrReleaseThreshold, &keep_everything),
+                "cudaMemPoolSetAttribute(release threshold)");
     if (direction_ == Direction::DeviceToDevice && !config_.copy_engine) {
       // Device-internal copies do not cross PCIe: give them every SM.
       cudaDeviceGetAttribute(&d2d_ctas_, cudaDevAttrMultiProcessorCount, device_);
@@ -66,6 +76,7 @@ class CudaStreamExecutor final : public Executor {
   ~CudaStreamExecutor() override {
     completions_.reset();  // drains the queue: every callback has run
     for (cudaStream_t stream : streams_) cudaStreamDestroy(stream);
+    cudaMemPoolDestroy(descriptor_pool_);
   }
 
   void submit(CopyOps ops, DoneCallback done) override {
@@ -100,7 +111,8 @@ class CudaStreamExecutor final : public Executor {
     cudaStream_t stream = streams_.front();
     void* device_descriptors = nullptr;
     try {
-      cuda::check(cudaMallocAsync(&device_descriptors, bytes, stream), "cudaMallocAsync (copy descriptors)");
+      cuda::check(cudaMallocFromPoolAsync(&device_descriptors, bytes, descriptor_pool_, stream),
+                  "cudaMallocFromPoolAsync (copy descriptors)");
       cuda::check(cudaMemcpyAsync(device_descriptors, scratch.second, bytes, cudaMemcpyHostToDevice, stream),
                   "cudaMemcpyAsync (copy descriptors)");
       const int ctas = direction_ == Direction::DeviceToDevice ? d2d_ctas_ : config_.copy_ctas;
@@ -174,6 +186,7 @@ class CudaStreamExecutor final : public Executor {
   CudaPathConfig config_;
   int d2d_ctas_ = 0;
   std::vector<cudaStream_t> streams_;
+  cudaMemPool_t descriptor_pool_ = nullptr;
   std::mutex stream_mutex_;
   PinnedScratch scratch_;
   std::unique_ptr<cuda::EventCompletions> completions_ = std::make_unique<cuda::EventCompletions>();
