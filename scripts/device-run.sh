@@ -31,6 +31,10 @@ for step in "$@"; do
       for s in 1 4; do
         KVBM_CUDA_CE_STREAMS=$s kvbm bench --pairs $gpu --sizes 4K,16K,256K,2M --copy-engine 2>/dev/null | tail -8 | sed "s/^/ce$s /"
       done 2>&1 | tee "$out/sweep.txt" ;;
+    disk-sweep)
+      for qd in 32 64 128; do
+        KVBM_DISK_QUEUE_DEPTH=$qd kvbm bench --pairs system:disk,disk:system --sizes 256K,2M 2>/dev/null | tail -4 | sed "s/^/qd$qd /"
+      done | tee "$out/disk-sweep.txt" ;;
     multi) KVBM_CLI=$(command -v kvbm) kvbm_multi_tests 2>&1 | tee "$out/multi-tests.log" | grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED|OK \]' ;;
     control) kvbm_control_bench 3000 2>/dev/null | tee "$out/control.txt" ;;
     *) echo "unknown step $step" ;;

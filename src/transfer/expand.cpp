@@ -111,8 +111,14 @@ CopyOps expand_pairs(const Layout& src, const Layout& dst, std::span<const Block
       }
     }
   }
-  std::sort(ops.begin(), ops.end(), [](const CopyOp& a, const CopyOp& b) {
-    return a.src.region != b.src.region ? std::less<>{}(a.src.region, b.src.region) : a.src.offset < b.src.offset;
+  // Sorted by the disk side when there is one (the file is walked upwards, which disks and
+  // their caches like), else by the source; either way adjacent chunks end up next to each other.
+  const bool by_destination = dst.kind().is_disk() && !src.kind().is_disk();
+  const auto key = [by_destination](const CopyOp& op) { return by_destination ? op.dst : op.src; };
+  std::sort(ops.begin(), ops.end(), [&](const CopyOp& a, const CopyOp& b) {
+    const Location ka = key(a);
+    const Location kb = key(b);
+    return ka.region != kb.region ? std::less<>{}(ka.region, kb.region) : ka.offset < kb.offset;
   });
   CopyOps merged;
   merged.reserve(ops.size());

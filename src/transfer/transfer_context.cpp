@@ -54,6 +54,7 @@ TransferConfig TransferConfig::from_env() {
   config.cuda_copy_ctas = static_cast<int>(settings::env_size("KVBM_CUDA_COPY_CTAS", 8, 1, 1024));
   config.cuda_copy_threads = static_cast<int>(settings::env_size("KVBM_CUDA_COPY_THREADS", 1024, 32, 1024));
   config.cuda_copy_engine_streams = static_cast<int>(settings::env_size("KVBM_CUDA_CE_STREAMS", 2, 1, 16));
+  config.cuda_completion_spin_us = static_cast<int>(settings::env_size("KVBM_CUDA_SPIN_US", 100, 0, 100000));
   config.validate();
   return config;
 }
@@ -111,7 +112,7 @@ struct TransferContext::Impl {
   CudaExecutors& cuda() {
     std::call_once(cuda_once, [&] {
       cuda_executors = make_cuda_executors({config.cuda_copy_engine, config.cuda_copy_ctas, config.cuda_copy_threads,
-                                            config.cuda_copy_engine_streams});
+                                            config.cuda_copy_engine_streams, config.cuda_completion_spin_us});
     });
     return *cuda_executors;
   }

@@ -27,6 +27,7 @@ struct TransferConfig {
   int cuda_copy_ctas = 8;                          // KVBM_CUDA_COPY_CTAS: CTAs (SMs) of the copy kernel
   int cuda_copy_threads = 1024;                    // KVBM_CUDA_COPY_THREADS: threads per CTA
   int cuda_copy_engine_streams = 2;                // KVBM_CUDA_CE_STREAMS
+  int cuda_completion_spin_us = 100;               // KVBM_CUDA_SPIN_US: poll before a blocking wait
 
   // Defaults overridden by the environment; malformed values are errors naming the variable.
   [[nodiscard]] static TransferConfig from_env();

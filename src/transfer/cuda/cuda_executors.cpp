@@ -189,7 +189,8 @@ class CudaStreamExecutor final : public Executor {
   cudaMemPool_t descriptor_pool_ = nullptr;
   std::mutex stream_mutex_;
   PinnedScratch scratch_;
-  std::unique_ptr<cuda::EventCompletions> completions_ = std::make_unique<cuda::EventCompletions>();
+  std::unique_ptr<cuda::EventCompletions> completions_ =
+      std::make_unique<cuda::EventCompletions>(std::chrono::microseconds(config_.completion_spin_us));
 };
 
 class CudaExecutorRegistry final : public CudaExecutors {

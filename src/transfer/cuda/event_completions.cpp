@@ -2,7 +2,7 @@
 
 namespace kvbm::cuda {
 
-EventCompletions::EventCompletions() : thread_([this] { run(); }) {}
+EventCompletions::EventCompletions(std::chrono::microseconds spin) : spin_(spin), thread_([this] { run(); }) {}
 
 EventCompletions::~EventCompletions() {
   {
@@ -33,7 +33,14 @@ void EventCompletions::run() {
     // Events of one stream fire in order. Only sleep (blocking sync) on one that has not fired
     // yet: when the GPU is ahead, a whole run of finished events completes without a wake-up each.
     for (auto& [event, callback] : batch) {
+      // Short copies finish within microseconds: poll briefly before paying for a blocking
+      // wait's interrupt and thread wake-up (tens to hundreds of microseconds on a VM).
       cudaError_t result = cudaEventQuery(event);
+      const auto spin_until = std::chrono::steady_clock::now() + spin_;
+      while (result == cudaErrorNotReady && std::chrono::steady_clock::now() < spin_until) {
+        std::this_thread::yield();
+        result = cudaEventQuery(event);
+      }
       if (result == cudaErrorNotReady) result = cudaEventSynchronize(event);
       cudaEventDestroy(event);
       if (result == cudaSuccess) {

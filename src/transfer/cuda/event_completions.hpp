@@ -4,6 +4,7 @@
 // never block on the GPU.
 #include <cuda_runtime_api.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -16,7 +17,8 @@ namespace kvbm::cuda {
 
 class EventCompletions {
  public:
-  EventCompletions();
+  // `spin`: how long to poll an event before sleeping on it.
+  explicit EventCompletions(std::chrono::microseconds spin);
   ~EventCompletions();  // finishes what was queued
   EventCompletions(const EventCompletions&) = delete;
   EventCompletions& operator=(const EventCompletions&) = delete;
@@ -31,6 +33,7 @@ class EventCompletions {
   std::condition_variable ready_;
   std::deque<std::pair<cudaEvent_t, std::function<void(Status)>>> queue_;
   bool stopping_ = false;
+  std::chrono::microseconds spin_;
   std::thread thread_;
 };
 
