@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <cstdlib>
 #include <cstring>
 
 #include "cuda/cuda_runtime.hpp"
@@ -10,37 +9,16 @@
 #include "kvbm/common/error.hpp"
 
 namespace kvbm {
-namespace {
-
-class AlignedPages {
- public:
-  explicit AlignedPages(std::size_t bytes)
-      : size_(round_up(bytes, kDirectIoAlignment)),
-        data_(static_cast<std::byte*>(std::aligned_alloc(kDirectIoAlignment, size_))) {
-    if (data_ == nullptr) throw make_error(ErrorCode::OutOfRange, "cannot allocate {} bytes", size_);
-  }
-  ~AlignedPages() { std::free(data_); }
-  AlignedPages(const AlignedPages&) = delete;
-  AlignedPages& operator=(const AlignedPages&) = delete;
-  [[nodiscard]] std::byte* data() const { return data_; }
-  [[nodiscard]] std::size_t size() const { return size_; }
-
- private:
-  std::size_t size_;
-  std::byte* data_;
-};
-
-}  // namespace
-
 Bytes read_chunk(const Layout& layout, std::size_t block, std::size_t layer, std::size_t outer) {
   const ChunkLocation chunk = layout.locate(block, layer, outer);
   Bytes out(chunk.bytes);
   const Region& region = *chunk.region;
   if (region.kind().is_disk()) {
-    AlignedPages pages(chunk.bytes);
-    const ssize_t got = ::pread(region.fd(), pages.data(), pages.size(), static_cast<off_t>(chunk.offset));
-    if (got != static_cast<ssize_t>(pages.size())) throw errno_error("pread", region.path(), got < 0 ? errno : EIO);
-    std::memcpy(out.data(), pages.data(), chunk.bytes);
+    const std::size_t io_bytes = round_up(chunk.bytes, kDirectIoAlignment);
+    const RegionPtr pages = Region::allocate_system(io_bytes);
+    const ssize_t got = ::pread(region.fd(), pages->data(), io_bytes, static_cast<off_t>(chunk.offset));
+    if (got != static_cast<ssize_t>(io_bytes)) throw errno_error("pread", region.path(), got < 0 ? errno : EIO);
+    std::memcpy(out.data(), pages->data(), chunk.bytes);
   } else if (region.kind().is_device()) {
     cuda::copy_to_host(out.data(), region.data() + chunk.offset, chunk.bytes);
   } else {
@@ -56,11 +34,12 @@ void write_chunk(const Layout& layout, std::size_t block, std::size_t layer, std
   }
   const Region& region = *chunk.region;
   if (region.kind().is_disk()) {
-    AlignedPages pages(chunk.bytes);
-    std::memset(pages.data(), 0, pages.size());
-    std::memcpy(pages.data(), bytes.data(), chunk.bytes);
-    const ssize_t put = ::pwrite(region.fd(), pages.data(), pages.size(), static_cast<off_t>(chunk.offset));
-    if (put != static_cast<ssize_t>(pages.size())) throw errno_error("pwrite", region.path(), put < 0 ? errno : EIO);
+    const std::size_t io_bytes = round_up(chunk.bytes, kDirectIoAlignment);
+    const RegionPtr pages = Region::allocate_system(io_bytes);
+    std::memset(pages->data(), 0, io_bytes);
+    std::memcpy(pages->data(), bytes.data(), chunk.bytes);
+    const ssize_t put = ::pwrite(region.fd(), pages->data(), io_bytes, static_cast<off_t>(chunk.offset));
+    if (put != static_cast<ssize_t>(io_bytes)) throw errno_error("pwrite", region.path(), put < 0 ? errno : EIO);
   } else if (region.kind().is_device()) {
     cuda::copy_to_device(region.data() + chunk.offset, bytes.data(), chunk.bytes);
   } else {

@@ -1,6 +1,5 @@
 #include "transfer/disk_request.hpp"
 
-#include <cstdlib>
 #include <cstring>
 
 #include "kvbm/common/checked_math.hpp"
@@ -13,24 +12,17 @@ bool DiskUnit::needs_staging() const {
   return reinterpret_cast<std::uintptr_t>(memory) % kDirectIoAlignment != 0 || bytes % kDirectIoAlignment != 0;
 }
 
-StagingBuffer::StagingBuffer(std::size_t bytes)
-    : data_(static_cast<std::byte*>(std::aligned_alloc(kDirectIoAlignment, round_up(bytes, kDirectIoAlignment)))) {
-  if (data_ == nullptr) throw make_error(ErrorCode::OutOfRange, "cannot allocate a {}-byte staging buffer", bytes);
-}
-
-StagingBuffer::~StagingBuffer() { std::free(data_); }
-
-std::byte* prepare_io(const DiskUnit& unit, StagingBuffer& staging) {
+std::byte* prepare_io(const DiskUnit& unit, std::byte* staging) {
   if (!unit.needs_staging()) return unit.memory;
   if (unit.write) {
-    std::memcpy(staging.data(), unit.memory, unit.bytes);
+    std::memcpy(staging, unit.memory, unit.bytes);
     // The rest of the last page belongs to this chunk's 4 KiB slot on disk: pad with zeros.
-    std::memset(staging.data() + unit.bytes, 0, unit.io_bytes() - unit.bytes);
+    std::memset(staging + unit.bytes, 0, unit.io_bytes() - unit.bytes);
   }
-  return staging.data();
+  return staging;
 }
 
-Status finish_io(const DiskUnit& unit, const StagingBuffer& staging, long result) {
+Status finish_io(const DiskUnit& unit, const std::byte* staging, long result) {
   const char* verb = unit.write ? "write" : "read";
   if (result < 0) {
     const int err = static_cast<int>(-result);
@@ -41,7 +33,7 @@ Status finish_io(const DiskUnit& unit, const StagingBuffer& staging, long result
     return make_error(ErrorCode::Io, "short {}: {} of {} bytes at offset {} of '{}' (file truncated or full?)", verb,
                       result, unit.io_bytes(), unit.file_offset, unit.file->path());
   }
-  if (!unit.write && unit.needs_staging()) std::memcpy(unit.memory, staging.data(), unit.bytes);
+  if (!unit.write && unit.needs_staging()) std::memcpy(unit.memory, staging, unit.bytes);
   return {};
 }
 

@@ -22,23 +22,12 @@ struct DiskUnit {
   [[nodiscard]] bool needs_staging() const;           // memory unaligned or a partial last page
 };
 
-// An aligned buffer for staging one unit (owned by a backend slot or thread).
-class StagingBuffer {
- public:
-  explicit StagingBuffer(std::size_t bytes);
-  ~StagingBuffer();
-  StagingBuffer(const StagingBuffer&) = delete;
-  StagingBuffer& operator=(const StagingBuffer&) = delete;
-  [[nodiscard]] std::byte* data() const { return data_; }
-
- private:
-  std::byte* data_;
-};
-
+// `staging` is a page-aligned buffer of at least the largest unit, owned by a backend slot or
+// thread (Region::allocate_system gives one).
 // Before the I/O: the address to hand the kernel (the staging buffer filled for a write).
-[[nodiscard]] std::byte* prepare_io(const DiskUnit& unit, StagingBuffer& staging);
+[[nodiscard]] std::byte* prepare_io(const DiskUnit& unit, std::byte* staging);
 // After the I/O: checks the result (bytes moved, or -errno) and copies a staged read out.
-[[nodiscard]] Status finish_io(const DiskUnit& unit, const StagingBuffer& staging, long result);
+[[nodiscard]] Status finish_io(const DiskUnit& unit, const std::byte* staging, long result);
 
 class DiskRequest {
  public:

@@ -31,19 +31,15 @@ class ThreadedDiskBackend final : public DiskBackend {
 
  private:
   void drain(DiskRequest& request) {
-    thread_local std::unique_ptr<StagingBuffer> staging;
-    thread_local std::size_t staging_bytes = 0;
-    if (staging_bytes < max_unit_bytes_) {
-      staging = std::make_unique<StagingBuffer>(max_unit_bytes_);
-      staging_bytes = max_unit_bytes_;
-    }
+    thread_local RegionPtr staging;
+    if (!staging || staging->size() < max_unit_bytes_) staging = Region::allocate_system(max_unit_bytes_);
     while (const DiskUnit* unit = request.take()) {
-      std::byte* address = prepare_io(*unit, *staging);
+      std::byte* address = prepare_io(*unit, staging->data());
       const int fd = unit->file->fd();
       const auto offset = static_cast<off_t>(unit->file_offset);
       const ssize_t moved = unit->write ? ::pwrite(fd, address, unit->io_bytes(), offset)
                                         : ::pread(fd, address, unit->io_bytes(), offset);
-      request.finish(finish_io(*unit, *staging, moved < 0 ? -errno : moved));
+      request.finish(finish_io(*unit, staging->data(), moved < 0 ? -errno : moved));
     }
   }
 

@@ -51,10 +51,10 @@ TransferConfig TransferConfig::from_env() {
     }
     config.cuda_copy_engine = *path == "copy_engine";
   }
-  config.cuda_copy_ctas = static_cast<int>(settings::env_size("KVBM_CUDA_COPY_CTAS", 8, 1, 1024));
-  config.cuda_copy_threads = static_cast<int>(settings::env_size("KVBM_CUDA_COPY_THREADS", 1024, 32, 1024));
-  config.cuda_copy_engine_streams = static_cast<int>(settings::env_size("KVBM_CUDA_CE_STREAMS", 2, 1, 16));
-  config.cuda_completion_spin_us = static_cast<int>(settings::env_size("KVBM_CUDA_SPIN_US", 100, 0, 100000));
+  config.cuda_copy_ctas = static_cast<int>(settings::env_size("KVBM_CUDA_COPY_CTAS", config.cuda_copy_ctas, 1, 1024));
+  config.cuda_copy_threads = static_cast<int>(settings::env_size("KVBM_CUDA_COPY_THREADS", config.cuda_copy_threads, 32, 1024));
+  config.cuda_copy_engine_streams = static_cast<int>(settings::env_size("KVBM_CUDA_CE_STREAMS", config.cuda_copy_engine_streams, 1, 16));
+  config.cuda_completion_spin_us = static_cast<int>(settings::env_size("KVBM_CUDA_SPIN_US", config.cuda_completion_spin_us, 0, 100000));
   config.validate();
   return config;
 }

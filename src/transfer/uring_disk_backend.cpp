@@ -60,8 +60,8 @@ class UringDiskBackend final : public DiskBackend {
 
  private:
   struct Slot {
-    explicit Slot(std::size_t bytes) : staging(bytes) {}
-    StagingBuffer staging;
+    explicit Slot(std::size_t bytes) : staging(Region::allocate_system(bytes)) {}
+    RegionPtr staging;
     const DiskUnit* unit = nullptr;
     std::shared_ptr<DiskRequest> request;
   };
@@ -92,7 +92,7 @@ class UringDiskBackend final : public DiskBackend {
       Slot& slot = *slots_[index];
       slot.unit = unit;
       slot.request = request;
-      std::byte* address = prepare_io(*unit, slot.staging);
+      std::byte* address = prepare_io(*unit, slot.staging->data());
       io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
       if (unit->write) {
         io_uring_prep_write(sqe, unit->file->fd(), address, static_cast<unsigned>(unit->io_bytes()), unit->file_offset);
@@ -105,7 +105,7 @@ class UringDiskBackend final : public DiskBackend {
 
   void complete(std::size_t index, int result) {
     Slot& slot = *slots_[index];
-    const Status status = finish_io(*slot.unit, slot.staging, result);
+    const Status status = finish_io(*slot.unit, slot.staging->data(), result);
     std::shared_ptr<DiskRequest> request = std::move(slot.request);
     {
       std::lock_guard lock(mutex_);
