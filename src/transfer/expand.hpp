@@ -1,7 +1,7 @@
 #pragma once
 // From a request (two layouts and block pairs) to copy ops: validation of the whole request,
-// then one op per (block, layer, outer) chunk, sorted by source and merged where both sides
-// are contiguous.
+// then one op per (block, layer, outer) chunk, merged where both sides are contiguous (and
+// sorted in file order when a side is on disk).
 #include <span>
 
 #include "kvbm/layout/layout.hpp"

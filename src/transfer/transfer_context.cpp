@@ -31,6 +31,24 @@ class DiskExecutor final : public Executor {
   std::size_t io_bytes_;
 };
 
+// Block counts of the batches a transfer of `blocks` blocks is cut into under `plan`.
+std::vector<std::size_t> batch_sizes(const TransferConfig& config, const TransferPlan& plan, const Layout& src,
+                                     std::size_t blocks) {
+  const std::size_t first = config.max_transfer_batch_size;
+  std::size_t largest = first;
+  const auto* direct = std::get_if<DirectPlan>(&plan);
+  if (direct && (direct->strategy == TransferStrategy::CudaAsyncH2D || direct->strategy == TransferStrategy::CudaAsyncD2H ||
+                 direct->strategy == TransferStrategy::CudaAsyncD2D)) {
+    const std::size_t block_bytes = src.chunk_bytes() * src.config().num_layers * src.config().outer_dim;
+    largest = std::max(first, config.cuda_batch_bytes / std::max<std::size_t>(1, block_bytes));
+  }
+  std::vector<std::size_t> sizes;
+  for (std::size_t done = 0, next = first; done < blocks; done += sizes.back(), next = std::min(2 * next, largest)) {
+    sizes.push_back(std::min(next, blocks - done));
+  }
+  return sizes;
+}
+
 }  // namespace
 
 TransferConfig TransferConfig::from_env() {
@@ -55,6 +73,7 @@ TransferConfig TransferConfig::from_env() {
   config.cuda_copy_threads = static_cast<int>(settings::env_size("KVBM_CUDA_COPY_THREADS", config.cuda_copy_threads, 32, 1024));
   config.cuda_copy_engine_streams = static_cast<int>(settings::env_size("KVBM_CUDA_CE_STREAMS", config.cuda_copy_engine_streams, 1, 16));
   config.cuda_completion_spin_us = static_cast<int>(settings::env_size("KVBM_CUDA_SPIN_US", config.cuda_completion_spin_us, 0, 100000));
+  config.cuda_batch_bytes = settings::env_size("KVBM_CUDA_BATCH_BYTES", config.cuda_batch_bytes, 1, 1ull << 40);
   config.validate();
   return config;
 }
@@ -71,6 +90,7 @@ void TransferConfig::validate() const {
   require(bounce_buffer_bytes > 0 && bounce_buffer_bytes % kDirectIoAlignment == 0, "bounce_buffer_bytes",
           bounce_buffer_bytes, "must be a positive multiple of 4096");
   require(bounce_buffers > 0, "bounce_buffers", bounce_buffers, "must be > 0");
+  require(cuda_batch_bytes > 0, "cuda_batch_bytes", cuda_batch_bytes, "must be > 0");
   require(cuda_copy_ctas > 0 && cuda_copy_ctas <= 1024, "cuda_copy_ctas", static_cast<std::size_t>(cuda_copy_ctas),
           "must be in [1, 1024]");
   require(cuda_copy_threads >= 32 && cuda_copy_threads <= 1024 && cuda_copy_threads % 32 == 0, "cuda_copy_threads",
@@ -209,17 +229,19 @@ TransferHandle TransferContext::transfer(const LayoutPtr& src, const LayoutPtr& 
 
   auto state = std::make_shared<CompletionState>();
   impl_->begin();
-  const std::size_t batch = impl_->config.max_transfer_batch_size;
-  const std::size_t batches = (pairs.size() + batch - 1) / batch;
+  const std::vector<std::size_t> batches = batch_sizes(impl_->config, chosen, *src, pairs.size());
   // The layouts ride along until the last byte has moved: the ops point into their regions.
-  auto join = Join::make(batches, [this, state, src, dst](Status status) {
+  auto join = Join::make(batches.size(), [this, state, src, dst](Status status) {
     state->complete(std::move(status));
     impl_->end();
   });
   // Each batch starts as soon as it is expanded, so the hardware works while the next is built.
-  for (std::size_t first = 0; first < pairs.size(); first += batch) {
+  std::size_t first = 0;
+  for (const std::size_t batch : batches) {
+    const auto batch_pairs = pairs.subspan(first, batch);
+    first += batch;
     try {
-      CopyOps ops = expand_pairs(*src, *dst, pairs.subspan(first, std::min(batch, pairs.size() - first)));
+      CopyOps ops = expand_pairs(*src, *dst, batch_pairs);
       impl_->run_plan(chosen, src->kind(), dst->kind(), std::move(ops), join->arrival());
     } catch (const Error& error) {
       join->arrive(error);

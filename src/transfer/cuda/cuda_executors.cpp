@@ -94,17 +94,18 @@ class CudaStreamExecutor final : public Executor {
 
  private:
   void submit_kernel(const CopyOps& ops, DoneCallback& done) {
-    std::vector<cuda::CopyDescriptor> descriptors;
-    descriptors.reserve(ops.size());
+    std::size_t count = 0;
+    for (const CopyOp& op : ops) count += (op.bytes + cuda::kMaxDescriptorBytes - 1) / cuda::kMaxDescriptorBytes;
+    const std::size_t bytes = count * sizeof(cuda::CopyDescriptor);
+    // Written straight into pinned memory: this loop is on the submitting thread's critical path.
+    auto scratch = scratch_.take(bytes);
+    auto* descriptors = static_cast<cuda::CopyDescriptor*>(scratch.second);
     for (const CopyOp& op : ops) {
       for (std::size_t offset = 0; offset < op.bytes; offset += cuda::kMaxDescriptorBytes) {
-        descriptors.push_back({op.src.address() + offset, op.dst.address() + offset,
-                               std::min<std::uint64_t>(cuda::kMaxDescriptorBytes, op.bytes - offset)});
+        *descriptors++ = {op.src.address() + offset, op.dst.address() + offset,
+                          std::min<std::uint64_t>(cuda::kMaxDescriptorBytes, op.bytes - offset)};
       }
     }
-    const std::size_t bytes = descriptors.size() * sizeof(cuda::CopyDescriptor);
-    auto scratch = scratch_.take(bytes);
-    std::memcpy(scratch.second, descriptors.data(), bytes);
 
     std::lock_guard lock(stream_mutex_);
     cuda::DeviceGuard guard(device_);
@@ -117,7 +118,7 @@ class CudaStreamExecutor final : public Executor {
                   "cudaMemcpyAsync (copy descriptors)");
       const int ctas = direction_ == Direction::DeviceToDevice ? d2d_ctas_ : config_.copy_ctas;
       cuda::check(cuda::launch_copy_kernel(static_cast<const cuda::CopyDescriptor*>(device_descriptors),
-                                           static_cast<std::uint32_t>(descriptors.size()), ctas, config_.copy_threads,
+                                           static_cast<std::uint32_t>(count), ctas, config_.copy_threads,
                                            stream),
                   fmt::format("copy kernel launch ({} CTAs x {} threads)", ctas, config_.copy_threads));
       cuda::check(cudaFreeAsync(device_descriptors, stream), "cudaFreeAsync (copy descriptors)");
@@ -143,7 +144,6 @@ class CudaStreamExecutor final : public Executor {
     cuda::DeviceGuard guard(device_);
     cudaMemcpyAttributes attributes{};
     attributes.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
-    attributes.flags = cudaMemcpyFlagPreferOverlapWithCompute;
     std::size_t attribute_index = 0;
     std::size_t next = 0;
     for (std::size_t s = 0; s < streams_.size() && next < ops.size(); ++s) {

@@ -17,7 +17,8 @@ namespace kvbm::cuda {
 
 class EventCompletions {
  public:
-  // `spin`: how long to poll an event before sleeping on it.
+  // `spin`: how long to poll an unfinished event without sleeping (then: short sleeps, and
+  // past 50 ms a blocking wait).
   explicit EventCompletions(std::chrono::microseconds spin);
   ~EventCompletions();  // finishes what was queued
   EventCompletions(const EventCompletions&) = delete;
