@@ -1,5 +1,7 @@
 #include "kvbm/distributed/block_transfer_handler.hpp"
 
+#include <future>
+
 #include "kvbm/common/log.hpp"
 
 namespace kvbm {
@@ -29,44 +31,58 @@ const LayoutPtr& BlockTransferHandler::pool(BlockTransferPool which) const {
   return layout;
 }
 
-Status BlockTransferHandler::execute_transfer(const BlockTransferRequest& request) {
+TransferHandle BlockTransferHandler::start_transfer(const BlockTransferRequest& request) {
   if (mode_ == TransferMode::Replicated) {
-    return make_error(ErrorCode::Unsupported, "replicated transfer mode (NCCL broadcast) is not available in this build");
+    return TransferHandle::completed(
+        make_error(ErrorCode::Unsupported, "replicated transfer mode (NCCL broadcast) is not available in this build"));
   }
   if (!is_accepted_pair(request.from_pool, request.to_pool)) {
-    return make_error(ErrorCode::InvalidArgument, "invalid transfer type {} -> {}", to_string(request.from_pool),
-                      to_string(request.to_pool));
+    return TransferHandle::completed(make_error(ErrorCode::InvalidArgument, "invalid transfer type {} -> {}",
+                                                to_string(request.from_pool), to_string(request.to_pool)));
   }
-  if (request.blocks.empty()) return make_error(ErrorCode::InvalidArgument, "the request names no blocks");
+  if (request.blocks.empty()) {
+    return TransferHandle::completed(make_error(ErrorCode::InvalidArgument, "the request names no blocks"));
+  }
   try {
     const LayoutPtr& src = pool(request.from_pool);
     const LayoutPtr& dst = pool(request.to_pool);
     log().debug("sharded transfer of {} blocks {} -> {}", request.blocks.size(), to_string(request.from_pool),
                 to_string(request.to_pool));
-    // The context splits the request into max_transfer_batch_size batches run concurrently,
-    // and fails the whole with the first batch's error (seed 000's batcher).
-    return context_->transfer(src, dst, request.blocks).wait();
+    // The context splits the request into batches run concurrently, and fails the whole with
+    // the first batch's error (seed 000's batcher).
+    return context_->transfer(src, dst, request.blocks);
   } catch (const Error& error) {
-    return error;
+    return TransferHandle::completed(error);
   }
 }
 
-Status BlockTransferHandler::execute(const BlockTransferRequest& request) {
-  if (!request.connector_req) return execute_transfer(request);
+void BlockTransferHandler::start(const BlockTransferRequest& request, CompletionCallback done) {
+  if (!request.connector_req) {
+    start_transfer(request).detach(std::move(done));
+    return;
+  }
   const ConnectorRequest& connector = *request.connector_req;
   if (!scheduler_) {
-    return make_error(ErrorCode::InvalidArgument, "request {} carries connector_req but this worker has no scheduler",
-                      connector.request_id);
+    done(make_error(ErrorCode::InvalidArgument, "request {} carries connector_req but this worker has no scheduler",
+                    connector.request_id));
+    return;
   }
-  Status status;
+  const auto finish = [scheduler = scheduler_, connector, done = std::move(done)](const Status& status) {
+    scheduler->mark_complete(connector, status);
+    done(status);
+  };
   if (scheduler_->schedule(connector) == SchedulingDecision::Cancel) {
-    status = make_error(ErrorCode::Cancelled, "connector operation {} of request {} was cancelled before it started",
-                        connector.uuid, connector.request_id);
-  } else {
-    status = execute_transfer(request);
+    finish(make_error(ErrorCode::Cancelled, "connector operation {} of request {} was cancelled before it started",
+                      connector.uuid, connector.request_id));
+    return;
   }
-  scheduler_->mark_complete(connector, status);
-  return status;
+  start_transfer(request).detach(finish);
+}
+
+Status BlockTransferHandler::execute(const BlockTransferRequest& request) {
+  std::promise<Status> outcome;
+  start(request, [&outcome](const Status& status) { outcome.set_value(status); });
+  return outcome.get_future().get();
 }
 
 }  // namespace kvbm

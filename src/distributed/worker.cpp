@@ -2,7 +2,10 @@
 
 #include <xxhash.h>
 
+#include <condition_variable>
+#include <deque>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
@@ -112,7 +115,49 @@ struct Worker::Impl {
       return;
     }
     if (request->connector_req && handler->scheduler()) handler->scheduler()->enqueue(*request->connector_req);
-    pool.post([this, id, request = std::move(*request)] { reply(id, protocol::kTransferHandler, handler->execute(request)); });
+    admit(id, std::move(*request));
+  }
+
+  // Transfers start on the receiving thread and are acknowledged from the thread that finishes
+  // them: no hand-off to a worker thread on the way in or out (each costs tens of microseconds
+  // of wake-up). At most options.concurrent_transfers run at once; the rest wait their turn.
+  void admit(std::uint64_t id, BlockTransferRequest request) {
+    {
+      std::lock_guard lock(admission_mutex);
+      if (in_flight >= std::max<std::size_t>(1, options.concurrent_transfers)) {
+        waiting.emplace_back(id, std::move(request));
+        return;
+      }
+      ++in_flight;
+    }
+    launch(id, request);
+  }
+
+  void launch(std::uint64_t id, const BlockTransferRequest& request) {
+    handler->start(request, [this, id](const Status& status) {
+      reply(id, protocol::kTransferHandler, status);
+      finished();
+    });
+  }
+
+  void finished() {
+    std::optional<std::pair<std::uint64_t, BlockTransferRequest>> next;
+    {
+      std::lock_guard lock(admission_mutex);
+      if (waiting.empty()) {
+        if (--in_flight == 0) drained.notify_all();
+        return;
+      }
+      next = std::move(waiting.front());
+      waiting.pop_front();
+    }
+    launch(next->first, next->second);
+  }
+
+  ~Impl() {
+    // Completions reply through the sockets: let every admitted transfer finish first.
+    std::unique_lock lock(admission_mutex);
+    drained.wait(lock, [&] { return in_flight == 0; });
   }
 
   // Returns false when the worker should stop.
@@ -196,6 +241,10 @@ struct Worker::Impl {
   zmq::socket_t subscriber;
   zmq::socket_t pusher;
   std::mutex push_mutex;
+  std::mutex admission_mutex;
+  std::condition_variable drained;
+  std::size_t in_flight = 0;
+  std::deque<std::pair<std::uint64_t, BlockTransferRequest>> waiting;
   std::atomic<bool> stopping{false};
   Status rejection;
   ThreadPool pool;  // declared last: destroyed first, so queued work finishes while sockets live

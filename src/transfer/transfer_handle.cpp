@@ -42,6 +42,11 @@ void CompletionState::on_complete(CompletionCallback callback) {
   callback(*status_);
 }
 
+void TransferHandle::detach(CompletionCallback callback) {
+  std::shared_ptr<CompletionState> state = std::move(state_);
+  state->on_complete(std::move(callback));
+}
+
 TransferHandle TransferHandle::completed(Status status) {
   auto state = std::make_shared<CompletionState>();
   state->complete(std::move(status));

@@ -38,13 +38,18 @@ class BlockTransferHandler {
   [[nodiscard]] const BlockPools& pools() const { return pools_; }
   [[nodiscard]] ConnectorScheduler* scheduler() const { return scheduler_.get(); }
 
-  // Runs one request to the end (blocking). With connector_req, goes through the scheduler.
+  // Starts one request; `done` runs once with its outcome, on the thread that finishes it (at
+  // once, on this thread, for a request that cannot start). With connector_req, the operation
+  // goes through the scheduler and is marked complete before `done` runs.
+  void start(const BlockTransferRequest& request, CompletionCallback done);
+  // start() and wait.
   [[nodiscard]] Status execute(const BlockTransferRequest& request);
   // The pool a name refers to, or an error when it is not configured.
   [[nodiscard]] const LayoutPtr& pool(BlockTransferPool pool) const;
 
  private:
-  [[nodiscard]] Status execute_transfer(const BlockTransferRequest& request);
+  // The transfer itself, or an error handle when the request is not one this worker can run.
+  [[nodiscard]] TransferHandle start_transfer(const BlockTransferRequest& request);
 
   BlockPools pools_;
   std::shared_ptr<TransferContext> context_;
