@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from a bundle made by scripts/device-bundle.sh:
-#   scripts/device-run.sh STEP...   with steps: info tests sanitize bench bench-gpu sweep
+#   scripts/device-run.sh STEP...   with steps: info tests sanitize bench bench-gpu sweep disk-sweep disk-gpu multi control
 # Logs go to $OUT (when set) as well as stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +36,11 @@ for step in "$@"; do
       for qd in 32 64 128; do
         KVBM_DISK_QUEUE_DEPTH=$qd kvbm bench --pairs system:disk,disk:system --sizes 256K,2M 2>/dev/null | tail -4 | sed "s/^/qd$qd /"
       done | tee "$out/disk-sweep.txt" ;;
+    disk-gpu)
+      # Device <-> disk: the two-hop through pinned memory, then cuFile (GPUDirect Storage).
+      kvbm bench --pairs device:disk,disk:device --sizes 256K,2M 2>/dev/null | tee "$out/disk-gpu.txt"
+      kvbm bench --pairs device:disk,disk:device --sizes 256K,2M --gds 2>"$out/disk-gds.err" | tee -a "$out/disk-gpu.txt"
+      grep -i "cufile\|GPUDirect" "$out/disk-gds.err" | head -3 ;;
     multi) KVBM_CLI=$(command -v kvbm) kvbm_multi_tests 2>&1 | tee "$out/multi-tests.log" | grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED|OK \]' ;;
     control) kvbm_control_bench 3000 2>/dev/null | tee "$out/control.txt" ;;
     *) echo "unknown step $step" ;;

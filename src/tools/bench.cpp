@@ -28,6 +28,7 @@ struct BenchOptions {
   int repeat = 3;
   int sms = 0;               // copy-kernel CTAs (one per SM); 0 = the library's setting
   bool copy_engine = false;  // GPU copies through cudaMemcpyBatchAsync instead of the kernel
+  bool gds = false;          // device <-> disk through cuFile when libcufile loads
   bool json = false;
 };
 
@@ -225,6 +226,7 @@ Command add_bench_command(CLI::App& app) {
       ->check(CLI::Range(1, 100));
   command->add_option("--sms", options->sms, "CTAs (one per SM) the GPU copy kernel may use")->check(CLI::Range(1, 1024));
   command->add_flag("--copy-engine", options->copy_engine, "GPU copies through cudaMemcpyBatchAsync (no SMs)");
+  command->add_flag("--gds", options->gds, "Allow GPUDirect Storage (cuFile) for device <-> disk");
   command->add_flag("--json", options->json, "Print one JSON array of rows");
   return {command, [options] {
     const auto pairs = parse_pairs(options->pairs.empty() ? default_pairs() : options->pairs);
@@ -238,6 +240,7 @@ Command add_bench_command(CLI::App& app) {
     TransferConfig config = TransferConfig::from_env();
     if (options->sms > 0) config.cuda_copy_ctas = options->sms;
     if (options->copy_engine) config.cuda_copy_engine = true;
+    if (options->gds) config.capabilities.allow_gds = true;
     TransferContext context(config);
     std::mt19937_64 rng(20261123);
     std::vector<Row> rows;

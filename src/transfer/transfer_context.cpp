@@ -12,6 +12,7 @@
 #include "transfer/cuda_executors.hpp"
 #include "transfer/disk_request.hpp"
 #include "transfer/expand.hpp"
+#include "transfer/gds/gds_executor.hpp"
 #include "transfer/join.hpp"
 #include "transfer/memcpy_executor.hpp"
 #include "transfer/two_hop.hpp"
@@ -73,6 +74,7 @@ TransferConfig TransferConfig::from_env() {
   config.cuda_copy_threads = static_cast<int>(settings::env_size("KVBM_CUDA_COPY_THREADS", config.cuda_copy_threads, 32, 1024));
   config.cuda_copy_engine_streams = static_cast<int>(settings::env_size("KVBM_CUDA_CE_STREAMS", config.cuda_copy_engine_streams, 1, 16));
   config.cuda_completion_spin_us = static_cast<int>(settings::env_size("KVBM_CUDA_SPIN_US", config.cuda_completion_spin_us, 0, 100000));
+  config.capabilities.allow_gds = settings::env_bool("KVBM_ALLOW_GDS", config.capabilities.allow_gds);
   config.cuda_batch_bytes = settings::env_size("KVBM_CUDA_BATCH_BYTES", config.cuda_batch_bytes, 1, 1ull << 40);
   config.validate();
   return config;
@@ -100,13 +102,27 @@ void TransferConfig::validate() const {
 }
 
 struct TransferContext::Impl {
+  static constexpr std::size_t kGdsThreads = 8;  // cuFile calls block: this many run at once
+
   explicit Impl(TransferConfig config)
       : config(std::move(config)),
         pool(this->config.memcpy_threads),
         memcpy(pool, this->config.memcpy_parallel_bytes),
         disk_backend(make_disk_backend(this->config.disk_backend, this->config.disk_queue_depth,
                                        this->config.disk_io_bytes)),
-        disk(*disk_backend, this->config.disk_io_bytes) {}
+        disk(*disk_backend, this->config.disk_io_bytes) {
+    if (this->config.capabilities.allow_gds) {
+      std::string reason;
+      gds = make_gds_executor(kGdsThreads, this->config.disk_io_bytes, reason);
+      if (!gds) {
+        // GDS is a capability, not a requirement: without it, device <-> disk is planned as the
+        // two-hop through pinned memory, and config() says so.
+        log().warn("allow_gds is set but GPUDirect Storage is unavailable ({}): device <-> disk goes through pinned memory",
+                   reason);
+        this->config.capabilities.allow_gds = false;
+      }
+    }
+  }
 
   ~Impl() {
     std::unique_lock lock(mutex);
@@ -144,8 +160,10 @@ struct TransferContext::Impl {
       case TransferStrategy::CudaAsyncD2H:
       case TransferStrategy::CudaAsyncD2D: return cuda().executor(src, dst);
       case TransferStrategy::NixlWrite:
+      case TransferStrategy::NixlRead:
       case TransferStrategy::NixlReadFlipped:
-        if (src.is_disk() != dst.is_disk()) return disk;
+        if (gds && (src.is_device() || dst.is_device()) && (src.is_disk() || dst.is_disk())) return *gds;
+        if (src.is_disk() != dst.is_disk() && !src.is_device() && !dst.is_device()) return disk;
         break;
       default: break;
     }
@@ -192,6 +210,7 @@ struct TransferContext::Impl {
   MemcpyExecutor memcpy;
   std::unique_ptr<DiskBackend> disk_backend;
   DiskExecutor disk;
+  std::unique_ptr<Executor> gds;  // set when allow_gds is and libcufile loads
   std::once_flag bounce_once;
   std::unique_ptr<BouncePool> bounce;
   std::once_flag cuda_once;

@@ -1,0 +1,120 @@
+#include "transfer/gds/gds_executor.hpp"
+
+#include <cerrno>
+#include <map>
+
+#include "common/thread_pool.hpp"
+#include "cuda/cuda_check.hpp"
+#include "transfer/gds/cufile_library.hpp"
+#include "transfer/join.hpp"
+
+namespace kvbm {
+namespace {
+
+using gds::CuFileLibrary;
+
+// cuFile handles for the files of one batch, registered before its I/O and released after:
+// a handle kept longer could outlive its file, and a reused descriptor number would then
+// reach the wrong file.
+class FileHandles {
+ public:
+  FileHandles(CuFileLibrary& library, const CopyOps& ops) : library_(library) {
+    for (const CopyOp& op : ops) {
+      const Region* file = op.src.region->kind().is_disk() ? op.src.region : op.dst.region;
+      if (handles_.count(file)) continue;
+      gds::CuFileDescriptor descriptor{};
+      descriptor.type = 1;  // CU_FILE_HANDLE_TYPE_OPAQUE_FD
+      descriptor.handle.fd = file->fd();
+      gds::CuFileHandle handle = nullptr;
+      const gds::CuFileError result = library_.handle_register(&handle, &descriptor);
+      if (result.err != 0) {
+        throw make_error(ErrorCode::Io, "cuFileHandleRegister({}) failed: {} (CUresult {})", file->path(),
+                         gds::describe_error(result.err), result.cu_err);
+      }
+      handles_.emplace(file, handle);
+    }
+  }
+  ~FileHandles() {
+    for (auto& [file, handle] : handles_) library_.handle_deregister(handle);
+  }
+  FileHandles(const FileHandles&) = delete;
+  FileHandles& operator=(const FileHandles&) = delete;
+
+  [[nodiscard]] gds::CuFileHandle of(const Region* file) const { return handles_.at(file); }
+
+ private:
+  CuFileLibrary& library_;
+  std::map<const Region*, gds::CuFileHandle> handles_;
+};
+
+class GdsExecutor final : public Executor {
+ public:
+  GdsExecutor(CuFileLibrary& library, std::size_t threads, std::size_t piece_bytes)
+      : library_(library), piece_bytes_(piece_bytes), pool_(threads) {}
+
+  void submit(CopyOps ops, DoneCallback done) override {
+    std::shared_ptr<FileHandles> handles;
+    try {
+      handles = std::make_shared<FileHandles>(library_, ops);
+    } catch (const Error& error) {
+      done(error);
+      return;
+    }
+    std::size_t pieces = 0;
+    for (const CopyOp& op : ops) pieces += (op.bytes + piece_bytes_ - 1) / piece_bytes_;
+    // The handles are released when the last piece has finished, before `done` runs.
+    auto join = Join::make(pieces, [handles, done = std::move(done)](Status status) mutable {
+      handles.reset();
+      done(std::move(status));
+    });
+    for (const CopyOp& op : ops) {
+      for (std::size_t offset = 0; offset < op.bytes; offset += piece_bytes_) {
+        const std::size_t bytes = std::min(piece_bytes_, op.bytes - offset);
+        pool_.post([this, op, offset, bytes, handles, join] {
+          if (join->failed()) return join->arrive(Status{});  // an earlier piece failed: skip the I/O
+          join->arrive(run_piece(op, offset, bytes, *handles));
+        });
+      }
+    }
+  }
+
+ private:
+  Status run_piece(const CopyOp& op, std::size_t offset, std::size_t bytes, const FileHandles& handles) {
+    const bool write = op.dst.region->kind().is_disk();
+    const Location& file = write ? op.dst : op.src;
+    const Location& memory = write ? op.src : op.dst;
+    try {
+      cuda::DeviceGuard guard(static_cast<int>(memory.region->kind().index()));
+      const auto file_offset = static_cast<off_t>(file.offset + offset);
+      std::byte* device = memory.address() + offset;
+      const ssize_t moved = write ? library_.write(handles.of(file.region), device, bytes, file_offset, 0)
+                                  : library_.read(handles.of(file.region), device, bytes, file_offset, 0);
+      if (moved == -1) return errno_error(write ? "cuFileWrite" : "cuFileRead", file.region->path(), errno);
+      if (moved < 0) {
+        return make_error(ErrorCode::Io, "{} of {} bytes at offset {} of {} failed: {}", write ? "cuFileWrite" : "cuFileRead",
+                          bytes, file_offset, file.region->path(), gds::describe_error(static_cast<int>(moved)));
+      }
+      if (static_cast<std::size_t>(moved) != bytes) {
+        return make_error(ErrorCode::Io, "{} moved {} of {} bytes at offset {} of {} (file too short?)",
+                          write ? "cuFileWrite" : "cuFileRead", moved, bytes, file_offset, file.region->path());
+      }
+      return {};
+    } catch (const Error& error) {
+      return error;
+    }
+  }
+
+  CuFileLibrary& library_;
+  std::size_t piece_bytes_;
+  ThreadPool pool_;  // last: joined first, while the rest is still alive
+};
+
+}  // namespace
+
+std::unique_ptr<Executor> make_gds_executor(std::size_t threads, std::size_t piece_bytes, std::string& reason) {
+  CuFileLibrary* library = CuFileLibrary::get(reason);
+  if (!library) return nullptr;
+  return std::make_unique<GdsExecutor>(*library, threads, piece_bytes);
+}
+
+}  // namespace kvbm
