@@ -113,7 +113,9 @@ struct TransferContext::Impl {
         disk(*disk_backend, this->config.disk_io_bytes) {
     if (this->config.capabilities.allow_gds) {
       std::string reason;
-      gds = make_gds_executor(kGdsThreads, this->config.disk_io_bytes, reason);
+      gds = make_gds_executor(
+          kGdsThreads, this->config.disk_io_bytes,
+          [this](CopyOps ops, DoneCallback done) { run_device_disk_two_hop(std::move(ops), std::move(done)); }, reason);
       if (!gds) {
         // GDS is a capability, not a requirement: without it, device <-> disk is planned as the
         // two-hop through pinned memory, and config() says so.
@@ -169,6 +171,22 @@ struct TransferContext::Impl {
     }
     throw make_error(ErrorCode::Unsupported, "no executor in this build for {} from {} to {}", to_string(strategy),
                      src.to_string(), dst.to_string());
+  }
+
+  // Device <-> disk through the pinned bounce pool: the plan without GDS, and where cuFile
+  // refuses a file.
+  void run_device_disk_two_hop(CopyOps ops, DoneCallback done) {
+    if (ops.empty()) return done(Status{});
+    const StorageKind src = ops.front().src.region->kind();
+    const StorageKind dst = ops.front().dst.region->kind();
+    try {
+      BouncePool& bounce_buffers = bounce_pool();
+      Executor& first = src.is_disk() ? static_cast<Executor&>(disk) : cuda().executor(src, bounce_buffers.kind());
+      Executor& second = dst.is_disk() ? static_cast<Executor&>(disk) : cuda().executor(bounce_buffers.kind(), dst);
+      run_two_hop(std::move(ops), first, second, bounce_buffers, std::move(done));
+    } catch (const Error& error) {
+      done(error);
+    }
   }
 
   // Starts one batch's ops under `plan`; `done` runs when they have all finished.

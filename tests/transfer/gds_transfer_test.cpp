@@ -35,7 +35,8 @@ TEST_P(GdsTransfer, DeviceAndDiskBothWays) {
   TempDir dir;
   TransferContext context(gds_config());
   const bool direct = context.config().capabilities.allow_gds;
-  std::cout << "[ INFO     ] " << (direct ? "cuFile (GPUDirect Storage)" : "libcufile unavailable: two-hop") << '\n';
+  std::cout << "[ INFO     ] " << (direct ? "libcufile loaded (a file cuFile refuses goes through the two-hop)"
+                                          : "libcufile unavailable: two-hop") << '\n';
   const LayoutConfig config{.num_blocks = 9, .num_layers = chunk > (256u << 10) ? 1u : 3u, .outer_dim = 2,
                             .page_size = 1, .inner_dim = chunk, .dtype_bytes = 1};
   std::uint64_t seed = chunk;

@@ -1,10 +1,12 @@
 #include "transfer/gds/gds_executor.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <map>
 
 #include "common/thread_pool.hpp"
 #include "cuda/cuda_check.hpp"
+#include "kvbm/common/log.hpp"
 #include "transfer/gds/cufile_library.hpp"
 #include "transfer/join.hpp"
 
@@ -49,16 +51,20 @@ class FileHandles {
 
 class GdsExecutor final : public Executor {
  public:
-  GdsExecutor(CuFileLibrary& library, std::size_t threads, std::size_t piece_bytes)
-      : library_(library), piece_bytes_(piece_bytes), pool_(threads) {}
+  GdsExecutor(CuFileLibrary& library, std::size_t threads, std::size_t piece_bytes, FallbackRunner fallback)
+      : library_(library), piece_bytes_(piece_bytes), fallback_(std::move(fallback)), pool_(threads) {}
 
   void submit(CopyOps ops, DoneCallback done) override {
+    if (refused_.load()) return fallback_(std::move(ops), std::move(done));
     std::shared_ptr<FileHandles> handles;
     try {
       handles = std::make_shared<FileHandles>(library_, ops);
     } catch (const Error& error) {
-      done(error);
-      return;
+      if (!refused_.exchange(true)) {
+        log().warn("GPUDirect Storage refused a file ({}); device <-> disk goes through pinned memory from now on",
+                   error.message());
+      }
+      return fallback_(std::move(ops), std::move(done));
     }
     std::size_t pieces = 0;
     for (const CopyOp& op : ops) pieces += (op.bytes + piece_bytes_ - 1) / piece_bytes_;
@@ -106,15 +112,18 @@ class GdsExecutor final : public Executor {
 
   CuFileLibrary& library_;
   std::size_t piece_bytes_;
+  FallbackRunner fallback_;
+  std::atomic<bool> refused_{false};
   ThreadPool pool_;  // last: joined first, while the rest is still alive
 };
 
 }  // namespace
 
-std::unique_ptr<Executor> make_gds_executor(std::size_t threads, std::size_t piece_bytes, std::string& reason) {
+std::unique_ptr<Executor> make_gds_executor(std::size_t threads, std::size_t piece_bytes, FallbackRunner fallback,
+                                            std::string& reason) {
   CuFileLibrary* library = CuFileLibrary::get(reason);
   if (!library) return nullptr;
-  return std::make_unique<GdsExecutor>(*library, threads, piece_bytes);
+  return std::make_unique<GdsExecutor>(*library, threads, piece_bytes, std::move(fallback));
 }
 
 }  // namespace kvbm

@@ -2,7 +2,7 @@
 
 namespace kvbm {
 
-std::unique_ptr<Executor> make_gds_executor(std::size_t, std::size_t, std::string& reason) {
+std::unique_ptr<Executor> make_gds_executor(std::size_t, std::size_t, FallbackRunner, std::string& reason) {
   reason = "kvbm was built without CUDA";
   return nullptr;
 }
