@@ -166,9 +166,16 @@ struct Leader::Impl {
     const std::uint64_t id = publish(handler, frames);
     std::unique_lock lock(mutex);
     Pending& entry = pending.at(id);
-    const bool all = changed.wait_for(lock, timeout, [&] {
-      return entry.by_rank.size() + entry.plain_acks.size() >= std::size_t(world_size);
-    });
+    const auto answered = [&] { return entry.by_rank.size() + entry.plain_acks.size() >= std::size_t(world_size); };
+    // A round trip on loopback takes about 100 us: poll for that long before sleeping, since a
+    // condition-variable wake-up alone costs tens of microseconds on a VM.
+    const auto spin_until = std::chrono::steady_clock::now() + std::min<std::chrono::microseconds>(kSpin, timeout);
+    while (!answered() && std::chrono::steady_clock::now() < spin_until) {
+      lock.unlock();
+      std::this_thread::yield();
+      lock.lock();
+    }
+    const bool all = answered() || changed.wait_for(lock, timeout, answered);
     LeaderResult result;
     std::vector<std::string> failures;
     for (auto& [rank, outcome] : entry.by_rank) {
@@ -191,6 +198,7 @@ struct Leader::Impl {
     return result;
   }
 
+  static constexpr std::chrono::microseconds kSpin{200};
   int world_size;
   zmq::context_t context;
   zmq::socket_t publisher;

@@ -55,6 +55,14 @@ void EventCompletions::run() {
     std::deque<std::pair<cudaEvent_t, std::function<void(Status)>>> batch;
     {
       std::unique_lock lock(mutex_);
+      // Back-to-back small transfers (a worker serving one-block requests) find the thread
+      // awake: it polls for new work as long as it polls an event before sleeping.
+      const auto idle_until = std::chrono::steady_clock::now() + spin_;
+      while (queue_.empty() && !stopping_ && std::chrono::steady_clock::now() < idle_until) {
+        lock.unlock();
+        std::this_thread::yield();
+        lock.lock();
+      }
       ready_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;
       batch.swap(queue_);
