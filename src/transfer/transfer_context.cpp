@@ -35,13 +35,16 @@ class DiskExecutor final : public Executor {
 // Block counts of the batches a transfer of `blocks` blocks is cut into under `plan`.
 std::vector<std::size_t> batch_sizes(const TransferConfig& config, const TransferPlan& plan, const Layout& src,
                                      std::size_t blocks) {
-  const std::size_t first = config.max_transfer_batch_size;
+  std::size_t first = config.max_transfer_batch_size;
   std::size_t largest = first;
   const auto* direct = std::get_if<DirectPlan>(&plan);
   if (direct && (direct->strategy == TransferStrategy::CudaAsyncH2D || direct->strategy == TransferStrategy::CudaAsyncD2H ||
                  direct->strategy == TransferStrategy::CudaAsyncD2D)) {
     const std::size_t block_bytes = src.chunk_bytes() * src.config().num_layers * src.config().outer_dim;
     largest = std::max(first, config.cuda_batch_bytes / std::max<std::size_t>(1, block_bytes));
+    // The copy engines take a batch as a whole: several cudaMemcpyBatchAsync calls of small
+    // chunks run at a fraction of one call's speed (measured), so no small first batch there.
+    if (config.cuda_copy_engine) first = largest;
   }
   std::vector<std::size_t> sizes;
   for (std::size_t done = 0, next = first; done < blocks; done += sizes.back(), next = std::min(2 * next, largest)) {
@@ -74,6 +77,7 @@ TransferConfig TransferConfig::from_env() {
   config.cuda_copy_threads = static_cast<int>(settings::env_size("KVBM_CUDA_COPY_THREADS", config.cuda_copy_threads, 32, 1024));
   config.cuda_copy_engine_streams = static_cast<int>(settings::env_size("KVBM_CUDA_CE_STREAMS", config.cuda_copy_engine_streams, 1, 16));
   config.cuda_completion_spin_us = static_cast<int>(settings::env_size("KVBM_CUDA_SPIN_US", config.cuda_completion_spin_us, 0, 100000));
+  config.cuda_idle_spin_us = static_cast<int>(settings::env_size("KVBM_CUDA_IDLE_SPIN_US", config.cuda_idle_spin_us, 0, 100000));
   config.capabilities.allow_gds = settings::env_bool("KVBM_ALLOW_GDS", config.capabilities.allow_gds);
   config.cuda_batch_bytes = settings::env_size("KVBM_CUDA_BATCH_BYTES", config.cuda_batch_bytes, 1, 1ull << 40);
   config.validate();
@@ -150,7 +154,8 @@ struct TransferContext::Impl {
   CudaExecutors& cuda() {
     std::call_once(cuda_once, [&] {
       cuda_executors = make_cuda_executors({config.cuda_copy_engine, config.cuda_copy_ctas, config.cuda_copy_threads,
-                                            config.cuda_copy_engine_streams, config.cuda_completion_spin_us});
+                                            config.cuda_copy_engine_streams, config.cuda_completion_spin_us,
+                                            config.cuda_idle_spin_us});
     });
     return *cuda_executors;
   }

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "cuda/cuda_runtime.hpp"
+#include "transfer/cuda/copy_kernel.hpp"
 #include "kvbm/common/error.hpp"
 #include "support/roundtrip.hpp"
 
@@ -117,11 +118,11 @@ TEST_F(GpuTransferErrors, OnboardAndOffloadConcurrently) {
 }
 
 // A real, recoverable CUDA failure: the GPU is out of memory when the kernel path uploads its
-// descriptor list. The transfer fails naming the call and CUDA's error; after memory comes
-// back, the same context moves bytes again.
+// descriptor list (longer than what travels inline in the launch). The transfer fails naming
+// the call and CUDA's error; after memory comes back, the same context moves bytes again.
 TEST_F(GpuTransferErrors, OutOfDeviceMemoryIsACudaErrorAndTheContextStaysUsable) {
   TransferContext context;  // fresh: its stream-ordered pool holds no memory yet
-  const LayoutConfig config{.num_blocks = 64, .num_layers = 1, .outer_dim = 1, .page_size = 1, .inner_dim = 4096,
+  const LayoutConfig config{.num_blocks = 1024, .num_layers = 1, .outer_dim = 1, .page_size = 1, .inner_dim = 4096,
                             .dtype_bytes = 1};
   auto host = make_layout(config, StorageKind::pinned(), {}, dir.path());
   auto device = make_layout(config, StorageKind::device(0), {}, dir.path());
@@ -132,7 +133,7 @@ TEST_F(GpuTransferErrors, OutOfDeviceMemoryIsACudaErrorAndTheContextStaysUsable)
     cudaGetLastError();
   }
   std::vector<BlockPair> pairs;
-  for (std::size_t b = 0; b < 31; ++b) pairs.emplace_back(2 * b, 2 * b + 1);
+  for (std::size_t b = 0; b < 2 * cuda::kMaxInlineDescriptors; ++b) pairs.emplace_back(2 * b, 2 * b + 1);
   const Status status = context.transfer(host, device, pairs).wait();
   for (void* ptr : hog) cudaFree(ptr);
   ASSERT_FALSE(status.ok());

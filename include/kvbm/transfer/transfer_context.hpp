@@ -27,10 +27,12 @@ struct TransferConfig {
   int cuda_copy_ctas = 8;                          // KVBM_CUDA_COPY_CTAS: CTAs (SMs) of the copy kernel
   int cuda_copy_threads = 1024;                    // KVBM_CUDA_COPY_THREADS: threads per CTA
   int cuda_copy_engine_streams = 2;                // KVBM_CUDA_CE_STREAMS
-  int cuda_completion_spin_us = 100;               // KVBM_CUDA_SPIN_US: poll before a blocking wait
+  int cuda_completion_spin_us = 100;               // KVBM_CUDA_SPIN_US: poll an event before sleeping
+  int cuda_idle_spin_us = 1000;                    // KVBM_CUDA_IDLE_SPIN_US: poll for new work before sleeping
   // Direct GPU copies: batches start at max_transfer_batch_size blocks (the GPU starts after
   // one small batch is built) and double up to this many bytes (each submission costs tens of
-  // microseconds of API calls, which small batches of small blocks cannot hide).
+  // microseconds of API calls, which small batches of small blocks cannot hide). The
+  // copy-engine path uses batches of this size from the first.
   std::size_t cuda_batch_bytes = 64u << 20;        // KVBM_CUDA_BATCH_BYTES
 
   // Defaults overridden by the environment; malformed values are errors naming the variable.

@@ -5,7 +5,7 @@ namespace {
 
 constexpr int kUnroll = 8;  // 8 x 16 B per thread: a warp moves 4 KiB per step
 
-__global__ void __launch_bounds__(1024) scattered_copy(const CopyDescriptor* descriptors, std::uint32_t count) {
+__device__ void copy_descriptors(const CopyDescriptor* descriptors, std::uint32_t count) {
   const std::uint32_t lane = threadIdx.x & 31u;
   const std::uint32_t warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
   const std::uint32_t warps = (gridDim.x * blockDim.x) >> 5;
@@ -38,7 +38,26 @@ __global__ void __launch_bounds__(1024) scattered_copy(const CopyDescriptor* des
   }
 }
 
+__global__ void __launch_bounds__(1024) scattered_copy(const CopyDescriptor* descriptors, std::uint32_t count) {
+  copy_descriptors(descriptors, count);
+}
+
+__global__ void __launch_bounds__(1024) scattered_copy_inline(const InlineCopyList list) {
+  // Parameters are read once into shared memory: indexing them by a run-time value would go
+  // through local memory.
+  __shared__ CopyDescriptor descriptors[kMaxInlineDescriptors];
+  for (std::uint32_t i = threadIdx.x; i < list.count; i += blockDim.x) descriptors[i] = list.items[i];
+  __syncthreads();
+  copy_descriptors(descriptors, list.count);
+}
+
 }  // namespace
+
+cudaError_t launch_inline_copy_kernel(const InlineCopyList& list, int ctas, int threads_per_cta, cudaStream_t stream) {
+  if (list.count == 0) return cudaSuccess;
+  scattered_copy_inline<<<ctas, threads_per_cta, 0, stream>>>(list);
+  return cudaGetLastError();
+}
 
 cudaError_t launch_copy_kernel(const CopyDescriptor* device_descriptors, std::uint32_t count, int ctas,
                                int threads_per_cta, cudaStream_t stream) {

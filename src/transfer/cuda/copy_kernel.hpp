@@ -20,4 +20,17 @@ inline constexpr std::uint64_t kMaxDescriptorBytes = 64 * 1024;
 cudaError_t launch_copy_kernel(const CopyDescriptor* device_descriptors, std::uint32_t count, int ctas,
                                int threads_per_cta, cudaStream_t stream);
 
+// Short lists travel in the launch's own parameters (at most 4 KiB of them): no descriptor
+// upload, no device allocation, one API call. What a one-block request needs.
+inline constexpr std::uint32_t kMaxInlineDescriptors = 160;
+
+struct InlineCopyList {
+  CopyDescriptor items[kMaxInlineDescriptors];
+  std::uint32_t count;
+};
+
+static_assert(sizeof(InlineCopyList) <= 4096, "kernel parameters are limited to 4 KiB");
+
+cudaError_t launch_inline_copy_kernel(const InlineCopyList& list, int ctas, int threads_per_cta, cudaStream_t stream);
+
 }  // namespace kvbm::cuda

@@ -93,19 +93,47 @@ class CudaStreamExecutor final : public Executor {
   }
 
  private:
+  // Calls `emit(descriptor)` for each piece of at most kMaxDescriptorBytes.
+  template <typename Emit>
+  static void for_each_descriptor(const CopyOps& ops, Emit&& emit) {
+    for (const CopyOp& op : ops) {
+      for (std::size_t offset = 0; offset < op.bytes; offset += cuda::kMaxDescriptorBytes) {
+        emit(cuda::CopyDescriptor{op.src.address() + offset, op.dst.address() + offset,
+                                  std::min<std::uint64_t>(cuda::kMaxDescriptorBytes, op.bytes - offset)});
+      }
+    }
+  }
+
+  int ctas_for(std::size_t descriptors) const {
+    const int ctas = direction_ == Direction::DeviceToDevice ? d2d_ctas_ : config_.copy_ctas;
+    // One warp per descriptor at most: a short list needs no more CTAs than it has warps' work.
+    const std::size_t useful = (descriptors * 32 + config_.copy_threads - 1) / config_.copy_threads;
+    return static_cast<int>(std::min<std::size_t>(ctas, std::max<std::size_t>(1, useful)));
+  }
+
+  void submit_inline(const CopyOps& ops, std::size_t count, DoneCallback& done) {
+    cuda::InlineCopyList list{};
+    list.count = static_cast<std::uint32_t>(count);
+    cuda::CopyDescriptor* next = list.items;
+    for_each_descriptor(ops, [&](const cuda::CopyDescriptor& d) { *next++ = d; });
+    std::lock_guard lock(stream_mutex_);
+    cuda::DeviceGuard guard(device_);
+    const int ctas = ctas_for(count);
+    cuda::check(cuda::launch_inline_copy_kernel(list, ctas, config_.copy_threads, streams_.front()),
+                fmt::format("copy kernel launch ({} CTAs x {} threads, {} inline descriptors)", ctas,
+                            config_.copy_threads, count));
+    watch_on(streams_.front(), std::move(done));
+  }
+
   void submit_kernel(const CopyOps& ops, DoneCallback& done) {
     std::size_t count = 0;
     for (const CopyOp& op : ops) count += (op.bytes + cuda::kMaxDescriptorBytes - 1) / cuda::kMaxDescriptorBytes;
+    if (count <= cuda::kMaxInlineDescriptors) return submit_inline(ops, count, done);
     const std::size_t bytes = count * sizeof(cuda::CopyDescriptor);
     // Written straight into pinned memory: this loop is on the submitting thread's critical path.
     auto scratch = scratch_.take(bytes);
     auto* descriptors = static_cast<cuda::CopyDescriptor*>(scratch.second);
-    for (const CopyOp& op : ops) {
-      for (std::size_t offset = 0; offset < op.bytes; offset += cuda::kMaxDescriptorBytes) {
-        *descriptors++ = {op.src.address() + offset, op.dst.address() + offset,
-                          std::min<std::uint64_t>(cuda::kMaxDescriptorBytes, op.bytes - offset)};
-      }
-    }
+    for_each_descriptor(ops, [&](const cuda::CopyDescriptor& d) { *descriptors++ = d; });
 
     std::lock_guard lock(stream_mutex_);
     cuda::DeviceGuard guard(device_);
@@ -116,7 +144,7 @@ class CudaStreamExecutor final : public Executor {
                   "cudaMallocFromPoolAsync (copy descriptors)");
       cuda::check(cudaMemcpyAsync(device_descriptors, scratch.second, bytes, cudaMemcpyHostToDevice, stream),
                   "cudaMemcpyAsync (copy descriptors)");
-      const int ctas = direction_ == Direction::DeviceToDevice ? d2d_ctas_ : config_.copy_ctas;
+      const int ctas = ctas_for(count);
       cuda::check(cuda::launch_copy_kernel(static_cast<const cuda::CopyDescriptor*>(device_descriptors),
                                            static_cast<std::uint32_t>(count), ctas, config_.copy_threads,
                                            stream),
@@ -190,7 +218,8 @@ class CudaStreamExecutor final : public Executor {
   std::mutex stream_mutex_;
   PinnedScratch scratch_;
   std::unique_ptr<cuda::EventCompletions> completions_ =
-      std::make_unique<cuda::EventCompletions>(std::chrono::microseconds(config_.completion_spin_us));
+      std::make_unique<cuda::EventCompletions>(std::chrono::microseconds(config_.completion_spin_us),
+                                               std::chrono::microseconds(config_.idle_spin_us));
 };
 
 class CudaExecutorRegistry final : public CudaExecutors {

@@ -29,7 +29,8 @@ cudaError_t wait_for(cudaEvent_t event, std::chrono::microseconds spin) {
 
 }  // namespace
 
-EventCompletions::EventCompletions(std::chrono::microseconds spin) : spin_(spin), thread_([this] { run(); }) {}
+EventCompletions::EventCompletions(std::chrono::microseconds spin, std::chrono::microseconds idle_spin)
+    : spin_(spin), idle_spin_(idle_spin), thread_([this] { run(); }) {}
 
 EventCompletions::~EventCompletions() {
   {
@@ -56,8 +57,8 @@ void EventCompletions::run() {
     {
       std::unique_lock lock(mutex_);
       // Back-to-back small transfers (a worker serving one-block requests) find the thread
-      // awake: it polls for new work as long as it polls an event before sleeping.
-      const auto idle_until = std::chrono::steady_clock::now() + spin_;
+      // awake: a condition-variable wake-up costs tens of microseconds on a VM.
+      const auto idle_until = std::chrono::steady_clock::now() + idle_spin_;
       while (queue_.empty() && !stopping_ && std::chrono::steady_clock::now() < idle_until) {
         lock.unlock();
         std::this_thread::yield();

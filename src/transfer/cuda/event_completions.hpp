@@ -18,8 +18,9 @@ namespace kvbm::cuda {
 class EventCompletions {
  public:
   // `spin`: how long to poll an unfinished event without sleeping (then: short sleeps, and
-  // past 50 ms a blocking wait).
-  explicit EventCompletions(std::chrono::microseconds spin);
+  // past 50 ms a blocking wait). `idle_spin`: how long to poll for new work once the queue is
+  // empty before sleeping (a submission then finds the thread awake: no wake-up latency).
+  EventCompletions(std::chrono::microseconds spin, std::chrono::microseconds idle_spin);
   ~EventCompletions();  // finishes what was queued
   EventCompletions(const EventCompletions&) = delete;
   EventCompletions& operator=(const EventCompletions&) = delete;
@@ -35,6 +36,7 @@ class EventCompletions {
   std::deque<std::pair<cudaEvent_t, std::function<void(Status)>>> queue_;
   bool stopping_ = false;
   std::chrono::microseconds spin_;
+  std::chrono::microseconds idle_spin_;
   std::thread thread_;
 };
 
