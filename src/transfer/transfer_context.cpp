@@ -272,11 +272,16 @@ TransferHandle TransferContext::transfer(const LayoutPtr& src, const LayoutPtr& 
   auto state = std::make_shared<CompletionState>();
   impl_->begin();
   const std::vector<std::size_t> batches = batch_sizes(impl_->config, chosen, *src, pairs.size());
-  // The layouts ride along until the last byte has moved: the ops point into their regions.
-  auto join = Join::make(batches.size(), [this, state, src, dst](Status status) {
+  // The layouts ride along until the last byte has moved (the ops point into their regions),
+  // and are let go before the caller hears of the end: after wait() returns, kvbm holds no
+  // reference to them, so the caller may close their files or unmount their filesystem.
+  auto release_then_complete = [this, state, src = LayoutPtr(src), dst = LayoutPtr(dst)](Status status) mutable {
+    src.reset();
+    dst.reset();
     state->complete(std::move(status));
     impl_->end();
-  });
+  };
+  auto join = Join::make(batches.size(), std::move(release_then_complete));
   // Each batch starts as soon as it is expanded, so the hardware works while the next is built.
   std::size_t first = 0;
   for (const std::size_t batch : batches) {
