@@ -167,8 +167,8 @@ struct Leader::Impl {
     std::unique_lock lock(mutex);
     Pending& entry = pending.at(id);
     const auto answered = [&] { return entry.by_rank.size() + entry.plain_acks.size() >= std::size_t(world_size); };
-    // A round trip on loopback takes about 100 us: poll for that long before sleeping, since a
-    // condition-variable wake-up alone costs tens of microseconds on a VM.
+    // A round trip on loopback takes about 100 us: poll for up to kSpin before sleeping, since
+    // a condition-variable wake-up alone costs tens of microseconds on a VM.
     const auto spin_until = std::chrono::steady_clock::now() + std::min<std::chrono::microseconds>(kSpin, timeout);
     while (!answered() && std::chrono::steady_clock::now() < spin_until) {
       lock.unlock();

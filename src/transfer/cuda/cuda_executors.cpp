@@ -3,7 +3,6 @@
 #include <cuda_runtime_api.h>
 
 #include <bit>
-#include <cstring>
 #include <map>
 #include <mutex>
 

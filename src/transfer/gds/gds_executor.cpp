@@ -68,17 +68,19 @@ class GdsExecutor final : public Executor {
     }
     std::size_t pieces = 0;
     for (const CopyOp& op : ops) pieces += (op.bytes + piece_bytes_ - 1) / piece_bytes_;
-    // The handles are released when the last piece has finished, before `done` runs.
-    auto join = Join::make(pieces, [handles, done = std::move(done)](Status status) mutable {
+    // The join owns the handles and releases them when the last piece has finished, before
+    // `done` runs (which may let the files close); the pieces only borrow them.
+    const FileHandles* borrowed = handles.get();
+    auto join = Join::make(pieces, [handles = std::move(handles), done = std::move(done)](Status status) mutable {
       handles.reset();
       done(std::move(status));
     });
     for (const CopyOp& op : ops) {
       for (std::size_t offset = 0; offset < op.bytes; offset += piece_bytes_) {
         const std::size_t bytes = std::min(piece_bytes_, op.bytes - offset);
-        pool_.post([this, op, offset, bytes, handles, join] {
+        pool_.post([this, op, offset, bytes, borrowed, join] {
           if (join->failed()) return join->arrive(Status{});  // an earlier piece failed: skip the I/O
-          join->arrive(run_piece(op, offset, bytes, *handles));
+          join->arrive(run_piece(op, offset, bytes, *borrowed));
         });
       }
     }
