@@ -8,16 +8,29 @@ namespace kvbm {
 
 std::size_t DiskUnit::io_bytes() const { return round_up(bytes, kDirectIoAlignment); }
 
-bool DiskUnit::needs_staging() const {
+namespace {
+
+bool piece_needs_staging(const std::byte* memory, std::size_t bytes) {
   return reinterpret_cast<std::uintptr_t>(memory) % kDirectIoAlignment != 0 || bytes % kDirectIoAlignment != 0;
 }
 
+}  // namespace
+
+bool DiskUnit::needs_staging() const {
+  return pieces.size() != 1 || piece_needs_staging(pieces.front().memory, bytes);
+}
+
 std::byte* prepare_io(const DiskUnit& unit, std::byte* staging) {
-  if (!unit.needs_staging()) return unit.memory;
+  if (!unit.needs_staging()) return unit.pieces.front().memory;
   if (unit.write) {
-    std::memcpy(staging, unit.memory, unit.bytes);
-    // The rest of the last page belongs to this chunk's 4 KiB slot on disk: pad with zeros.
-    std::memset(staging + unit.bytes, 0, unit.io_bytes() - unit.bytes);
+    // The gaps and the rest of the last page are padding slots of the layout: zeros.
+    std::size_t filled = 0;
+    for (const DiskPiece& piece : unit.pieces) {
+      std::memset(staging + filled, 0, piece.offset - filled);
+      std::memcpy(staging + piece.offset, piece.memory, piece.bytes);
+      filled = piece.offset + piece.bytes;
+    }
+    std::memset(staging + filled, 0, unit.io_bytes() - filled);
   }
   return staging;
 }
@@ -33,19 +46,43 @@ Status finish_io(const DiskUnit& unit, const std::byte* staging, long result) {
     return make_error(ErrorCode::Io, "short {}: {} of {} bytes at offset {} of '{}' (file truncated or full?)", verb,
                       result, unit.io_bytes(), unit.file_offset, unit.file->path());
   }
-  if (!unit.write && unit.needs_staging()) std::memcpy(unit.memory, staging, unit.bytes);
+  if (!unit.write && unit.needs_staging()) {
+    for (const DiskPiece& piece : unit.pieces) std::memcpy(piece.memory, staging + piece.offset, piece.bytes);
+  }
   return {};
 }
 
 DiskRequest::DiskRequest(const CopyOps& ops, std::size_t max_unit_bytes, DoneCallback done) : done_(std::move(done)) {
+  // Units first refer to their pieces by index (pieces_ still grows), then by span.
+  std::vector<std::pair<std::size_t, std::size_t>> piece_ranges;
   for (const CopyOp& op : ops) {
     const bool write = op.dst.region->kind().is_disk();
     const Location& file = write ? op.dst : op.src;
     const Location& memory = write ? op.src : op.dst;
     for (std::size_t done_bytes = 0; done_bytes < op.bytes; done_bytes += max_unit_bytes) {
-      units_.push_back({file.region, file.offset + done_bytes, memory.address() + done_bytes,
-                        std::min(max_unit_bytes, op.bytes - done_bytes), write});
+      const std::size_t bytes = std::min(max_unit_bytes, op.bytes - done_bytes);
+      const std::size_t file_offset = file.offset + done_bytes;
+      std::byte* address = memory.address() + done_bytes;
+      if (!units_.empty()) {
+        DiskUnit& last = units_.back();
+        const std::size_t slot = round_up(last.bytes, kDirectIoAlignment);
+        const bool staged = piece_needs_staging(address, bytes) &&
+                            (piece_ranges.back().second > 1 || piece_needs_staging(pieces_.back().memory, last.bytes));
+        if (staged && last.file == file.region && last.write == write && last.file_offset + slot == file_offset &&
+            slot + bytes <= max_unit_bytes) {
+          pieces_.push_back({address, slot, bytes});
+          ++piece_ranges.back().second;
+          last.bytes = slot + bytes;
+          continue;
+        }
+      }
+      piece_ranges.emplace_back(pieces_.size(), 1);
+      pieces_.push_back({address, 0, bytes});
+      units_.push_back({file.region, file_offset, bytes, write, {}});
     }
+  }
+  for (std::size_t i = 0; i < units_.size(); ++i) {
+    units_[i].pieces = std::span<const DiskPiece>(pieces_).subspan(piece_ranges[i].first, piece_ranges[i].second);
   }
 }
 

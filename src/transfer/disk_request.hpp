@@ -5,21 +5,32 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "transfer/copy_op.hpp"
 
 namespace kvbm {
 
+// One run of the caller's bytes inside a unit.
+struct DiskPiece {
+  std::byte* memory = nullptr;  // the caller's bytes
+  std::size_t offset = 0;       // from the unit's first byte on disk; a multiple of 4 KiB
+  std::size_t bytes = 0;
+};
+
+// One O_DIRECT read or write. Chunks that go through staging anyway and lie in consecutive
+// 4 KiB slots of a file (small chunks padded to a page each: 8 x 1 KiB chunks of one block)
+// share a unit: one I/O instead of one each, the padding between them written as zeros.
 struct DiskUnit {
   const Region* file = nullptr;
   std::size_t file_offset = 0;  // 4 KiB-aligned
-  std::byte* memory = nullptr;  // the caller's bytes
-  std::size_t bytes = 0;        // payload bytes
+  std::size_t bytes = 0;        // from the first byte to the end of the last piece
   bool write = false;           // memory -> file
+  std::span<const DiskPiece> pieces;
 
   [[nodiscard]] std::size_t io_bytes() const;        // bytes rounded up to whole pages
-  [[nodiscard]] bool needs_staging() const;           // memory unaligned or a partial last page
+  [[nodiscard]] bool needs_staging() const;           // several pieces, memory unaligned or a partial page
 };
 
 // `staging` is a page-aligned buffer of at least the largest unit, owned by a backend slot or
@@ -31,7 +42,8 @@ struct DiskUnit {
 
 class DiskRequest {
  public:
-  // Splits ops (each with exactly one disk side) into units of at most `max_unit_bytes`.
+  // Splits ops (each with exactly one disk side, in file order) into units of at most
+  // `max_unit_bytes`, joining staged chunks in consecutive slots.
   DiskRequest(const CopyOps& ops, std::size_t max_unit_bytes, DoneCallback done);
 
   // The next unit to run, or nullptr when none is left or the request has failed.
@@ -41,8 +53,10 @@ class DiskRequest {
   // For a request with no units: completes it at once.
   [[nodiscard]] bool empty() const { return units_.empty(); }
   void complete_empty() { done_(Status{}); }
+  [[nodiscard]] std::size_t unit_count() const { return units_.size(); }
 
  private:
+  std::vector<DiskPiece> pieces_;  // filled first; units_ point into it
   std::vector<DiskUnit> units_;
   DoneCallback done_;
   std::mutex mutex_;
