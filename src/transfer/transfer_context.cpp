@@ -119,7 +119,7 @@ struct TransferContext::Impl {
       std::string reason;
       gds = make_gds_executor(
           kGdsThreads, this->config.disk_io_bytes,
-          [this](CopyOps ops, DoneCallback done) { run_device_disk_two_hop(std::move(ops), std::move(done)); }, reason);
+          [this](CopyOps ops, DoneCallback done) { run_without_gds(std::move(ops), std::move(done)); }, reason);
       if (!gds) {
         // GDS is a capability, not a requirement: without it, device <-> disk is planned as the
         // two-hop through pinned memory, and config() says so.
@@ -178,17 +178,15 @@ struct TransferContext::Impl {
                      src.to_string(), dst.to_string());
   }
 
-  // Device <-> disk through the pinned bounce pool: the plan without GDS, and where cuFile
-  // refuses a file.
-  void run_device_disk_two_hop(CopyOps ops, DoneCallback done) {
+  // Where cuFile refuses a file: the ops run under the plan kvbm makes without GDS (the
+  // two-hop through pinned memory).
+  void run_without_gds(CopyOps ops, DoneCallback done) {
     if (ops.empty()) return done(Status{});
     const StorageKind src = ops.front().src.region->kind();
     const StorageKind dst = ops.front().dst.region->kind();
     try {
-      BouncePool& bounce_buffers = bounce_pool();
-      Executor& first = src.is_disk() ? static_cast<Executor&>(disk) : cuda().executor(src, bounce_buffers.kind());
-      Executor& second = dst.is_disk() ? static_cast<Executor&>(disk) : cuda().executor(bounce_buffers.kind(), dst);
-      run_two_hop(std::move(ops), first, second, bounce_buffers, std::move(done));
+      const TransferPlan plan = select_strategy(src, true, dst, true, config.capabilities.with_gds(false));
+      run_plan(plan, src, dst, std::move(ops), std::move(done));
     } catch (const Error& error) {
       done(error);
     }
