@@ -8,6 +8,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "common/poll.hpp"
 #include "kvbm/common/log.hpp"
 
 namespace kvbm {
@@ -167,15 +168,9 @@ struct Leader::Impl {
     std::unique_lock lock(mutex);
     Pending& entry = pending.at(id);
     const auto answered = [&] { return entry.by_rank.size() + entry.plain_acks.size() >= std::size_t(world_size); };
-    // A round trip on loopback takes about 100 us: poll for up to kSpin before sleeping, since
-    // a condition-variable wake-up alone costs tens of microseconds on a VM.
-    const auto spin_until = std::chrono::steady_clock::now() + std::min<std::chrono::microseconds>(kSpin, timeout);
-    while (!answered() && std::chrono::steady_clock::now() < spin_until) {
-      lock.unlock();
-      std::this_thread::yield();
-      lock.lock();
-    }
-    const bool all = answered() || changed.wait_for(lock, timeout, answered);
+    // A round trip on loopback takes about 100 us: poll for up to kSpin before sleeping.
+    const bool all = poll_for(lock, std::min<std::chrono::nanoseconds>(kSpin, timeout), answered) ||
+                     changed.wait_for(lock, timeout, answered);
     LeaderResult result;
     std::vector<std::string> failures;
     for (auto& [rank, outcome] : entry.by_rank) {

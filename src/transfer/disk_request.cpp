@@ -55,32 +55,27 @@ Status finish_io(const DiskUnit& unit, const std::byte* staging, long result) {
 DiskRequest::DiskRequest(const CopyOps& ops, std::size_t max_unit_bytes, DoneCallback done) : done_(std::move(done)) {
   // Units first refer to their pieces by index (pieces_ still grows), then by span.
   std::vector<std::pair<std::size_t, std::size_t>> piece_ranges;
-  for (const CopyOp& op : ops) {
-    const bool write = op.dst.region->kind().is_disk();
-    const Location& file = write ? op.dst : op.src;
-    const Location& memory = write ? op.src : op.dst;
-    for (std::size_t done_bytes = 0; done_bytes < op.bytes; done_bytes += max_unit_bytes) {
-      const std::size_t bytes = std::min(max_unit_bytes, op.bytes - done_bytes);
-      const std::size_t file_offset = file.offset + done_bytes;
-      std::byte* address = memory.address() + done_bytes;
-      if (!units_.empty()) {
-        DiskUnit& last = units_.back();
-        const std::size_t slot = round_up(last.bytes, kDirectIoAlignment);
-        const bool staged = piece_needs_staging(address, bytes) &&
-                            (piece_ranges.back().second > 1 || piece_needs_staging(pieces_.back().memory, last.bytes));
-        if (staged && last.file == file.region && last.write == write && last.file_offset + slot == file_offset &&
-            slot + bytes <= max_unit_bytes) {
-          pieces_.push_back({address, slot, bytes});
-          ++piece_ranges.back().second;
-          last.bytes = slot + bytes;
-          continue;
-        }
+  for_each_piece(ops, max_unit_bytes, [&](const CopyOp& piece) {
+    const bool write = piece.dst.region->kind().is_disk();
+    const Location& file = write ? piece.dst : piece.src;
+    std::byte* address = (write ? piece.src : piece.dst).address();
+    if (!units_.empty()) {
+      DiskUnit& last = units_.back();
+      const std::size_t slot = round_up(last.bytes, kDirectIoAlignment);
+      const bool staged = piece_needs_staging(address, piece.bytes) &&
+                          (piece_ranges.back().second > 1 || piece_needs_staging(pieces_.back().memory, last.bytes));
+      if (staged && last.file == file.region && last.write == write && last.file_offset + slot == file.offset &&
+          slot + piece.bytes <= max_unit_bytes) {
+        pieces_.push_back({address, slot, piece.bytes});
+        ++piece_ranges.back().second;
+        last.bytes = slot + piece.bytes;
+        return;
       }
-      piece_ranges.emplace_back(pieces_.size(), 1);
-      pieces_.push_back({address, 0, bytes});
-      units_.push_back({file.region, file_offset, bytes, write, {}});
     }
-  }
+    piece_ranges.emplace_back(pieces_.size(), 1);
+    pieces_.push_back({address, 0, piece.bytes});
+    units_.push_back({file.region, file.offset, piece.bytes, write, {}});
+  });
   for (std::size_t i = 0; i < units_.size(); ++i) {
     units_[i].pieces = std::span<const DiskPiece>(pieces_).subspan(piece_ranges[i].first, piece_ranges[i].second);
   }

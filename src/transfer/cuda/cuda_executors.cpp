@@ -95,12 +95,9 @@ class CudaStreamExecutor final : public Executor {
   // Calls `emit(descriptor)` for each piece of at most kMaxDescriptorBytes.
   template <typename Emit>
   static void for_each_descriptor(const CopyOps& ops, Emit&& emit) {
-    for (const CopyOp& op : ops) {
-      for (std::size_t offset = 0; offset < op.bytes; offset += cuda::kMaxDescriptorBytes) {
-        emit(cuda::CopyDescriptor{op.src.address() + offset, op.dst.address() + offset,
-                                  std::min<std::uint64_t>(cuda::kMaxDescriptorBytes, op.bytes - offset)});
-      }
-    }
+    for_each_piece(ops, cuda::kMaxDescriptorBytes, [&](const CopyOp& piece) {
+      emit(cuda::CopyDescriptor{piece.src.address(), piece.dst.address(), piece.bytes});
+    });
   }
 
   int ctas_for(std::size_t descriptors) const {
@@ -125,8 +122,7 @@ class CudaStreamExecutor final : public Executor {
   }
 
   void submit_kernel(const CopyOps& ops, DoneCallback& done) {
-    std::size_t count = 0;
-    for (const CopyOp& op : ops) count += (op.bytes + cuda::kMaxDescriptorBytes - 1) / cuda::kMaxDescriptorBytes;
+    const std::size_t count = count_pieces(ops, cuda::kMaxDescriptorBytes);
     if (count <= cuda::kMaxInlineDescriptors) return submit_inline(ops, count, done);
     const std::size_t bytes = count * sizeof(cuda::CopyDescriptor);
     // Written straight into pinned memory: this loop is on the submitting thread's critical path.

@@ -2,6 +2,8 @@
 
 #include <sys/prctl.h>
 
+#include "common/poll.hpp"
+
 namespace kvbm::cuda {
 namespace {
 
@@ -56,15 +58,9 @@ void EventCompletions::run() {
     std::deque<std::pair<cudaEvent_t, std::function<void(Status)>>> batch;
     {
       std::unique_lock lock(mutex_);
-      // Back-to-back small transfers (a worker serving one-block requests) find the thread
-      // awake: a condition-variable wake-up costs tens of microseconds on a VM.
-      const auto idle_until = std::chrono::steady_clock::now() + idle_spin_;
-      while (queue_.empty() && !stopping_ && std::chrono::steady_clock::now() < idle_until) {
-        lock.unlock();
-        std::this_thread::yield();
-        lock.lock();
-      }
-      ready_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      // Back-to-back small transfers (a worker serving one-block requests) find the thread awake.
+      const auto has_work = [&] { return stopping_ || !queue_.empty(); };
+      if (!poll_for(lock, idle_spin_, has_work)) ready_.wait(lock, has_work);
       if (queue_.empty()) return;
       batch.swap(queue_);
     }

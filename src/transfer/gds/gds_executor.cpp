@@ -66,35 +66,32 @@ class GdsExecutor final : public Executor {
       }
       return fallback_(std::move(ops), std::move(done));
     }
-    std::size_t pieces = 0;
-    for (const CopyOp& op : ops) pieces += (op.bytes + piece_bytes_ - 1) / piece_bytes_;
     // The join owns the handles and releases them when the last piece has finished, before
     // `done` runs (which may let the files close); the pieces only borrow them.
     const FileHandles* borrowed = handles.get();
-    auto join = Join::make(pieces, [handles = std::move(handles), done = std::move(done)](Status status) mutable {
+    auto release_then_done = [handles = std::move(handles), done = std::move(done)](Status status) mutable {
       handles.reset();
       done(std::move(status));
+    };
+    auto join = Join::make(count_pieces(ops, piece_bytes_), std::move(release_then_done));
+    for_each_piece(ops, piece_bytes_, [&](const CopyOp& piece) {
+      pool_.post([this, piece, borrowed, join] {
+        if (join->failed()) return join->arrive(Status{});  // an earlier piece failed: skip the I/O
+        join->arrive(run_piece(piece, *borrowed));
+      });
     });
-    for (const CopyOp& op : ops) {
-      for (std::size_t offset = 0; offset < op.bytes; offset += piece_bytes_) {
-        const std::size_t bytes = std::min(piece_bytes_, op.bytes - offset);
-        pool_.post([this, op, offset, bytes, borrowed, join] {
-          if (join->failed()) return join->arrive(Status{});  // an earlier piece failed: skip the I/O
-          join->arrive(run_piece(op, offset, bytes, *borrowed));
-        });
-      }
-    }
   }
 
  private:
-  Status run_piece(const CopyOp& op, std::size_t offset, std::size_t bytes, const FileHandles& handles) {
-    const bool write = op.dst.region->kind().is_disk();
-    const Location& file = write ? op.dst : op.src;
-    const Location& memory = write ? op.src : op.dst;
+  Status run_piece(const CopyOp& piece, const FileHandles& handles) {
+    const bool write = piece.dst.region->kind().is_disk();
+    const Location& file = write ? piece.dst : piece.src;
+    const Location& memory = write ? piece.src : piece.dst;
+    const std::size_t bytes = piece.bytes;
     try {
       cuda::DeviceGuard guard(static_cast<int>(memory.region->kind().index()));
-      const auto file_offset = static_cast<off_t>(file.offset + offset);
-      std::byte* device = memory.address() + offset;
+      const auto file_offset = static_cast<off_t>(file.offset);
+      std::byte* device = memory.address();
       const ssize_t moved = write ? library_.write(handles.of(file.region), device, bytes, file_offset, 0)
                                   : library_.read(handles.of(file.region), device, bytes, file_offset, 0);
       if (moved == -1) return errno_error(write ? "cuFileWrite" : "cuFileRead", file.region->path(), errno);
