@@ -77,22 +77,30 @@ class UringDiskBackend final : public DiskBackend {
     io_uring_sqe_set_data64(sqe, kWakeTag);
   }
 
-  // Starts units from pending requests while slots are free.
+  // Starts units from pending requests while slots are free. Slots are claimed under the lock;
+  // staging copies and SQEs (the ring is this thread's alone) are made outside it, so
+  // submitters never wait behind a memcpy.
   void fill() {
-    std::lock_guard lock(mutex_);
-    while (!free_slots_.empty() && !pending_.empty()) {
-      const std::shared_ptr<DiskRequest>& request = pending_.front();
-      const DiskUnit* unit = request->take();
-      if (unit == nullptr) {
-        pending_.pop_front();
-        continue;
+    std::vector<std::size_t> claimed;
+    {
+      std::lock_guard lock(mutex_);
+      while (!free_slots_.empty() && !pending_.empty()) {
+        const std::shared_ptr<DiskRequest>& request = pending_.front();
+        const DiskUnit* unit = request->take();
+        if (unit == nullptr) {
+          pending_.pop_front();
+          continue;
+        }
+        const std::size_t index = free_slots_.back();
+        free_slots_.pop_back();
+        slots_[index]->unit = unit;
+        slots_[index]->request = request;
+        claimed.push_back(index);
       }
-      const std::size_t index = free_slots_.back();
-      free_slots_.pop_back();
-      Slot& slot = *slots_[index];
-      slot.unit = unit;
-      slot.request = request;
-      std::byte* address = prepare_io(*unit, slot.staging->data());
+    }
+    for (const std::size_t index : claimed) {
+      const DiskUnit* unit = slots_[index]->unit;
+      std::byte* address = prepare_io(*unit, slots_[index]->staging->data());
       io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
       if (unit->write) {
         io_uring_prep_write(sqe, unit->file->fd(), address, static_cast<unsigned>(unit->io_bytes()), unit->file_offset);
