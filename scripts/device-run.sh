@@ -22,9 +22,9 @@ for step in "$@"; do
     bench) kvbm bench --json > "$out/bench-default.json" 2> "$out/bench-default.err"; kvbm bench 2>/dev/null | tee "$out/bench-default.txt" ;;
     bench-gpu)
       for sms in ${SMS:-8}; do
-        kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,512K,2M --sms "$sms" 2>/dev/null | tee -a "$out/bench-kernel.txt"
+        kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,512K,2M --sms "$sms" --repeat "${REPEAT:-3}" 2>/dev/null | tee -a "$out/bench-kernel.txt"
       done
-      kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,512K,2M --copy-engine 2>/dev/null | tee "$out/bench-ce.txt" ;;
+      kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,512K,2M --copy-engine --repeat "${REPEAT:-3}" 2>/dev/null | tee "$out/bench-ce.txt" ;;
     sweep)
       gpu=pinned:device,device:pinned
       kvbm bench --pairs $gpu --sizes 2M --bytes 1G 2>/dev/null | tail -2 | sed 's/^/1G kernel8 /'

@@ -72,6 +72,12 @@ std::size_t max_concurrent_transfers() {
   return env_size("DYN_KVBM_MAX_CONCURRENT_TRANSFERS", 4, 1, 1024);
 }
 
+std::size_t message_spin_us() {
+  // Longer than a loopback round trip (~100 us with a GPU block in it), so a steady stream of
+  // requests never waits for a wake-up; short enough that an idle process soon stops polling.
+  return env_size("KVBM_MESSAGE_SPIN_US", 500, 0, 1000000);
+}
+
 std::string log_level() {
   static constexpr std::array kLevels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   auto text = env("KVBM_LOG");

@@ -9,6 +9,8 @@
 #include <zmq_addon.hpp>
 
 #include "common/poll.hpp"
+#include "distributed/message_receiver.hpp"
+#include "kvbm/common/settings.hpp"
 #include "kvbm/common/log.hpp"
 
 namespace kvbm {
@@ -19,8 +21,11 @@ struct Leader::Impl {
     std::vector<protocol::Outcome> plain_acks;
   };
 
-  Impl(std::string endpoint, int world) : world_size(world), publisher(context, zmq::socket_type::pub),
-                                          puller(context, zmq::socket_type::pull) {
+  Impl(std::string endpoint, int world)
+      : world_size(world),
+        message_spin(settings::message_spin_us()),
+        publisher(context, zmq::socket_type::pub),
+        puller(context, zmq::socket_type::pull) {
     if (world_size <= 0) throw make_error(ErrorCode::InvalidArgument, "leader world size must be > 0, got {}", world_size);
     publisher.set(zmq::sockopt::linger, 0);
     puller.set(zmq::sockopt::linger, 0);
@@ -111,12 +116,9 @@ struct Leader::Impl {
   }
 
   void receive_loop() {
+    MessageReceiver replies(puller, message_spin);
     while (!stopping.load()) {
-      zmq::pollitem_t item{puller.handle(), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, std::chrono::milliseconds(50));
-      if (!(item.revents & ZMQ_POLLIN)) continue;
-      zmq::multipart_t reply(puller);
-      on_reply(reply);
+      if (auto reply = replies.next(std::chrono::milliseconds(50))) on_reply(*reply);
     }
   }
 
@@ -195,6 +197,7 @@ struct Leader::Impl {
 
   static constexpr std::chrono::microseconds kSpin{200};
   int world_size;
+  std::chrono::microseconds message_spin;
   zmq::context_t context;
   zmq::socket_t publisher;
   zmq::socket_t puller;

@@ -11,6 +11,8 @@
 #include <zmq_addon.hpp>
 
 #include "common/thread_pool.hpp"
+#include "distributed/message_receiver.hpp"
+#include "kvbm/common/settings.hpp"
 #include "kvbm/common/log.hpp"
 #include "kvbm/distributed/protocol.hpp"
 #include "kvbm/memory/region.hpp"
@@ -224,12 +226,10 @@ struct Worker::Impl {
 
   Status run() {
     log().info("rank {}/{} serving {}", options.rank, options.world_size, options.leader_endpoint);
+    MessageReceiver receiver(subscriber, message_spin);
     while (!stopping.load()) {
-      zmq::pollitem_t item{subscriber.handle(), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, std::chrono::milliseconds(100));
-      if (!(item.revents & ZMQ_POLLIN)) continue;
-      zmq::multipart_t message(subscriber);
-      if (!dispatch(message)) break;
+      auto message = receiver.next(std::chrono::milliseconds(100));
+      if (message && !dispatch(*message)) break;
     }
     return rejection;
   }
@@ -246,6 +246,7 @@ struct Worker::Impl {
   std::size_t in_flight = 0;
   std::deque<std::pair<std::uint64_t, BlockTransferRequest>> waiting;
   std::atomic<bool> stopping{false};
+  std::chrono::microseconds message_spin{settings::message_spin_us()};  // read here: a bad value throws to the caller
   Status rejection;
   ThreadPool pool;  // declared last: destroyed first, so queued work finishes while sockets live
 };

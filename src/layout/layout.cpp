@@ -96,17 +96,6 @@ ChunkLocation Layout::locate(std::size_t block, std::size_t layer, std::size_t o
   return locate_unchecked(block, layer, outer);
 }
 
-ChunkLocation Layout::locate_unchecked(std::size_t block, std::size_t layer, std::size_t outer) const {
-  const std::size_t outer_dim = config_.outer_dim;
-  if (form_ == LayoutForm::FullyContiguous) {
-    const std::size_t index = (block * config_.num_layers + layer) * outer_dim + outer;
-    return {regions_.front().get(), base_offset_ + index * chunk_stride_, chunk_bytes_};
-  }
-  const std::size_t index = order_ == LayerOrder::BlockContiguous ? block * outer_dim + outer
-                                                                  : outer * config_.num_blocks + block;
-  return {regions_[layer].get(), index * chunk_stride_, chunk_bytes_};
-}
-
 std::string Layout::describe() const {
   std::string form = form_ == LayoutForm::FullyContiguous ? "fully contiguous"
                                                           : "layer-separate " + to_string(order_);

@@ -18,39 +18,17 @@ void require_same_shape(const Layout& src, const Layout& dst) {
   }
 }
 
-void require_indices(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs) {
-  // One bit per destination block: cheap to clear even for large pools, and O(1) per pair.
-  std::vector<bool> written(dst.config().num_blocks, false);
-  for (std::size_t i = 0; i < pairs.size(); ++i) {
-    const std::size_t from = pairs[i].first;
-    const std::size_t to = pairs[i].second;
-    if (from >= src.config().num_blocks) {
-      throw make_error(ErrorCode::OutOfRange, "source block index {} (pair {}) is out of range: the source has {} blocks",
-                       from, i, src.config().num_blocks);
-    }
-    if (to >= dst.config().num_blocks) {
-      throw make_error(ErrorCode::OutOfRange,
-                       "destination block index {} (pair {}) is out of range: the destination has {} blocks", to, i,
-                       dst.config().num_blocks);
-    }
-    if (written[to]) {
-      const auto first = std::find_if(pairs.begin(), pairs.end(), [to](const BlockPair& p) { return p.second == to; });
-      throw make_error(ErrorCode::InvalidArgument, "destination block {} is named twice (pairs {} and {})", to,
-                       first - pairs.begin(), i);
-    }
-    written[to] = true;
+bool share_a_region(const Layout& src, const Layout& dst) {
+  for (const auto& region : src.regions()) {
+    if (std::find(dst.regions().begin(), dst.regions().end(), region) != dst.regions().end()) return true;
   }
+  return false;
 }
 
 // When source and destination share a region, no source byte may also be a destination byte:
 // the copy would read what it is overwriting.
 void require_no_overlap(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs) {
-  bool shared = false;
-  for (const auto& region : src.regions()) {
-    shared |= std::find(dst.regions().begin(), dst.regions().end(), region) != dst.regions().end();
-  }
-  if (!shared) return;
-  struct Range {
+    struct Range {
     const Region* region;
     std::size_t begin;
     std::size_t end;
@@ -92,10 +70,43 @@ void require_no_overlap(const Layout& src, const Layout& dst, std::span<const Bl
 
 }  // namespace
 
-void validate_request(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs) {
+RequestValidator::RequestValidator(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs)
+    : src_blocks_(src.config().num_blocks),
+      dst_blocks_(dst.config().num_blocks),
+      pairs_(pairs),
+      written_(dst_blocks_, false) {
   require_same_shape(src, dst);
-  require_indices(src, dst, pairs);
-  require_no_overlap(src, dst, pairs);
+  if (share_a_region(src, dst)) {
+    // Whether a source chunk is written by another batch is a question about the whole request.
+    check_batch(0, pairs.size());
+    require_no_overlap(src, dst, pairs);
+  }
+}
+
+void RequestValidator::check_batch(std::size_t begin, std::size_t end) {
+  for (std::size_t i = std::max(begin, checked_); i < end; ++i) {
+    const auto [from, to] = pairs_[i];
+    if (from >= src_blocks_) {
+      throw make_error(ErrorCode::OutOfRange, "source block index {} (pair {}) is out of range: the source has {} blocks",
+                       from, i, src_blocks_);
+    }
+    if (to >= dst_blocks_) {
+      throw make_error(ErrorCode::OutOfRange,
+                       "destination block index {} (pair {}) is out of range: the destination has {} blocks", to, i,
+                       dst_blocks_);
+    }
+    if (written_[to]) {
+      const auto first = std::find_if(pairs_.begin(), pairs_.end(), [to](const BlockPair& p) { return p.second == to; });
+      throw make_error(ErrorCode::InvalidArgument, "destination block {} is named twice (pairs {} and {})", to,
+                       first - pairs_.begin(), i);
+    }
+    written_[to] = true;
+  }
+  checked_ = std::max(checked_, end);
+}
+
+void validate_request(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs) {
+  RequestValidator(src, dst, pairs).check_batch(0, pairs.size());
 }
 
 namespace {

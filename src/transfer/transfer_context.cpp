@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <optional>
 #include <thread>
 
 #include "common/thread_pool.hpp"
@@ -259,9 +260,9 @@ TransferPlan TransferContext::plan(const Layout& src, const Layout& dst) const {
 TransferHandle TransferContext::transfer(const LayoutPtr& src, const LayoutPtr& dst, std::span<const BlockPair> pairs) {
   if (!src || !dst) return TransferHandle::completed(make_error(ErrorCode::InvalidArgument, "transfer: layout is null"));
   TransferPlan chosen;
+  std::optional<RequestValidator> validator;
   try {
-    // The whole request is checked before any byte moves.
-    validate_request(*src, *dst, pairs);
+    validator.emplace(*src, *dst, pairs);
     chosen = plan(*src, *dst);
   } catch (const Error& error) {
     return TransferHandle::completed(error);
@@ -280,17 +281,24 @@ TransferHandle TransferContext::transfer(const LayoutPtr& src, const LayoutPtr& 
     impl_->end();
   };
   auto join = Join::make(batches.size(), std::move(release_then_complete));
-  // Each batch starts as soon as it is expanded, so the hardware works while the next is built.
+  // Each batch starts as soon as it is checked and expanded, so the hardware works while the
+  // next is built. A bad pair stops the batches after it; those already started finish.
   std::size_t first = 0;
+  std::optional<Error> failed;
   for (const std::size_t batch : batches) {
-    const auto batch_pairs = pairs.subspan(first, batch);
-    first += batch;
+    if (failed) {
+      join->arrive(*failed);
+      continue;
+    }
     try {
-      CopyOps ops = expand_pairs(*src, *dst, batch_pairs);
+      validator->check_batch(first, first + batch);
+      CopyOps ops = expand_pairs(*src, *dst, pairs.subspan(first, batch));
       impl_->run_plan(chosen, src->kind(), dst->kind(), std::move(ops), join->arrival());
     } catch (const Error& error) {
+      failed = error;
       join->arrive(error);
     }
+    first += batch;
   }
   return TransferHandle(std::move(state));
 }

@@ -7,6 +7,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <numeric>
 
 #include "kvbm/common/error.hpp"
 #include "cuda/cuda_runtime.hpp"
@@ -60,6 +61,32 @@ TEST_F(TransferErrors, DestinationIndexOutOfRange) {
 TEST_F(TransferErrors, DestinationNamedTwice) {
   expect_error(run(context, system(), system(), {{0, 3}, {1, 4}, {2, 3}}), ErrorCode::InvalidArgument,
                "destination block 3 is named twice (pairs 0 and 2)");
+}
+
+// Indices are checked batch by batch, just before each batch starts: a bad pair in a later
+// batch names its place in the whole request, and no batch from it onwards moves a byte.
+TEST_F(TransferErrors, BadPairInALaterBatchStopsTheBatchesFromIt) {
+  TransferConfig config = TransferConfig::from_env();
+  config.max_transfer_batch_size = 2;
+  TransferContext batched(config);
+  auto src = system(16);
+  auto dst = system(16);
+  std::mt19937_64 rng(11);
+  std::vector<std::size_t> all(16);
+  std::iota(all.begin(), all.end(), 0);
+  fill_random(*src, all, rng);
+  poison(*dst, std::byte{0x5a});
+  const Bytes poisoned = read_chunk(*dst, 0, 0, 0);
+  // Batches {0,1} {2,3} {4,5} {6,7}: pair 5 is out of range, so batches 3 and 4 never start.
+  std::vector<BlockPair> pairs = {{0, 0}, {1, 1}, {2, 2}, {3, 3}, {4, 4}, {99, 5}, {6, 6}, {7, 7}};
+  expect_error(batched.transfer(src, dst, pairs).wait(), ErrorCode::OutOfRange, "source block index 99 (pair 5)");
+  for (std::size_t block : {4, 5, 6, 7}) EXPECT_EQ(read_chunk(*dst, block, 1, 1), poisoned) << "block " << block;
+  // A destination named again in a later batch is caught there, naming both pairs.
+  pairs = {{0, 8}, {1, 9}, {2, 10}, {3, 11}, {4, 9}, {5, 12}};
+  expect_error(batched.transfer(src, dst, pairs).wait(), ErrorCode::InvalidArgument,
+               "destination block 9 is named twice (pairs 1 and 4)");
+  EXPECT_EQ(read_chunk(*dst, 12, 0, 0), poisoned);
+  expect_still_serving(batched, dir.path());
 }
 
 TEST_F(TransferErrors, ChunkSizesDiffer) {

@@ -76,6 +76,18 @@ class Layout {
   std::size_t chunk_stride_;
 };
 
+// Inline: transfers call it twice per chunk, tens of thousands of times per request.
+inline ChunkLocation Layout::locate_unchecked(std::size_t block, std::size_t layer, std::size_t outer) const {
+  const std::size_t outer_dim = config_.outer_dim;
+  if (form_ == LayoutForm::FullyContiguous) {
+    const std::size_t index = (block * config_.num_layers + layer) * outer_dim + outer;
+    return {regions_.front().get(), base_offset_ + index * chunk_stride_, chunk_bytes_};
+  }
+  const std::size_t index =
+      order_ == LayerOrder::BlockContiguous ? block * outer_dim + outer : outer * config_.num_blocks + block;
+  return {regions_[layer].get(), index * chunk_stride_, chunk_bytes_};
+}
+
 [[nodiscard]] std::string to_string(LayoutForm form);
 [[nodiscard]] std::string to_string(LayerOrder order);
 

@@ -56,6 +56,10 @@ class CudaStreamExecutor final : public Executor {
       cuda::check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
       streams_.push_back(stream);
     }
+    if (!config_.copy_engine) {
+      cuda::check(cudaStreamCreateWithFlags(&upload_stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags (upload)");
+      cuda::check(cudaEventCreateWithFlags(&uploaded_, cudaEventDisableTiming), "cudaEventCreate (upload)");
+    }
     // Descriptor lists come from a pool of kvbm's own that keeps its memory between transfers
     // (the default pool's release threshold of 0 would hand it back, and re-map it, every time).
     cudaMemPoolProps props{};
@@ -75,6 +79,8 @@ class CudaStreamExecutor final : public Executor {
   ~CudaStreamExecutor() override {
     completions_.reset();  // drains the queue: every callback has run
     for (cudaStream_t stream : streams_) cudaStreamDestroy(stream);
+    if (upload_stream_) cudaStreamDestroy(upload_stream_);
+    if (uploaded_) cudaEventDestroy(uploaded_);
     cudaMemPoolDestroy(descriptor_pool_);
   }
 
@@ -135,10 +141,14 @@ class CudaStreamExecutor final : public Executor {
     cudaStream_t stream = streams_.front();
     void* device_descriptors = nullptr;
     try {
-      cuda::check(cudaMallocFromPoolAsync(&device_descriptors, bytes, descriptor_pool_, stream),
+      // The list goes up on a stream of its own, so it travels while the previous batch's kernel
+      // still runs: on the copy stream it would wait for that kernel, and the next would wait for it.
+      cuda::check(cudaMallocFromPoolAsync(&device_descriptors, bytes, descriptor_pool_, upload_stream_),
                   "cudaMallocFromPoolAsync (copy descriptors)");
-      cuda::check(cudaMemcpyAsync(device_descriptors, scratch.second, bytes, cudaMemcpyHostToDevice, stream),
+      cuda::check(cudaMemcpyAsync(device_descriptors, scratch.second, bytes, cudaMemcpyHostToDevice, upload_stream_),
                   "cudaMemcpyAsync (copy descriptors)");
+      cuda::check(cudaEventRecord(uploaded_, upload_stream_), "cudaEventRecord (descriptors uploaded)");
+      cuda::check(cudaStreamWaitEvent(stream, uploaded_, 0), "cudaStreamWaitEvent (descriptors uploaded)");
       const int ctas = ctas_for(count);
       cuda::check(cuda::launch_copy_kernel(static_cast<const cuda::CopyDescriptor*>(device_descriptors),
                                            static_cast<std::uint32_t>(count), ctas, config_.copy_threads,
@@ -147,9 +157,9 @@ class CudaStreamExecutor final : public Executor {
       cuda::check(cudaFreeAsync(device_descriptors, stream), "cudaFreeAsync (copy descriptors)");
       device_descriptors = nullptr;
     } catch (...) {
-      if (device_descriptors) cudaFreeAsync(device_descriptors, stream);
-      // The descriptor upload may still be reading the scratch: return it once the stream is past it.
-      watch_on(stream, [this, scratch](Status) { scratch_.give(scratch); });
+      if (device_descriptors) cudaFreeAsync(device_descriptors, upload_stream_);
+      // The descriptor upload may still be reading the scratch: return it once that stream is past it.
+      watch_on(upload_stream_, [this, scratch](Status) { scratch_.give(scratch); });
       throw;
     }
     watch_on(stream, [this, scratch, done = std::move(done)](Status status) {
@@ -209,6 +219,8 @@ class CudaStreamExecutor final : public Executor {
   CudaPathConfig config_;
   int d2d_ctas_ = 0;
   std::vector<cudaStream_t> streams_;
+  cudaStream_t upload_stream_ = nullptr;  // descriptor lists (kernel path)
+  cudaEvent_t uploaded_ = nullptr;        // re-recorded for each list, under stream_mutex_
   cudaMemPool_t descriptor_pool_ = nullptr;
   std::mutex stream_mutex_;
   PinnedScratch scratch_;
