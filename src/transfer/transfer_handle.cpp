@@ -1,6 +1,11 @@
 #include "kvbm/transfer/transfer_handle.hpp"
 
+#include "common/poll.hpp"
+
 namespace kvbm {
+namespace {
+constexpr std::chrono::microseconds kPollBeforeSleep{100};
+}  // namespace
 
 void CompletionState::complete(Status status) {
   std::vector<CompletionCallback> callbacks;
@@ -16,7 +21,10 @@ void CompletionState::complete(Status status) {
 
 Status CompletionState::wait() {
   std::unique_lock lock(mutex_);
-  done_.wait(lock, [&] { return status_.has_value(); });
+  const auto done = [&] { return status_.has_value(); };
+  // Small transfers end within tens of microseconds: about what a condition variable's
+  // wake-up costs on a VM, so poll briefly first.
+  if (!poll_for(lock, kPollBeforeSleep, done)) done_.wait(lock, done);
   return *status_;
 }
 
