@@ -28,7 +28,7 @@ bool share_a_region(const Layout& src, const Layout& dst) {
 // When source and destination share a region, no source byte may also be a destination byte:
 // the copy would read what it is overwriting.
 void require_no_overlap(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs) {
-    struct Range {
+  struct Range {
     const Region* region;
     std::size_t begin;
     std::size_t end;
@@ -85,7 +85,8 @@ RequestValidator::RequestValidator(const Layout& src, const Layout& dst, std::sp
 
 void RequestValidator::check_batch(std::size_t begin, std::size_t end) {
   for (std::size_t i = std::max(begin, checked_); i < end; ++i) {
-    const auto [from, to] = pairs_[i];
+    const std::size_t from = pairs_[i].first;
+    const std::size_t to = pairs_[i].second;
     if (from >= src_blocks_) {
       throw make_error(ErrorCode::OutOfRange, "source block index {} (pair {}) is out of range: the source has {} blocks",
                        from, i, src_blocks_);
