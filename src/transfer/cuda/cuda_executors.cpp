@@ -93,6 +93,9 @@ class CudaStreamExecutor final : public Executor {
       if (config_.copy_engine) submit_copy_engine(ops, done);
       else submit_kernel(ops, done);
     } catch (const Error& error) {
+      // A step after a launch failed (an event, a join): the copy may still be running, and
+      // the caller may free its memory once it hears of the failure. Let the streams drain first.
+      drain_streams();
       done(error);
     }
   }
@@ -196,6 +199,13 @@ class CudaStreamExecutor final : public Executor {
       if (s > 0) join_into_first(streams_[s]);
     }
     watch_on(streams_.front(), std::move(done));
+  }
+
+  // Waits for everything queued on this executor's streams (error paths only; a stream knows
+  // its device, and the stream handles never change, so neither the device nor the lock is needed).
+  void drain_streams() {
+    for (cudaStream_t stream : streams_) cudaStreamSynchronize(stream);
+    if (upload_stream_) cudaStreamSynchronize(upload_stream_);
   }
 
   // Makes the first stream wait for everything queued so far on `other`.
