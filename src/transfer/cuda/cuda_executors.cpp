@@ -70,6 +70,14 @@ class CudaStreamExecutor final : public Executor {
     std::uint64_t keep_everything = UINT64_MAX;
     cuda::check(cudaMemPoolSetAttribute(descriptor_pool_, cudaMemPoolAttrReleaseThreshold, &keep_everything),
                 "cudaMemPoolSetAttribute(release threshold)");
+    // A list is freed on the copy stream after its kernel and the next is allocated on the upload
+    // stream. Reusing the freed block could make the upload wait for that kernel (the pool would
+    // add the dependency), which the side stream is there to avoid: take fresh memory instead.
+    // Lists are small, so the pool stays small. Optional: the pool is correct either way.
+    int no_waits = 0;
+    if (cudaMemPoolSetAttribute(descriptor_pool_, cudaMemPoolReuseAllowInternalDependencies, &no_waits) != cudaSuccess) {
+      (void)cudaGetLastError();
+    }
     if (direction_ == Direction::DeviceToDevice && !config_.copy_engine) {
       // Device-internal copies do not cross PCIe: give them every SM.
       cudaDeviceGetAttribute(&d2d_ctas_, cudaDevAttrMultiProcessorCount, device_);
