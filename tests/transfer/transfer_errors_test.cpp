@@ -77,7 +77,8 @@ TEST_F(TransferErrors, BadPairInALaterBatchStopsTheBatchesFromIt) {
   fill_random(*src, all, rng);
   poison(*dst, std::byte{0x5a});
   const Bytes poisoned = read_chunk(*dst, 0, 0, 0);
-  // Batches {0,1} {2,3} {4,5} {6,7}: pair 5 is out of range, so batches 3 and 4 never start.
+  // Four batches of two pairs; pair 5 (in the third batch) is out of range, so the third and
+  // fourth batches never start.
   std::vector<BlockPair> pairs = {{0, 0}, {1, 1}, {2, 2}, {3, 3}, {4, 4}, {99, 5}, {6, 6}, {7, 7}};
   expect_error(batched.transfer(src, dst, pairs).wait(), ErrorCode::OutOfRange, "source block index 99 (pair 5)");
   for (std::size_t block : {4, 5, 6, 7}) EXPECT_EQ(read_chunk(*dst, block, 1, 1), poisoned) << "block " << block;
