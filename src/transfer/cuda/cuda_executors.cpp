@@ -169,8 +169,10 @@ class CudaStreamExecutor final : public Executor {
       device_descriptors = nullptr;
     } catch (...) {
       if (device_descriptors) cudaFreeAsync(device_descriptors, upload_stream_);
-      // The descriptor upload may still be reading the scratch: return it once that stream is past it.
-      watch_on(upload_stream_, [this, scratch](Status) { scratch_.give(scratch); });
+      // The descriptor upload may still be reading the scratch (submit() drains every stream
+      // before it reports the error anyway).
+      cudaStreamSynchronize(upload_stream_);
+      scratch_.give(scratch);
       throw;
     }
     watch_on(stream, [this, scratch, done = std::move(done)](Status status) {
