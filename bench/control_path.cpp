@@ -2,7 +2,8 @@
 // TCP (workers in this process, on their own threads and sockets). Rows: a no-op message (the
 // messaging alone), a 1-block Host -> Disk transfer (O_DIRECT), and with a GPU a 1-block
 // pinned Host -> Device transfer; the ceiling is a raw ZeroMQ echo over
-// the same socket pattern (PUB -> SUB, PUSH -> PULL) with no kvbm code in the loop.
+// the same socket pattern (PUB -> SUB, PUSH -> PULL) with no kvbm code in the loop. With one
+// worker, the "handler alone" rows run the same transfers without messaging, for the split.
 #include <algorithm>
 #include <chrono>
 #include <iostream>
@@ -115,6 +116,7 @@ int main(int argc, char** argv) {
     Leader leader(endpoint, workers);
     std::vector<std::unique_ptr<Worker>> running;
     std::vector<std::thread> threads;
+    std::vector<std::shared_ptr<BlockTransferHandler>> handlers;
     for (int rank = 0; rank < workers; ++rank) {
       auto context = std::make_shared<TransferContext>();
       DiskFileOptions disk;
@@ -125,6 +127,7 @@ int main(int argc, char** argv) {
                        Layout::allocate(config, StorageKind::disk(0), LayoutForm::FullyContiguous,
                                         LayerOrder::BlockContiguous, disk)};
       auto handler = std::make_shared<BlockTransferHandler>(pools, context, std::make_shared<ConnectorScheduler>());
+      handlers.push_back(handler);
       running.push_back(std::make_unique<Worker>(WorkerOptions{endpoint, rank, workers, 4}, handler));
       threads.emplace_back([worker = running.back().get()] { (void)worker->run(); });
     }
@@ -150,6 +153,23 @@ int main(int argc, char** argv) {
             ++block;
             if (!leader.transfer(request, seconds(5)).status.ok()) std::abort();
           }));
+    }
+    if (workers == 1) {
+      // The same requests without the messaging: rank 0's handler runs them in this thread.
+      row("  handler alone: Disk", measure(requests, [&] {
+            const BlockTransferRequest request{BlockTransferPool::Host, BlockTransferPool::Disk,
+                                               {{block % 64, (block + 1) % 64}}, std::nullopt};
+            ++block;
+            if (!handlers.front()->execute(request).ok()) std::abort();
+          }));
+      if (cuda::device_count() > 0) {
+        row("  handler alone: Device", measure(requests, [&] {
+              const BlockTransferRequest request{BlockTransferPool::Host, BlockTransferPool::Device,
+                                                 {{block % 64, (block + 1) % 64}}, std::nullopt};
+              ++block;
+              if (!handlers.front()->execute(request).ok()) std::abort();
+            }));
+      }
     }
     for (auto& worker : running) worker->stop();
     for (auto& thread : threads) thread.join();

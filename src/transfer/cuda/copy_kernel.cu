@@ -42,21 +42,44 @@ __global__ void __launch_bounds__(1024) scattered_copy(const CopyDescriptor* des
   copy_descriptors(descriptors, count);
 }
 
-__global__ void __launch_bounds__(1024) scattered_copy_inline(const InlineCopyList list) {
+template <std::uint32_t N>
+struct InlineCopyList {
+  CopyDescriptor items[N];
+  std::uint32_t count;
+};
+static_assert(sizeof(InlineCopyList<kMaxInlineDescriptors>) <= 4096, "kernel parameters are limited to 4 KiB");
+
+template <std::uint32_t N>
+__global__ void __launch_bounds__(1024) scattered_copy_inline(const InlineCopyList<N> list) {
   // Parameters are read once into shared memory: indexing them by a run-time value would go
   // through local memory.
-  __shared__ CopyDescriptor descriptors[kMaxInlineDescriptors];
+  __shared__ CopyDescriptor descriptors[N];
   for (std::uint32_t i = threadIdx.x; i < list.count; i += blockDim.x) descriptors[i] = list.items[i];
   __syncthreads();
   copy_descriptors(descriptors, list.count);
 }
 
+template <std::uint32_t N>
+cudaError_t launch_inline(const CopyDescriptor* descriptors, std::uint32_t count, int ctas, int threads_per_cta,
+                          cudaStream_t stream) {
+  InlineCopyList<N> list;
+  for (std::uint32_t i = 0; i < count; ++i) list.items[i] = descriptors[i];
+  list.count = count;
+  scattered_copy_inline<N><<<ctas, threads_per_cta, 0, stream>>>(list);
+  return cudaGetLastError();
+}
+
 }  // namespace
 
-cudaError_t launch_inline_copy_kernel(const InlineCopyList& list, int ctas, int threads_per_cta, cudaStream_t stream) {
-  if (list.count == 0) return cudaSuccess;
-  scattered_copy_inline<<<ctas, threads_per_cta, 0, stream>>>(list);
-  return cudaGetLastError();
+cudaError_t launch_inline_copy_kernel(const CopyDescriptor* descriptors, std::uint32_t count, int ctas,
+                                      int threads_per_cta, cudaStream_t stream) {
+  if (count == 0) return cudaSuccess;
+  if (count <= 16) return launch_inline<16>(descriptors, count, ctas, threads_per_cta, stream);
+  if (count <= 48) return launch_inline<48>(descriptors, count, ctas, threads_per_cta, stream);
+  if (count <= kMaxInlineDescriptors) {
+    return launch_inline<kMaxInlineDescriptors>(descriptors, count, ctas, threads_per_cta, stream);
+  }
+  return cudaErrorInvalidValue;
 }
 
 cudaError_t launch_copy_kernel(const CopyDescriptor* device_descriptors, std::uint32_t count, int ctas,

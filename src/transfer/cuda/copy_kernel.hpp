@@ -20,17 +20,13 @@ inline constexpr std::uint64_t kMaxDescriptorBytes = 64 * 1024;
 cudaError_t launch_copy_kernel(const CopyDescriptor* device_descriptors, std::uint32_t count, int ctas,
                                int threads_per_cta, cudaStream_t stream);
 
-// Short lists travel in the launch's own parameters (at most 4 KiB of them): no descriptor
-// upload, no device allocation, one API call. What a one-block request needs.
+// Short lists travel in the launch's own parameters: no descriptor upload, no device
+// allocation, one API call. What a one-block request needs. A launch copies its whole parameter
+// block, so the kernel comes in a few list sizes and the smallest that holds `count` descriptors
+// is launched: a one-block request of 8 chunks sends 392 bytes of parameters, not 4 KiB.
 inline constexpr std::uint32_t kMaxInlineDescriptors = 160;
 
-struct InlineCopyList {
-  CopyDescriptor items[kMaxInlineDescriptors];
-  std::uint32_t count;
-};
-
-static_assert(sizeof(InlineCopyList) <= 4096, "kernel parameters are limited to 4 KiB");
-
-cudaError_t launch_inline_copy_kernel(const InlineCopyList& list, int ctas, int threads_per_cta, cudaStream_t stream);
+cudaError_t launch_inline_copy_kernel(const CopyDescriptor* descriptors, std::uint32_t count, int ctas,
+                                      int threads_per_cta, cudaStream_t stream);
 
 }  // namespace kvbm::cuda

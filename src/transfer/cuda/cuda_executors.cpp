@@ -2,6 +2,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <array>
 #include <bit>
 #include <map>
 #include <mutex>
@@ -125,14 +126,14 @@ class CudaStreamExecutor final : public Executor {
   }
 
   void submit_inline(const CopyOps& ops, std::size_t count, DoneCallback& done) {
-    cuda::InlineCopyList list{};
-    list.count = static_cast<std::uint32_t>(count);
-    cuda::CopyDescriptor* next = list.items;
+    std::array<cuda::CopyDescriptor, cuda::kMaxInlineDescriptors> list;
+    cuda::CopyDescriptor* next = list.data();
     for_each_descriptor(ops, [&](const cuda::CopyDescriptor& d) { *next++ = d; });
     std::lock_guard lock(stream_mutex_);
     cuda::DeviceGuard guard(device_);
     const int ctas = ctas_for(count);
-    cuda::check(cuda::launch_inline_copy_kernel(list, ctas, config_.copy_threads, streams_.front()),
+    cuda::check(cuda::launch_inline_copy_kernel(list.data(), static_cast<std::uint32_t>(count), ctas,
+                                                config_.copy_threads, streams_.front()),
                 fmt::format("copy kernel launch ({} CTAs x {} threads, {} inline descriptors)", ctas,
                             config_.copy_threads, count));
     watch_on(streams_.front(), std::move(done));
@@ -228,9 +229,10 @@ class CudaStreamExecutor final : public Executor {
   }
 
   void watch_on(cudaStream_t stream, std::function<void(Status)> callback) {
-    cudaEvent_t event = nullptr;
-    cuda::check(cudaEventCreateWithFlags(&event, cudaEventDisableTiming | cudaEventBlockingSync), "cudaEventCreate");
-    cuda::check(cudaEventRecord(event, stream), "cudaEventRecord");
+    cudaEvent_t event = completions_->take_event();
+    const cudaError_t recorded = cudaEventRecord(event, stream);
+    if (recorded != cudaSuccess) cudaEventDestroy(event);
+    cuda::check(recorded, "cudaEventRecord");
     completions_->watch(event, std::move(callback));
   }
 

@@ -41,6 +41,25 @@ EventCompletions::~EventCompletions() {
   }
   ready_.notify_all();
   thread_.join();
+  for (cudaEvent_t event : fired_) cudaEventDestroy(event);
+}
+
+cudaEvent_t EventCompletions::take_event() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!fired_.empty()) {
+      cudaEvent_t event = fired_.back();
+      fired_.pop_back();
+      return event;
+    }
+  }
+  cudaEvent_t event = nullptr;
+  const cudaError_t result = cudaEventCreateWithFlags(&event, cudaEventDisableTiming | cudaEventBlockingSync);
+  if (result != cudaSuccess) {
+    cudaGetLastError();
+    throw make_error(ErrorCode::Cuda, "cudaEventCreate failed: {} ({})", cudaGetErrorString(result), cudaGetErrorName(result));
+  }
+  return event;
 }
 
 void EventCompletions::watch(cudaEvent_t event, std::function<void(Status)> callback) {
@@ -68,10 +87,14 @@ void EventCompletions::run() {
     // events completes without a wait each.
     for (auto& [event, callback] : batch) {
       const cudaError_t result = wait_for(event, spin_);
-      cudaEventDestroy(event);
       if (result == cudaSuccess) {
+        {
+          std::lock_guard lock(mutex_);
+          fired_.push_back(event);
+        }
         callback(Status{});
       } else {
+        cudaEventDestroy(event);
         cudaGetLastError();
         callback(make_error(ErrorCode::Cuda, "CUDA copy failed on the GPU: {} ({})", cudaGetErrorString(result),
                             cudaGetErrorName(result)));

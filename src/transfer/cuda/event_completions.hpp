@@ -10,6 +10,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "kvbm/common/error.hpp"
 
@@ -25,6 +26,11 @@ class EventCompletions {
   EventCompletions(const EventCompletions&) = delete;
   EventCompletions& operator=(const EventCompletions&) = delete;
 
+  // An event to record and watch: one that fired before, or a new one (on the current device,
+  // which must be this stream's). Reusing fired events spares every one-block request an
+  // event creation and destruction in the driver.
+  [[nodiscard]] cudaEvent_t take_event();
+
   // Takes ownership of `event`; `callback` runs on the completion thread once it has fired.
   void watch(cudaEvent_t event, std::function<void(Status)> callback);
 
@@ -34,6 +40,7 @@ class EventCompletions {
   std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<std::pair<cudaEvent_t, std::function<void(Status)>>> queue_;
+  std::vector<cudaEvent_t> fired_;  // for reuse
   bool stopping_ = false;
   std::chrono::microseconds spin_;
   std::chrono::microseconds idle_spin_;

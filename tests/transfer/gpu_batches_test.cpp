@@ -1,0 +1,105 @@
+// The kernel path cuts a transfer into batches (a kernel launch each, growing from
+// max_transfer_batch_size blocks to KVBM_CUDA_BATCH_BYTES): random bytes, poisoned
+// destinations, unaligned chunks, thousands of batches with inline and uploaded descriptor
+// lists, a bad pair in a later batch, and several threads sharing one executor.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <thread>
+
+#include "cuda/cuda_runtime.hpp"
+#include "support/roundtrip.hpp"
+
+namespace kvbm::testing {
+namespace {
+
+class GpuBatches : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device: " << cuda::unavailable_reason();
+  }
+  // Batches of `first` blocks growing to `largest` (a fixed size when they are equal).
+  static TransferContext context_with_batches(std::size_t first, std::size_t largest_bytes) {
+    TransferConfig config = TransferConfig::from_env();
+    config.cuda_copy_engine = false;
+    config.max_transfer_batch_size = first;
+    config.cuda_batch_bytes = largest_bytes;
+    return TransferContext(config);
+  }
+  TempDir dir;
+};
+
+// 36,000 blocks of two 1000-byte chunks both ways: batches growing from 256 blocks to 64 MiB,
+// fixed batches of 100 blocks (200 descriptors: an uploaded list each), and of 3 (inline).
+TEST_F(GpuBatches, ThousandsOfBatchesBothWays) {
+  const LayoutConfig config{.num_blocks = 72001, .num_layers = 1, .outer_dim = 2, .page_size = 1, .inner_dim = 1000,
+                            .dtype_bytes = 1};
+  auto host = make_layout(config, StorageKind::pinned(), {LayoutForm::FullyContiguous, LayerOrder::BlockContiguous, 3},
+                          dir.path());
+  auto device = make_layout(config, StorageKind::device(0), {LayoutForm::LayerSeparate, LayerOrder::OuterContiguous},
+                            dir.path());
+  const std::size_t block_bytes = 2 * config.inner_dim;
+  for (auto [first, largest] : {std::pair<std::size_t, std::size_t>{256, 64u << 20}, {100, 100 * block_bytes},
+                                {3, 3 * block_bytes}}) {
+    SCOPED_TRACE(first);
+    auto context = context_with_batches(first, largest);
+    EXPECT_EQ(check_roundtrip(context, host, device, 36000, first), "");
+    EXPECT_EQ(check_roundtrip(context, device, host, 36000, first + 1), "");
+  }
+}
+
+// A bad pair in a later batch: the error names it, the batches before it are copied, and
+// nothing from its batch on is.
+TEST_F(GpuBatches, BadPairInALaterBatchStopsTheBatchesFromIt) {
+  auto context = context_with_batches(4, 64u << 20);  // batches [0, 4), [4, 12), [12, 28)
+  const LayoutConfig config{.num_blocks = 64, .num_layers = 4, .outer_dim = 2, .page_size = 1, .inner_dim = 4096,
+                            .dtype_bytes = 1};
+  auto host = make_layout(config, StorageKind::pinned(), {}, dir.path());
+  auto device = make_layout(config, StorageKind::device(0), {}, dir.path());
+  std::mt19937_64 rng(5);
+  std::vector<std::size_t> all(64);
+  std::iota(all.begin(), all.end(), 0);
+  const auto contents = fill_random(*host, all, rng);
+  poison(*device, std::byte{0x5a});
+  const Bytes poisoned(config.inner_dim, std::byte{0x5a});
+  std::vector<BlockPair> pairs;
+  for (std::size_t b = 0; b < 20; ++b) pairs.emplace_back(b, b);
+  pairs[13].first = 640;  // in the third batch
+  const Status status = context.transfer(host, device, pairs).wait();
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().code(), ErrorCode::OutOfRange) << status.to_string();
+  EXPECT_NE(status.error().message().find("source block index 640 (pair 13)"), std::string::npos) << status.to_string();
+  for (std::size_t b = 0; b < 12; ++b) EXPECT_EQ(read_chunk(*device, b, 3, 1), contents[b][7]) << "block " << b;
+  for (std::size_t b = 12; b < 20; ++b) EXPECT_EQ(read_chunk(*device, b, 0, 0), poisoned) << "block " << b;
+  // A destination named again in a later batch.
+  pairs.clear();
+  for (std::size_t b = 0; b < 20; ++b) pairs.emplace_back(b, 20 + b);
+  pairs[17].second = 21;
+  const Status twice = context.transfer(host, device, pairs).wait();
+  ASSERT_FALSE(twice.ok());
+  EXPECT_NE(twice.error().message().find("destination block 21 is named twice (pairs 1 and 17)"), std::string::npos)
+      << twice.to_string();
+  EXPECT_EQ(check_roundtrip(context, host, device, 30, 6), "");
+}
+
+// Eight threads share the same two executors (one per direction), in batches of 16 to 64 blocks.
+TEST_F(GpuBatches, ConcurrentTransfersThroughOneExecutor) {
+  auto context = context_with_batches(16, 64 * 6 * 4096);
+  const LayoutConfig config{.num_blocks = 667, .num_layers = 3, .outer_dim = 2, .page_size = 1, .inner_dim = 4096,
+                            .dtype_bytes = 1};
+  std::vector<std::string> results(8);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      auto host = make_layout(config, StorageKind::pinned(), {}, dir.path());
+      auto device = make_layout(config, StorageKind::device(0), {LayoutForm::LayerSeparate, LayerOrder::BlockContiguous},
+                                dir.path());
+      results[t] = t % 2 ? check_roundtrip(context, host, device, 333, t) : check_roundtrip(context, device, host, 333, t);
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (const auto& result : results) EXPECT_EQ(result, "");
+}
+
+}  // namespace
+}  // namespace kvbm::testing
