@@ -4,6 +4,7 @@
 // lists, a bad pair in a later batch, and several threads sharing one executor.
 #include <gtest/gtest.h>
 
+#include <numeric>
 #include <random>
 #include <thread>
 
@@ -51,7 +52,7 @@ TEST_F(GpuBatches, ThousandsOfBatchesBothWays) {
 // A bad pair in a later batch: the error names it, the batches before it are copied, and
 // nothing from its batch on is.
 TEST_F(GpuBatches, BadPairInALaterBatchStopsTheBatchesFromIt) {
-  auto context = context_with_batches(4, 64u << 20);  // batches [0, 4), [4, 12), [12, 28)
+  auto context = context_with_batches(4, 64u << 20);  // batches [0, 4), [4, 12), [12, 20)
   const LayoutConfig config{.num_blocks = 64, .num_layers = 4, .outer_dim = 2, .page_size = 1, .inner_dim = 4096,
                             .dtype_bytes = 1};
   auto host = make_layout(config, StorageKind::pinned(), {}, dir.path());
