@@ -139,37 +139,26 @@ int main(int argc, char** argv) {
     row("no-op (kvbm.ping)", measure(requests, [&] {
           if (!leader.send(protocol::kPing, {}, seconds(5)).status.ok()) std::abort();
         }));
+    // 1-block requests from the host pool, each to the next block of 64 (so no two in a row
+    // write the same block), through the leader or, with one worker, straight to its handler.
     std::size_t block = 0;
-    row("1 block Host->Disk", measure(requests, [&] {
-          const BlockTransferRequest request{BlockTransferPool::Host, BlockTransferPool::Disk, {{block % 64, (block + 1) % 64}},
-                                             std::nullopt};
-          ++block;
-          if (!leader.transfer(request, seconds(5)).status.ok()) std::abort();
-        }));
-    if (cuda::device_count() > 0) {
-      row("1 block Host->Device", measure(requests, [&] {
-            const BlockTransferRequest request{BlockTransferPool::Host, BlockTransferPool::Device,
-                                               {{block % 64, (block + 1) % 64}}, std::nullopt};
-            ++block;
-            if (!leader.transfer(request, seconds(5)).status.ok()) std::abort();
+    const auto one_block_to = [&](BlockTransferPool to) {
+      const std::size_t from = block++ % 64;
+      return BlockTransferRequest{BlockTransferPool::Host, to, {{from, (from + 1) % 64}}, std::nullopt};
+    };
+    std::vector<std::pair<const char*, BlockTransferPool>> destinations = {{"Disk", BlockTransferPool::Disk}};
+    if (cuda::device_count() > 0) destinations.emplace_back("Device", BlockTransferPool::Device);
+    for (const auto& [name, to] : destinations) {
+      row(fmt::format("1 block Host->{}", name).c_str(), measure(requests, [&, to = to] {
+            if (!leader.transfer(one_block_to(to), seconds(5)).status.ok()) std::abort();
           }));
     }
-    if (workers == 1) {
-      // The same requests without the messaging: rank 0's handler runs them in this thread.
-      row("  handler alone: Disk", measure(requests, [&] {
-            const BlockTransferRequest request{BlockTransferPool::Host, BlockTransferPool::Disk,
-                                               {{block % 64, (block + 1) % 64}}, std::nullopt};
-            ++block;
-            if (!handlers.front()->execute(request).ok()) std::abort();
+    // The same requests without the messaging: rank 0's handler runs them in this thread.
+    for (const auto& [name, to] : destinations) {
+      if (workers != 1) break;
+      row(fmt::format("  handler alone: {}", name).c_str(), measure(requests, [&, to = to] {
+            if (!handlers.front()->execute(one_block_to(to)).ok()) std::abort();
           }));
-      if (cuda::device_count() > 0) {
-        row("  handler alone: Device", measure(requests, [&] {
-              const BlockTransferRequest request{BlockTransferPool::Host, BlockTransferPool::Device,
-                                                 {{block % 64, (block + 1) % 64}}, std::nullopt};
-              ++block;
-              if (!handlers.front()->execute(request).ok()) std::abort();
-            }));
-      }
     }
     for (auto& worker : running) worker->stop();
     for (auto& thread : threads) thread.join();
