@@ -1,19 +1,29 @@
-// Where the wall time of a scattered pinned <-> device transfer goes. For 256 MiB of 4 KiB and
-// 64 KiB blocks, each way: the time until transfer() returns (every batch checked, built and
-// queued: the CPU's share), the time until wait() returns, the contiguous cudaMemcpyAsync
-// ceiling, and the CPU cost of checking and expanding the whole request when timed alone.
+// Where the wall time of a scattered pinned <-> device transfer goes. For 256 MiB of 4 KiB,
+// 64 KiB and 2 MiB blocks, each way: the time until transfer() returns (every batch checked, built and
+// queued: the CPU's share), the time until the completion callback runs (the completion
+// thread has seen the end), the time until wait() returns, the contiguous cudaMemcpyAsync
+// ceiling, the copy kernel alone on the same descriptors (one launch, 8 CTAs, event-timed:
+// what the GPU needs, without kvbm's batches, launches and completion), and the CPU cost of
+// checking and expanding the whole request when timed alone.
 // Each timed transfer follows an untimed one with the same pairs (see kvbm bench).
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <iostream>
 #include <numeric>
 #include <random>
+#include <thread>
 
 #include <fmt/format.h>
 
 #include "cuda/cuda_runtime.hpp"
 #include "kvbm/transfer/transfer_context.hpp"
 #include "transfer/expand.hpp"
+#if KVBM_HAVE_CUDA
+#include <cuda_runtime_api.h>
+
+#include "transfer/cuda/copy_kernel.hpp"
+#endif
 
 using namespace kvbm;
 using Clock = std::chrono::steady_clock;
@@ -24,11 +34,47 @@ double micros(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double, std::micro>(to - from).count();
 }
 
+#if KVBM_HAVE_CUDA
+// The copy kernel alone over `ops` cut as kvbm cuts them, best of two launches, in us.
+double kernel_alone_us(const CopyOps& ops) {
+  std::vector<cuda::CopyDescriptor> list;
+  for_each_piece(ops, cuda::kMaxDescriptorBytes, [&](const CopyOp& piece) {
+    list.push_back({piece.src.address(), piece.dst.address(), piece.bytes});
+  });
+  void* device_list = nullptr;
+  cudaStream_t stream = nullptr;
+  cudaEvent_t begin = nullptr, end = nullptr;
+  cudaMalloc(&device_list, list.size() * sizeof(cuda::CopyDescriptor));
+  cudaMemcpy(device_list, list.data(), list.size() * sizeof(cuda::CopyDescriptor), cudaMemcpyHostToDevice);
+  cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  cudaEventCreate(&begin);
+  cudaEventCreate(&end);
+  float best_ms = 1e9f;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    cudaEventRecord(begin, stream);
+    cuda::launch_copy_kernel(static_cast<const cuda::CopyDescriptor*>(device_list), static_cast<std::uint32_t>(list.size()),
+                             8, 1024, stream);
+    cudaEventRecord(end, stream);
+    cudaEventSynchronize(end);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, begin, end);
+    best_ms = std::min(best_ms, ms);
+  }
+  cudaEventDestroy(begin);
+  cudaEventDestroy(end);
+  cudaStreamDestroy(stream);
+  cudaFree(device_list);
+  return best_ms * 1000.0;
+}
+#else
+double kernel_alone_us(const CopyOps&) { return 0; }
+#endif
+
 int run(int repeat) {
   TransferContext context;
   std::mt19937_64 rng(1);
-  std::cout << "direction   block  submit us  wall us  ceiling us  ratio  validate us  expand us\n";
-  for (const std::size_t block_bytes : {std::size_t{4096}, std::size_t{65536}}) {
+  std::cout << "direction   block  submit us  callback us  wall us  ceiling us  ratio  kernel alone us  ratio  validate us  expand us\n";
+  for (const std::size_t block_bytes : {std::size_t{4096}, std::size_t{65536}, std::size_t{2} << 20}) {
     const std::size_t count = (std::size_t{256} << 20) / block_bytes;
     const LayoutConfig config{.num_blocks = 2 * count + 1, .num_layers = 1, .outer_dim = 1, .page_size = 1,
                               .inner_dim = block_bytes, .dtype_bytes = 1};
@@ -51,8 +97,12 @@ int run(int repeat) {
         const auto start = Clock::now();
         TransferHandle handle = context.transfer(src, dst, pairs);
         const auto submitted = Clock::now();
+        std::atomic<Clock::time_point> called_back{};
+        handle.on_complete([&](const Status&) { called_back = Clock::now(); });
         const Status status = handle.wait();
         const auto finished = Clock::now();
+        // complete() wakes the waiter before it runs callbacks.
+        while (called_back.load() == Clock::time_point{}) std::this_thread::yield();
         if (!status.ok()) {
           std::cerr << status.to_string() << "\n";
           return 1;
@@ -62,9 +112,11 @@ int run(int repeat) {
         const auto checked = Clock::now();
         const CopyOps ops = expand_pairs(*src, *dst, pairs);
         const auto expanded = Clock::now();
-        std::cout << fmt::format("{:<9} {:>7} {:>10.0f} {:>8.0f} {:>11.0f} {:>6.3f} {:>12.0f} {:>10.0f}\n",
+        const double kernel_us = kernel_alone_us(ops);
+        std::cout << fmt::format("{:<9} {:>7} {:>10.0f} {:>12.0f} {:>8.0f} {:>11.0f} {:>6.3f} {:>16.0f} {:>6.3f} {:>12.0f} {:>10.0f}\n",
                                  to_device ? "H2D" : "D2H", block_bytes, micros(start, submitted),
-                                 micros(start, finished), ceiling_us, ceiling_us / micros(start, finished),
+                                 micros(start, called_back.load()), micros(start, finished), ceiling_us,
+                                 ceiling_us / micros(start, finished), kernel_us, ceiling_us / kernel_us,
                                  micros(check_start, checked), micros(checked, expanded));
       }
     }

@@ -78,6 +78,14 @@ std::size_t message_spin_us() {
   return env_size("KVBM_MESSAGE_SPIN_US", 500, 0, 1000000);
 }
 
+std::size_t wait_spin_us() {
+  // How long TransferHandle::wait polls (yielding) before it sleeps on its condition variable.
+  // The wake-up costs 30-40 us on the GPU machine's VM, 0.7% of a 256 MiB GPU transfer
+  // (measured: bench/results/h100-2026-11-23-session5.md); 10 ms covers such a transfer, and the
+  // waiting thread has nothing else to do. CUDA's own synchronization spins by default too.
+  return env_size("KVBM_WAIT_SPIN_US", 10000, 0, 1000000);
+}
+
 std::string log_level() {
   static constexpr std::array kLevels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   auto text = env("KVBM_LOG");

@@ -1,6 +1,6 @@
 #include "kvbm/distributed/block_transfer_handler.hpp"
 
-#include <future>
+#include <memory>
 
 #include "kvbm/common/log.hpp"
 
@@ -80,9 +80,11 @@ void BlockTransferHandler::start(const BlockTransferRequest& request, Completion
 }
 
 Status BlockTransferHandler::execute(const BlockTransferRequest& request) {
-  std::promise<Status> outcome;
-  start(request, [&outcome](const Status& status) { outcome.set_value(status); });
-  return outcome.get_future().get();
+  // A transfer handle's state, for its wait: it polls before it sleeps (a future would sleep
+  // at once and pay a wake-up longer than a one-block transfer).
+  auto outcome = std::make_shared<CompletionState>();
+  start(request, [outcome](const Status& status) { outcome->complete(status); });
+  return outcome->wait();
 }
 
 }  // namespace kvbm

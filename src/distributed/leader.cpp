@@ -118,7 +118,10 @@ struct Leader::Impl {
   void receive_loop() {
     MessageReceiver replies(puller, message_spin);
     while (!stopping.load()) {
-      if (auto reply = replies.next(std::chrono::milliseconds(50))) on_reply(*reply);
+      if (auto reply = replies.next(std::chrono::milliseconds(50))) {
+        on_reply(*reply);
+        bump(replies_seen);  // after on_reply has let go of the lock: see poll_for
+      }
     }
   }
 
@@ -171,7 +174,7 @@ struct Leader::Impl {
     Pending& entry = pending.at(id);
     const auto answered = [&] { return entry.by_rank.size() + entry.plain_acks.size() >= std::size_t(world_size); };
     // A round trip on loopback takes about 100 us: poll for up to kSpin before sleeping.
-    const bool all = poll_for(lock, std::min<std::chrono::nanoseconds>(kSpin, timeout), answered) ||
+    const bool all = poll_for(lock, std::min<std::chrono::nanoseconds>(kSpin, timeout), replies_seen, answered) ||
                      changed.wait_for(lock, timeout, answered);
     LeaderResult result;
     std::vector<std::string> failures;
@@ -205,6 +208,7 @@ struct Leader::Impl {
   std::uint64_t next_id = 1;
   std::mutex mutex;
   std::condition_variable changed;
+  std::atomic<std::uint64_t> replies_seen{0};  // bumped after each reply, for send()'s poll
   std::map<std::uint64_t, Pending> pending;
   std::map<int, std::uint64_t> registered;  // rank -> worker nonce
   std::vector<std::pair<std::uint64_t, std::string>> rejections;

@@ -78,9 +78,12 @@ TransferConfig TransferConfig::from_env() {
   config.cuda_copy_threads = static_cast<int>(settings::env_size("KVBM_CUDA_COPY_THREADS", config.cuda_copy_threads, 32, 1024));
   config.cuda_copy_engine_streams = static_cast<int>(settings::env_size("KVBM_CUDA_CE_STREAMS", config.cuda_copy_engine_streams, 1, 16));
   config.cuda_completion_spin_us = static_cast<int>(settings::env_size("KVBM_CUDA_SPIN_US", config.cuda_completion_spin_us, 0, 100000));
+  config.cuda_completion_watch_us =
+      static_cast<int>(settings::env_size("KVBM_CUDA_WATCH_US", config.cuda_completion_watch_us, 0, 1000000));
   config.cuda_idle_spin_us = static_cast<int>(settings::env_size("KVBM_CUDA_IDLE_SPIN_US", config.cuda_idle_spin_us, 0, 100000));
   config.capabilities.allow_gds = settings::env_bool("KVBM_ALLOW_GDS", config.capabilities.allow_gds);
   config.cuda_batch_bytes = settings::env_size("KVBM_CUDA_BATCH_BYTES", config.cuda_batch_bytes, 1, 1ull << 40);
+  (void)settings::wait_spin_us();  // read by TransferHandle::wait, which cannot report a bad value
   config.validate();
   return config;
 }
@@ -156,7 +159,7 @@ struct TransferContext::Impl {
     std::call_once(cuda_once, [&] {
       cuda_executors = make_cuda_executors({config.cuda_copy_engine, config.cuda_copy_ctas, config.cuda_copy_threads,
                                             config.cuda_copy_engine_streams, config.cuda_completion_spin_us,
-                                            config.cuda_idle_spin_us});
+                                            config.cuda_completion_watch_us, config.cuda_idle_spin_us});
     });
     return *cuda_executors;
   }

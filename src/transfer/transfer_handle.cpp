@@ -1,10 +1,23 @@
 #include "kvbm/transfer/transfer_handle.hpp"
 
 #include "common/poll.hpp"
+#include "kvbm/common/settings.hpp"
 
 namespace kvbm {
 namespace {
-constexpr std::chrono::microseconds kPollBeforeSleep{100};
+
+// Read once; TransferConfig::from_env reports a malformed value, so here it falls back.
+std::chrono::microseconds poll_before_sleep() {
+  static const std::chrono::microseconds spin = [] {
+    try {
+      return std::chrono::microseconds(settings::wait_spin_us());
+    } catch (const Error&) {
+      return std::chrono::microseconds(10000);
+    }
+  }();
+  return spin;
+}
+
 }  // namespace
 
 void CompletionState::complete(Status status) {
@@ -15,6 +28,7 @@ void CompletionState::complete(Status status) {
     status_ = std::move(status);
     callbacks.swap(callbacks_);
   }
+  bump(version_);
   done_.notify_all();
   for (auto& callback : callbacks) callback(*status_);
 }
@@ -22,9 +36,9 @@ void CompletionState::complete(Status status) {
 Status CompletionState::wait() {
   std::unique_lock lock(mutex_);
   const auto done = [&] { return status_.has_value(); };
-  // Small transfers end within tens of microseconds: about what a condition variable's
-  // wake-up costs on a VM, so poll briefly first.
-  if (!poll_for(lock, kPollBeforeSleep, done)) done_.wait(lock, done);
+  // A condition variable's wake-up costs tens of microseconds on a VM, as much as a small
+  // transfer takes: poll first (KVBM_WAIT_SPIN_US, see settings.cpp).
+  if (!poll_for(lock, poll_before_sleep(), version_, done)) done_.wait(lock, done);
   return *status_;
 }
 

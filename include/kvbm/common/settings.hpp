@@ -26,5 +26,6 @@ namespace kvbm::settings {
 [[nodiscard]] std::size_t max_concurrent_transfers(); // DYN_KVBM_MAX_CONCURRENT_TRANSFERS
 [[nodiscard]] std::string log_level();                // KVBM_LOG
 [[nodiscard]] std::size_t message_spin_us();          // KVBM_MESSAGE_SPIN_US
+[[nodiscard]] std::size_t wait_spin_us();             // KVBM_WAIT_SPIN_US
 
 }  // namespace kvbm::settings

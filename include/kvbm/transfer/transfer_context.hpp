@@ -28,6 +28,7 @@ struct TransferConfig {
   int cuda_copy_threads = 1024;                    // KVBM_CUDA_COPY_THREADS: threads per CTA
   int cuda_copy_engine_streams = 2;                // KVBM_CUDA_CE_STREAMS
   int cuda_completion_spin_us = 100;               // KVBM_CUDA_SPIN_US: poll an event before sleeping
+  int cuda_completion_watch_us = 10000;            // KVBM_CUDA_WATCH_US: watch the progress word before sleeping
   int cuda_idle_spin_us = 1000;                    // KVBM_CUDA_IDLE_SPIN_US: poll for new work before sleeping
   // Direct GPU copies: batches start at max_transfer_batch_size blocks (the GPU starts after
   // one small batch is built) and double up to this many bytes (each submission costs tens of

@@ -1,7 +1,9 @@
 #pragma once
 // The caller's side of an asynchronous transfer. Move-only; its destructor waits for the
 // hardware to finish, so buffers cannot be freed under a running copy.
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -28,6 +30,7 @@ class CompletionState {
  private:
   std::mutex mutex_;
   std::condition_variable done_;
+  std::atomic<std::uint64_t> version_{0};  // bumped once complete, for wait()'s poll
   std::optional<Status> status_;
   std::vector<CompletionCallback> callbacks_;
 };

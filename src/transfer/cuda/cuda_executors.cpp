@@ -11,6 +11,7 @@
 #include "cuda/cuda_runtime.hpp"
 #include "transfer/cuda/copy_kernel.hpp"
 #include "transfer/cuda/event_completions.hpp"
+#include "transfer/cuda/stream_progress.hpp"
 
 namespace kvbm {
 namespace {
@@ -79,6 +80,7 @@ class CudaStreamExecutor final : public Executor {
     if (cudaMemPoolSetAttribute(descriptor_pool_, cudaMemPoolReuseAllowInternalDependencies, &no_waits) != cudaSuccess) {
       (void)cudaGetLastError();
     }
+    progress_ = cuda::StreamProgress::create(streams_.front());
     if (direction_ == Direction::DeviceToDevice && !config_.copy_engine) {
       // Device-internal copies do not cross PCIe: give them every SM.
       cudaDeviceGetAttribute(&d2d_ctas_, cudaDevAttrMultiProcessorCount, device_);
@@ -87,6 +89,7 @@ class CudaStreamExecutor final : public Executor {
 
   ~CudaStreamExecutor() override {
     completions_.reset();  // drains the queue: every callback has run
+    progress_.reset();
     for (cudaStream_t stream : streams_) cudaStreamDestroy(stream);
     if (upload_stream_) cudaStreamDestroy(upload_stream_);
     if (uploaded_) cudaEventDestroy(uploaded_);
@@ -228,12 +231,15 @@ class CudaStreamExecutor final : public Executor {
     cudaEventDestroy(event);
   }
 
+  // Called under stream_mutex_, with everything of this submission queued on `stream`.
   void watch_on(cudaStream_t stream, std::function<void(Status)> callback) {
     cudaEvent_t event = completions_->take_event();
     const cudaError_t recorded = cudaEventRecord(event, stream);
     if (recorded != cudaSuccess) cudaEventDestroy(event);
     cuda::check(recorded, "cudaEventRecord");
-    completions_->watch(event, std::move(callback));
+    // After the event: the word reaching this number means the event has fired too.
+    const std::uint64_t number = progress_ ? progress_->advance(stream) : 0;
+    completions_->watch(event, std::move(callback), progress_.get(), number);
   }
 
   int device_;
@@ -246,8 +252,10 @@ class CudaStreamExecutor final : public Executor {
   cudaMemPool_t descriptor_pool_ = nullptr;
   std::mutex stream_mutex_;
   PinnedScratch scratch_;
+  std::unique_ptr<cuda::StreamProgress> progress_;  // null where the driver has no stream memory operations
   std::unique_ptr<cuda::EventCompletions> completions_ =
       std::make_unique<cuda::EventCompletions>(std::chrono::microseconds(config_.completion_spin_us),
+                                               std::chrono::microseconds(config_.completion_watch_us),
                                                std::chrono::microseconds(config_.idle_spin_us));
 };
 

@@ -14,31 +14,18 @@ namespace {
 constexpr auto kPollEvery = std::chrono::microseconds(20);
 constexpr auto kPollFor = std::chrono::milliseconds(50);
 
-cudaError_t wait_for(cudaEvent_t event, std::chrono::microseconds spin) {
-  cudaError_t result = cudaEventQuery(event);
-  const auto start = std::chrono::steady_clock::now();
-  while (result == cudaErrorNotReady && std::chrono::steady_clock::now() - start < spin) {
-    std::this_thread::yield();
-    result = cudaEventQuery(event);
-  }
-  while (result == cudaErrorNotReady && std::chrono::steady_clock::now() - start < kPollFor) {
-    std::this_thread::sleep_for(kPollEvery);
-    result = cudaEventQuery(event);
-  }
-  if (result == cudaErrorNotReady) result = cudaEventSynchronize(event);
-  return result;
-}
-
 }  // namespace
 
-EventCompletions::EventCompletions(std::chrono::microseconds spin, std::chrono::microseconds idle_spin)
-    : spin_(spin), idle_spin_(idle_spin), thread_([this] { run(); }) {}
+EventCompletions::EventCompletions(std::chrono::microseconds spin, std::chrono::microseconds watch,
+                                   std::chrono::microseconds idle_spin)
+    : spin_(spin), watch_(watch), idle_spin_(idle_spin), thread_([this] { run(); }) {}
 
 EventCompletions::~EventCompletions() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
+  bump(queued_);
   ready_.notify_all();
   thread_.join();
   for (cudaEvent_t event : fired_) cudaEventDestroy(event);
@@ -62,11 +49,13 @@ cudaEvent_t EventCompletions::take_event() {
   return event;
 }
 
-void EventCompletions::watch(cudaEvent_t event, std::function<void(Status)> callback) {
+void EventCompletions::watch(cudaEvent_t event, std::function<void(Status)> callback, const StreamProgress* progress,
+                             std::uint64_t number) {
   {
     std::lock_guard lock(mutex_);
-    queue_.emplace_back(event, std::move(callback));
+    queue_.push_back(Pending{event, std::move(callback), number != 0 ? progress : nullptr, number});
   }
+  bump(queued_);
   ready_.notify_one();
 }
 
@@ -74,33 +63,60 @@ void EventCompletions::run() {
   // The default timer slack (50 us) would stretch every 20 us poll to 70.
   prctl(PR_SET_TIMERSLACK, 1000UL);
   for (;;) {
-    std::deque<std::pair<cudaEvent_t, std::function<void(Status)>>> batch;
+    std::deque<Pending> batch;
     {
       std::unique_lock lock(mutex_);
       // Back-to-back small transfers (a worker serving one-block requests) find the thread awake.
       const auto has_work = [&] { return stopping_ || !queue_.empty(); };
-      if (!poll_for(lock, idle_spin_, has_work)) ready_.wait(lock, has_work);
+      if (!poll_for(lock, idle_spin_, queued_, has_work)) ready_.wait(lock, has_work);
       if (queue_.empty()) return;
       batch.swap(queue_);
     }
     // Events of one stream fire in order: when the GPU is ahead, a whole run of finished
     // events completes without a wait each.
-    for (auto& [event, callback] : batch) {
-      const cudaError_t result = wait_for(event, spin_);
+    for (Pending& pending : batch) {
+      const cudaError_t result = wait_for(pending);
       if (result == cudaSuccess) {
         {
           std::lock_guard lock(mutex_);
-          fired_.push_back(event);
+          fired_.push_back(pending.event);
         }
-        callback(Status{});
+        pending.callback(Status{});
       } else {
-        cudaEventDestroy(event);
+        cudaEventDestroy(pending.event);
         cudaGetLastError();
-        callback(make_error(ErrorCode::Cuda, "CUDA copy failed on the GPU: {} ({})", cudaGetErrorString(result),
-                            cudaGetErrorName(result)));
+        pending.callback(make_error(ErrorCode::Cuda, "CUDA copy failed on the GPU: {} ({})", cudaGetErrorString(result),
+                                    cudaGetErrorName(result)));
       }
     }
   }
+}
+
+cudaError_t EventCompletions::wait_for(const Pending& pending) const {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  if (pending.progress) {
+    for (auto next_query = start, now = start; now - start < watch_; now = Clock::now()) {
+      if (pending.progress->reached(pending.number)) return cudaSuccess;
+      if (now >= next_query) {
+        const cudaError_t result = cudaEventQuery(pending.event);
+        if (result != cudaErrorNotReady) return result;
+        next_query = now + kPollEvery;
+      }
+      std::this_thread::yield();
+    }
+  }
+  cudaError_t result = cudaEventQuery(pending.event);
+  while (result == cudaErrorNotReady && Clock::now() - start < spin_) {
+    std::this_thread::yield();
+    result = cudaEventQuery(pending.event);
+  }
+  while (result == cudaErrorNotReady && Clock::now() - start < kPollFor) {
+    std::this_thread::sleep_for(kPollEvery);
+    result = cudaEventQuery(pending.event);
+  }
+  if (result == cudaErrorNotReady) result = cudaEventSynchronize(pending.event);
+  return result;
 }
 
 }  // namespace kvbm::cuda

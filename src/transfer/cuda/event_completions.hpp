@@ -4,6 +4,7 @@
 // never block on the GPU.
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -13,15 +14,18 @@
 #include <vector>
 
 #include "kvbm/common/error.hpp"
+#include "transfer/cuda/stream_progress.hpp"
 
 namespace kvbm::cuda {
 
 class EventCompletions {
  public:
   // `spin`: how long to poll an unfinished event without sleeping (then: short sleeps, and
-  // past 50 ms a blocking wait). `idle_spin`: how long to poll for new work once the queue is
-  // empty before sleeping (a submission then finds the thread awake: no wake-up latency).
-  EventCompletions(std::chrono::microseconds spin, std::chrono::microseconds idle_spin);
+  // past 50 ms a blocking wait). `watch`: the same for a submission that also advances a
+  // StreamProgress word, which costs no driver call to read (the event is still asked every
+  // 20 us, as it alone reports errors). `idle_spin`: how long to poll for new work once the
+  // queue is empty before sleeping (a submission then finds the thread awake: no wake-up latency).
+  EventCompletions(std::chrono::microseconds spin, std::chrono::microseconds watch, std::chrono::microseconds idle_spin);
   ~EventCompletions();  // finishes what was queued
   EventCompletions(const EventCompletions&) = delete;
   EventCompletions& operator=(const EventCompletions&) = delete;
@@ -31,18 +35,29 @@ class EventCompletions {
   // event creation and destruction in the driver.
   [[nodiscard]] cudaEvent_t take_event();
 
-  // Takes ownership of `event`; `callback` runs on the completion thread once it has fired.
-  void watch(cudaEvent_t event, std::function<void(Status)> callback);
+  // Takes ownership of `event`; `callback` runs on the completion thread once it has fired,
+  // or once `progress` has reached `number` (recorded after the event) when `number` is not 0.
+  void watch(cudaEvent_t event, std::function<void(Status)> callback, const StreamProgress* progress = nullptr,
+             std::uint64_t number = 0);
 
  private:
+  struct Pending {
+    cudaEvent_t event;
+    std::function<void(Status)> callback;
+    const StreamProgress* progress;
+    std::uint64_t number;
+  };
   void run();
+  [[nodiscard]] cudaError_t wait_for(const Pending& pending) const;
 
   std::mutex mutex_;
   std::condition_variable ready_;
-  std::deque<std::pair<cudaEvent_t, std::function<void(Status)>>> queue_;
+  std::deque<Pending> queue_;
+  std::atomic<std::uint64_t> queued_{0};  // bumped by watch() and stopping, for the idle poll
   std::vector<cudaEvent_t> fired_;  // for reuse
   bool stopping_ = false;
   std::chrono::microseconds spin_;
+  std::chrono::microseconds watch_;
   std::chrono::microseconds idle_spin_;
   std::thread thread_;
 };
