@@ -83,7 +83,7 @@ std::size_t wait_spin_us() {
   // The wake-up costs 30-40 us on the GPU machine's VM, 0.7% of a 256 MiB GPU transfer
   // (measured: bench/results/h100-2026-11-23-session5.md); 10 ms covers such a transfer, and the
   // waiting thread has nothing else to do. CUDA's own synchronization spins by default too.
-  return env_size("KVBM_WAIT_SPIN_US", 10000, 0, 1000000);
+  return env_size("KVBM_WAIT_SPIN_US", kDefaultWaitSpinUs, 0, 1000000);
 }
 
 std::string log_level() {

@@ -12,7 +12,7 @@ std::chrono::microseconds poll_before_sleep() {
     try {
       return std::chrono::microseconds(settings::wait_spin_us());
     } catch (const Error&) {
-      return std::chrono::microseconds(10000);
+      return std::chrono::microseconds(settings::kDefaultWaitSpinUs);
     }
   }();
   return spin;

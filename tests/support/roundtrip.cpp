@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -83,6 +84,23 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ignored;  // a destructor must not throw: a busy mount point is left behind
   std::filesystem::remove_all(path_, ignored);
+}
+
+std::vector<std::string> concurrent_gpu_roundtrips(TransferContext& context, const LayoutConfig& config,
+                                                   const LayoutChoice& device_choice, std::size_t block_count,
+                                                   const std::string& disk_dir) {
+  std::vector<std::string> results(8);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < results.size(); ++t) {
+    threads.emplace_back([&, t] {
+      auto host = make_layout(config, StorageKind::pinned(), {}, disk_dir);
+      auto device = make_layout(config, StorageKind::device(0), device_choice, disk_dir);
+      results[t] = t % 2 ? check_roundtrip(context, host, device, block_count, t)
+                         : check_roundtrip(context, device, host, block_count, t);
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  return results;
 }
 
 }  // namespace kvbm::testing

@@ -27,6 +27,13 @@ struct LayoutChoice {
 [[nodiscard]] std::string check_roundtrip(TransferContext& context, const LayoutPtr& src, const LayoutPtr& dst,
                                           std::size_t block_count, std::uint64_t seed);
 
+// The property check from eight threads at once through one context, each with its own pinned
+// and device layouts (device ones in `device_choice`): odd threads onboard, even ones offload.
+// Returns each thread's check_roundtrip result.
+[[nodiscard]] std::vector<std::string> concurrent_gpu_roundtrips(TransferContext& context, const LayoutConfig& config,
+                                                                 const LayoutChoice& device_choice,
+                                                                 std::size_t block_count, const std::string& disk_dir);
+
 // A fresh directory under /tmp for disk regions, removed when the object goes.
 class TempDir {
  public:

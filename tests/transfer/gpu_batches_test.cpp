@@ -6,7 +6,6 @@
 
 #include <numeric>
 #include <random>
-#include <thread>
 
 #include "cuda/cuda_runtime.hpp"
 #include "support/roundtrip.hpp"
@@ -88,18 +87,10 @@ TEST_F(GpuBatches, ConcurrentTransfersThroughOneExecutor) {
   auto context = context_with_batches(16, 64 * 6 * 4096);
   const LayoutConfig config{.num_blocks = 667, .num_layers = 3, .outer_dim = 2, .page_size = 1, .inner_dim = 4096,
                             .dtype_bytes = 1};
-  std::vector<std::string> results(8);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 8; ++t) {
-    threads.emplace_back([&, t] {
-      auto host = make_layout(config, StorageKind::pinned(), {}, dir.path());
-      auto device = make_layout(config, StorageKind::device(0), {LayoutForm::LayerSeparate, LayerOrder::BlockContiguous},
-                                dir.path());
-      results[t] = t % 2 ? check_roundtrip(context, host, device, 333, t) : check_roundtrip(context, device, host, 333, t);
-    });
+  for (const auto& result : concurrent_gpu_roundtrips(
+           context, config, {LayoutForm::LayerSeparate, LayerOrder::BlockContiguous}, 333, dir.path())) {
+    EXPECT_EQ(result, "");
   }
-  for (auto& thread : threads) thread.join();
-  for (const auto& result : results) EXPECT_EQ(result, "");
 }
 
 }  // namespace

@@ -3,7 +3,6 @@
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
-#include <thread>
 
 #include "cuda/cuda_runtime.hpp"
 #include "transfer/cuda/copy_kernel.hpp"
@@ -103,18 +102,10 @@ TEST_F(GpuTransferErrors, OnboardAndOffloadConcurrently) {
   TransferContext context;
   const LayoutConfig config{.num_blocks = 63, .num_layers = 4, .outer_dim = 2, .page_size = 16, .inner_dim = 128,
                             .dtype_bytes = 2};
-  std::vector<std::thread> threads;
-  std::vector<std::string> results(8);
-  for (int t = 0; t < 8; ++t) {
-    threads.emplace_back([&, t] {
-      auto host = make_layout(config, StorageKind::pinned(), {}, dir.path());
-      auto device = make_layout(config, StorageKind::device(0), {LayoutForm::LayerSeparate, LayerOrder::OuterContiguous},
-                                dir.path());
-      results[t] = t % 2 ? check_roundtrip(context, host, device, 31, t) : check_roundtrip(context, device, host, 31, t);
-    });
+  for (const auto& result : concurrent_gpu_roundtrips(
+           context, config, {LayoutForm::LayerSeparate, LayerOrder::OuterContiguous}, 31, dir.path())) {
+    EXPECT_EQ(result, "");
   }
-  for (auto& thread : threads) thread.join();
-  for (const auto& result : results) EXPECT_EQ(result, "");
 }
 
 // A real, recoverable CUDA failure: the GPU is out of memory when the kernel path uploads its

@@ -27,5 +27,6 @@ namespace kvbm::settings {
 [[nodiscard]] std::string log_level();                // KVBM_LOG
 [[nodiscard]] std::size_t message_spin_us();          // KVBM_MESSAGE_SPIN_US
 [[nodiscard]] std::size_t wait_spin_us();             // KVBM_WAIT_SPIN_US
+inline constexpr std::size_t kDefaultWaitSpinUs = 10000;
 
 }  // namespace kvbm::settings

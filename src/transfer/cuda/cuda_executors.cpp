@@ -60,8 +60,8 @@ class CudaStreamExecutor final : public Executor {
     }
     if (!config_.copy_engine) {
       cuda::check(cudaStreamCreateWithFlags(&upload_stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags (upload)");
-      cuda::check(cudaEventCreateWithFlags(&uploaded_, cudaEventDisableTiming), "cudaEventCreate (upload)");
     }
+    cuda::check(cudaEventCreateWithFlags(&handoff_, cudaEventDisableTiming), "cudaEventCreate (handoff)");
     // Descriptor lists come from a pool of kvbm's own that keeps its memory between transfers
     // (the default pool's release threshold of 0 would hand it back, and re-map it, every time).
     cudaMemPoolProps props{};
@@ -92,7 +92,7 @@ class CudaStreamExecutor final : public Executor {
     progress_.reset();
     for (cudaStream_t stream : streams_) cudaStreamDestroy(stream);
     if (upload_stream_) cudaStreamDestroy(upload_stream_);
-    if (uploaded_) cudaEventDestroy(uploaded_);
+    cudaEventDestroy(handoff_);
     cudaMemPoolDestroy(descriptor_pool_);
   }
 
@@ -162,8 +162,7 @@ class CudaStreamExecutor final : public Executor {
                   "cudaMallocFromPoolAsync (copy descriptors)");
       cuda::check(cudaMemcpyAsync(device_descriptors, scratch.second, bytes, cudaMemcpyHostToDevice, upload_stream_),
                   "cudaMemcpyAsync (copy descriptors)");
-      cuda::check(cudaEventRecord(uploaded_, upload_stream_), "cudaEventRecord (descriptors uploaded)");
-      cuda::check(cudaStreamWaitEvent(stream, uploaded_, 0), "cudaStreamWaitEvent (descriptors uploaded)");
+      make_first_wait_for(upload_stream_);
       const int ctas = ctas_for(count);
       cuda::check(cuda::launch_copy_kernel(static_cast<const cuda::CopyDescriptor*>(device_descriptors),
                                            static_cast<std::uint32_t>(count), ctas, config_.copy_threads,
@@ -210,7 +209,7 @@ class CudaStreamExecutor final : public Executor {
       cuda::check(cudaMemcpyBatchAsync(dsts.data(), srcs.data(), sizes.data(), dsts.size(), &attributes,
                                        &attribute_index, 1, streams_[s]),
                   fmt::format("cudaMemcpyBatchAsync of {} copies", dsts.size()));
-      if (s > 0) join_into_first(streams_[s]);
+      if (s > 0) make_first_wait_for(streams_[s]);
     }
     watch_on(streams_.front(), std::move(done));
   }
@@ -222,13 +221,12 @@ class CudaStreamExecutor final : public Executor {
     if (upload_stream_) cudaStreamSynchronize(upload_stream_);
   }
 
-  // Makes the first stream wait for everything queued so far on `other`.
-  void join_into_first(cudaStream_t other) {
-    cudaEvent_t event = nullptr;
-    cuda::check(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "cudaEventCreate");
-    cuda::check(cudaEventRecord(event, other), "cudaEventRecord");
-    cuda::check(cudaStreamWaitEvent(streams_.front(), event, 0), "cudaStreamWaitEvent");
-    cudaEventDestroy(event);
+  // Makes the first stream wait for everything queued so far on `other` (a descriptor upload,
+  // or a copy-engine share). One event serves every hand-off: they all happen under
+  // stream_mutex_, and a wait takes the event's state at the time of the call.
+  void make_first_wait_for(cudaStream_t other) {
+    cuda::check(cudaEventRecord(handoff_, other), "cudaEventRecord (hand-off)");
+    cuda::check(cudaStreamWaitEvent(streams_.front(), handoff_, 0), "cudaStreamWaitEvent (hand-off)");
   }
 
   // Called under stream_mutex_, with everything of this submission queued on `stream`.
@@ -248,7 +246,7 @@ class CudaStreamExecutor final : public Executor {
   int d2d_ctas_ = 0;
   std::vector<cudaStream_t> streams_;
   cudaStream_t upload_stream_ = nullptr;  // descriptor lists (kernel path)
-  cudaEvent_t uploaded_ = nullptr;        // re-recorded for each list, under stream_mutex_
+  cudaEvent_t handoff_ = nullptr;         // see make_first_wait_for
   cudaMemPool_t descriptor_pool_ = nullptr;
   std::mutex stream_mutex_;
   PinnedScratch scratch_;

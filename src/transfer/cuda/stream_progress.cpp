@@ -41,9 +41,7 @@ std::unique_ptr<StreamProgress> StreamProgress::create(cudaStream_t stream) {
     cudaFreeHost(memory);
     return nullptr;
   }
-  auto progress = std::unique_ptr<StreamProgress>(new StreamProgress(word, entry));
-  progress->next_ = 1;
-  return progress;
+  return std::unique_ptr<StreamProgress>(new StreamProgress(word, entry, 1));
 }
 
 StreamProgress::~StreamProgress() { cudaFreeHost(word_); }

@@ -29,11 +29,12 @@ class StreamProgress {
   [[nodiscard]] bool reached(std::uint64_t number) const;
 
  private:
-  StreamProgress(std::uint64_t* word, void* write) : word_(word), write_(write) {}
+  // `written`: the number create() wrote to check the word.
+  StreamProgress(std::uint64_t* word, void* write, std::uint64_t written) : word_(word), write_(write), next_(written) {}
 
   std::uint64_t* word_;  // pinned host memory, written by the GPU
   void* write_;          // the driver's cuStreamWriteValue64
-  std::uint64_t next_ = 0;
+  std::uint64_t next_;   // the last number enqueued
 };
 
 }  // namespace kvbm::cuda
