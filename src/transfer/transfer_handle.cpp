@@ -26,16 +26,26 @@ void CompletionState::complete(Status status) {
     std::lock_guard lock(mutex_);
     if (status_) return;  // completes once; a late second outcome is dropped
     status_ = std::move(status);
+    completing_thread_ = std::this_thread::get_id();
     callbacks.swap(callbacks_);
+  }
+  // status_ is written once and never again, so the callbacks may read it without the lock.
+  for (auto& callback : callbacks) callback(*status_);
+  {
+    std::lock_guard lock(mutex_);
+    settled_ = true;
   }
   bump(version_);
   done_.notify_all();
-  for (auto& callback : callbacks) callback(*status_);
+}
+
+bool CompletionState::visible() const {
+  return settled_ || (status_ && completing_thread_ == std::this_thread::get_id());
 }
 
 Status CompletionState::wait() {
   std::unique_lock lock(mutex_);
-  const auto done = [&] { return status_.has_value(); };
+  const auto done = [&] { return visible(); };
   // A condition variable's wake-up costs tens of microseconds on a VM, as much as a small
   // transfer takes: poll first (KVBM_WAIT_SPIN_US, see settings.cpp).
   if (!poll_for(lock, poll_before_sleep(), version_, done)) done_.wait(lock, done);
@@ -44,12 +54,13 @@ Status CompletionState::wait() {
 
 std::optional<Status> CompletionState::wait_for(std::chrono::nanoseconds timeout) {
   std::unique_lock lock(mutex_);
-  if (!done_.wait_for(lock, timeout, [&] { return status_.has_value(); })) return std::nullopt;
+  if (!done_.wait_for(lock, timeout, [&] { return visible(); })) return std::nullopt;
   return status_;
 }
 
 std::optional<Status> CompletionState::poll() {
   std::lock_guard lock(mutex_);
+  if (!visible()) return std::nullopt;
   return status_;
 }
 

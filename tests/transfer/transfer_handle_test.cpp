@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <memory>
+#include <optional>
 #include <thread>
 
 #include "support/roundtrip.hpp"
@@ -30,6 +32,39 @@ TEST(TransferHandle, CallbackRunsOnceBeforeOrAfterCompletion) {
   state->complete(make_error(ErrorCode::Io, "late"));  // ignored: completes once
   handle.on_complete([&](const Status& status) { calls += status.ok() ? 1 : 100; });
   EXPECT_EQ(calls.load(), 2);
+}
+
+TEST(TransferHandle, WaitReturnsOnlyAfterTheCallbacksHaveRun) {
+  auto state = std::make_shared<CompletionState>();
+  TransferHandle handle(state);
+  std::atomic<bool> callback_done{false};
+  handle.on_complete([&](const Status&) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // a slow callback
+    callback_done = true;
+  });
+  std::thread finisher([state] { state->complete(Status{}); });
+  // The finisher has set the outcome within milliseconds; the callback still sleeps.
+  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_FALSE(handle.poll().has_value());
+  EXPECT_TRUE(handle.wait().ok());
+  EXPECT_TRUE(callback_done.load());
+  finisher.join();
+}
+
+TEST(TransferHandle, CallbackMayWaitOnAndDestroyItsOwnHandle) {
+  auto state = std::make_shared<CompletionState>();
+  auto handle = std::make_unique<TransferHandle>(state);
+  std::optional<Status> seen_inside;
+  handle->on_complete([&](const Status&) {
+    seen_inside = handle->poll();
+    handle.reset();  // the destructor waits: on the completing thread it must not block
+  });
+  std::thread finisher([state] { state->complete(make_error(ErrorCode::Io, "inside")); });
+  finisher.join();
+  ASSERT_TRUE(seen_inside.has_value());
+  EXPECT_EQ(seen_inside->error().message(), "inside");
+  EXPECT_EQ(handle, nullptr);
+  EXPECT_EQ(state->poll()->error().message(), "inside");
 }
 
 TEST(TransferHandle, RealTransferCallbackAndPoll) {

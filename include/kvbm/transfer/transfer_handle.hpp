@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "kvbm/common/error.hpp"
@@ -18,6 +19,9 @@ namespace kvbm {
 using CompletionCallback = std::function<void(const Status&)>;
 
 // Shared between a handle and the executors that finish the work. Completes exactly once.
+// Waiters see the outcome only after the callbacks registered before completion have run, so
+// what a callback did is visible once wait() returns. Those callbacks may wait on (or destroy
+// a handle of) the same state: on the completing thread the outcome is visible at once.
 class CompletionState {
  public:
   void complete(Status status);
@@ -28,10 +32,14 @@ class CompletionState {
   void on_complete(CompletionCallback callback);
 
  private:
+  [[nodiscard]] bool visible() const;  // caller holds mutex_
+
   std::mutex mutex_;
   std::condition_variable done_;
-  std::atomic<std::uint64_t> version_{0};  // bumped once complete, for wait()'s poll
+  std::atomic<std::uint64_t> version_{0};  // bumped once settled, for wait()'s poll
   std::optional<Status> status_;
+  bool settled_ = false;               // the callbacks have run: waiters may return
+  std::thread::id completing_thread_;  // runs the callbacks between status_ and settled_
   std::vector<CompletionCallback> callbacks_;
 };
 
@@ -47,7 +55,7 @@ class [[nodiscard]] TransferHandle {
   TransferHandle& operator=(const TransferHandle&) = delete;
   ~TransferHandle();
 
-  // Blocks until the transfer ends; returns its outcome.
+  // Blocks until the transfer ends and its callbacks have run; returns its outcome.
   [[nodiscard]] Status wait() { return state_->wait(); }
   // nullopt when the transfer is still running after `timeout`.
   template <typename Rep, typename Period>
