@@ -3,8 +3,9 @@
 // queued: the CPU's share), the time until the completion callback runs (the completion
 // thread has seen the end), the time until wait() returns, the contiguous cudaMemcpyAsync
 // ceiling, the copy kernel alone on the same descriptors (one launch, 8 CTAs, event-timed:
-// what the GPU needs, without kvbm's batches, launches and completion), and the CPU cost of
-// checking and expanding the whole request when timed alone.
+// what the GPU needs, without kvbm's batches, launches and completion), the same kernel launched
+// once per kvbm batch with nothing else between launches (on one stream, and alternating over
+// two), and the CPU cost of checking and expanding the whole request when timed alone.
 // Each timed transfer follows an untimed one with the same pairs (see kvbm bench).
 #include <algorithm>
 #include <atomic>
@@ -12,7 +13,6 @@
 #include <iostream>
 #include <numeric>
 #include <random>
-#include <thread>
 
 #include <fmt/format.h>
 
@@ -35,26 +35,39 @@ double micros(Clock::time_point from, Clock::time_point to) {
 }
 
 #if KVBM_HAVE_CUDA
-// The copy kernel alone over `ops` cut as kvbm cuts them, best of two launches, in us.
-double kernel_alone_us(const CopyOps& ops) {
+// The copy kernel over `ops` cut as kvbm cuts them, best of two runs, in us: launched once per
+// entry of `batches` (descriptor counts, in order), alternating over `streams` streams, with
+// the whole list uploaded beforehand. One batch is the GPU's own time; kvbm's batch sizes on
+// one stream add what the kernel boundaries cost; on two streams, whether overlapping them helps.
+double kernels_us(const CopyOps& ops, const std::vector<std::size_t>& batches, int streams) {
   std::vector<cuda::CopyDescriptor> list;
   for_each_piece(ops, cuda::kMaxDescriptorBytes, [&](const CopyOp& piece) {
     list.push_back({piece.src.address(), piece.dst.address(), piece.bytes});
   });
   void* device_list = nullptr;
-  cudaStream_t stream = nullptr;
-  cudaEvent_t begin = nullptr, end = nullptr;
+  std::vector<cudaStream_t> lanes(streams);
+  cudaEvent_t begin = nullptr, end = nullptr, joined = nullptr;
   cudaMalloc(&device_list, list.size() * sizeof(cuda::CopyDescriptor));
   cudaMemcpy(device_list, list.data(), list.size() * sizeof(cuda::CopyDescriptor), cudaMemcpyHostToDevice);
-  cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  for (auto& lane : lanes) cudaStreamCreateWithFlags(&lane, cudaStreamNonBlocking);
   cudaEventCreate(&begin);
   cudaEventCreate(&end);
+  cudaEventCreateWithFlags(&joined, cudaEventDisableTiming);
   float best_ms = 1e9f;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    cudaEventRecord(begin, stream);
-    cuda::launch_copy_kernel(static_cast<const cuda::CopyDescriptor*>(device_list), static_cast<std::uint32_t>(list.size()),
-                             8, 1024, stream);
-    cudaEventRecord(end, stream);
+    cudaEventRecord(begin, lanes[0]);
+    for (std::size_t s = 1; s < lanes.size(); ++s) cudaStreamWaitEvent(lanes[s], begin, 0);
+    std::size_t first = 0;
+    for (std::size_t b = 0; b < batches.size(); ++b) {
+      cuda::launch_copy_kernel(static_cast<const cuda::CopyDescriptor*>(device_list) + first,
+                               static_cast<std::uint32_t>(batches[b]), 8, 1024, lanes[b % lanes.size()]);
+      first += batches[b];
+    }
+    for (std::size_t s = 1; s < lanes.size(); ++s) {
+      cudaEventRecord(joined, lanes[s]);
+      cudaStreamWaitEvent(lanes[0], joined, 0);
+    }
+    cudaEventRecord(end, lanes[0]);
     cudaEventSynchronize(end);
     float ms = 0;
     cudaEventElapsedTime(&ms, begin, end);
@@ -62,18 +75,35 @@ double kernel_alone_us(const CopyOps& ops) {
   }
   cudaEventDestroy(begin);
   cudaEventDestroy(end);
-  cudaStreamDestroy(stream);
+  cudaEventDestroy(joined);
+  for (auto lane : lanes) cudaStreamDestroy(lane);
   cudaFree(device_list);
   return best_ms * 1000.0;
 }
+
+// kvbm's batches of `count` blocks, in descriptors: from max_transfer_batch_size blocks,
+// doubling up to cuda_batch_bytes (see batch_sizes in transfer_context.cpp).
+std::vector<std::size_t> kvbm_batches(const TransferConfig& config, std::size_t count, std::size_t block_bytes) {
+  const std::size_t pieces = (block_bytes + cuda::kMaxDescriptorBytes - 1) / cuda::kMaxDescriptorBytes;
+  const std::size_t largest = std::max(config.max_transfer_batch_size, config.cuda_batch_bytes / block_bytes);
+  std::vector<std::size_t> sizes;
+  for (std::size_t done = 0, next = config.max_transfer_batch_size; done < count; next = std::min(2 * next, largest)) {
+    const std::size_t blocks = std::min(next, count - done);
+    sizes.push_back(blocks * pieces);
+    done += blocks;
+  }
+  return sizes;
+}
 #else
-double kernel_alone_us(const CopyOps&) { return 0; }
+double kernels_us(const CopyOps&, const std::vector<std::size_t>&, int) { return 0; }
+std::vector<std::size_t> kvbm_batches(const TransferConfig&, std::size_t, std::size_t) { return {}; }
 #endif
 
 int run(int repeat) {
   TransferContext context;
   std::mt19937_64 rng(1);
-  std::cout << "direction   block  submit us  callback us  wall us  ceiling us  ratio  kernel alone us  ratio  validate us  expand us\n";
+  std::cout << "direction   block  submit us  callback us  wall us  ceiling us  ratio  kernel alone us  ratio"
+               "  kvbm's batches us  on 2 streams us  validate us  expand us\n";
   for (const std::size_t block_bytes : {std::size_t{4096}, std::size_t{65536}, std::size_t{2} << 20}) {
     const std::size_t count = (std::size_t{256} << 20) / block_bytes;
     const LayoutConfig config{.num_blocks = 2 * count + 1, .num_layers = 1, .outer_dim = 1, .page_size = 1,
@@ -101,8 +131,6 @@ int run(int repeat) {
         handle.on_complete([&](const Status&) { called_back = Clock::now(); });
         const Status status = handle.wait();
         const auto finished = Clock::now();
-        // complete() wakes the waiter before it runs callbacks.
-        while (called_back.load() == Clock::time_point{}) std::this_thread::yield();
         if (!status.ok()) {
           std::cerr << status.to_string() << "\n";
           return 1;
@@ -112,11 +140,15 @@ int run(int repeat) {
         const auto checked = Clock::now();
         const CopyOps ops = expand_pairs(*src, *dst, pairs);
         const auto expanded = Clock::now();
-        const double kernel_us = kernel_alone_us(ops);
-        std::cout << fmt::format("{:<9} {:>7} {:>10.0f} {:>12.0f} {:>8.0f} {:>11.0f} {:>6.3f} {:>16.0f} {:>6.3f} {:>12.0f} {:>10.0f}\n",
+        const std::size_t descriptors = count * ((block_bytes + cuda::kMaxDescriptorBytes - 1) / cuda::kMaxDescriptorBytes);
+        const double kernel_us = kernels_us(ops, {descriptors}, 1);
+        const auto batches = kvbm_batches(context.config(), count, block_bytes);
+        std::cout << fmt::format("{:<9} {:>7} {:>10.0f} {:>12.0f} {:>8.0f} {:>11.0f} {:>6.3f} {:>16.0f} {:>6.3f} {:>18.0f} {:>16.0f} "
+                                 "{:>12.0f} {:>10.0f}\n",
                                  to_device ? "H2D" : "D2H", block_bytes, micros(start, submitted),
                                  micros(start, called_back.load()), micros(start, finished), ceiling_us,
                                  ceiling_us / micros(start, finished), kernel_us, ceiling_us / kernel_us,
+                                 kernels_us(ops, batches, 1), kernels_us(ops, batches, 2),
                                  micros(check_start, checked), micros(checked, expanded));
       }
     }
