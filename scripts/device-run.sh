@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from a bundle made by scripts/device-bundle.sh:
-#   scripts/device-run.sh STEP...   with steps: info tests sanitize bench bench-gpu sweep disk-sweep disk-gpu multi control phases
+#   scripts/device-run.sh STEP...   with steps: info tests sanitize bench bench-gpu kernel-streams sweep disk-sweep disk-gpu multi control phases
 # Logs go to $OUT (when set) as well as stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +26,14 @@ for step in "$@"; do
         kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,512K,2M --sms "$sms" --repeat "${REPEAT:-3}" 2>/dev/null | tee -a "$out/bench-kernel.txt"
       done
       kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,512K,2M --copy-engine --repeat "${REPEAT:-3}" 2>/dev/null | tee "$out/bench-ce.txt" ;;
+    kernel-streams)
+      # The kernel path with its batches on one stream and taking turns on two, alternately, REPEAT times each.
+      for round in $(seq "${REPEAT:-3}"); do
+        for k in 1 2; do
+          KVBM_CUDA_KERNEL_STREAMS=$k kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,512K,2M 2>/dev/null |
+            tail -12 | sed "s/^/streams$k /"
+        done
+      done | tee "$out/kernel-streams.txt" ;;
     sweep)
       gpu=pinned:device,device:pinned
       kvbm bench --pairs $gpu --sizes 2M --bytes 1G 2>/dev/null | tail -2 | sed 's/^/1G kernel8 /'

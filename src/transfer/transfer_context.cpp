@@ -77,6 +77,7 @@ TransferConfig TransferConfig::from_env() {
   config.cuda_copy_ctas = static_cast<int>(settings::env_size("KVBM_CUDA_COPY_CTAS", config.cuda_copy_ctas, 1, 1024));
   config.cuda_copy_threads = static_cast<int>(settings::env_size("KVBM_CUDA_COPY_THREADS", config.cuda_copy_threads, 32, 1024));
   config.cuda_copy_engine_streams = static_cast<int>(settings::env_size("KVBM_CUDA_CE_STREAMS", config.cuda_copy_engine_streams, 1, 16));
+  config.cuda_kernel_streams = static_cast<int>(settings::env_size("KVBM_CUDA_KERNEL_STREAMS", config.cuda_kernel_streams, 1, 8));
   config.cuda_completion_spin_us = static_cast<int>(settings::env_size("KVBM_CUDA_SPIN_US", config.cuda_completion_spin_us, 0, 100000));
   config.cuda_completion_watch_us =
       static_cast<int>(settings::env_size("KVBM_CUDA_WATCH_US", config.cuda_completion_watch_us, 0, 1000000));
@@ -107,6 +108,8 @@ void TransferConfig::validate() const {
           static_cast<std::size_t>(cuda_copy_threads), "must be a multiple of 32 in [32, 1024]");
   require(cuda_copy_engine_streams > 0 && cuda_copy_engine_streams <= 16, "cuda_copy_engine_streams",
           static_cast<std::size_t>(cuda_copy_engine_streams), "must be in [1, 16]");
+  require(cuda_kernel_streams > 0 && cuda_kernel_streams <= 8, "cuda_kernel_streams",
+          static_cast<std::size_t>(cuda_kernel_streams), "must be in [1, 8]");
 }
 
 struct TransferContext::Impl {
@@ -158,7 +161,8 @@ struct TransferContext::Impl {
   CudaExecutors& cuda() {
     std::call_once(cuda_once, [&] {
       cuda_executors = make_cuda_executors({config.cuda_copy_engine, config.cuda_copy_ctas, config.cuda_copy_threads,
-                                            config.cuda_copy_engine_streams, config.cuda_completion_spin_us,
+                                            config.cuda_copy_engine_streams, config.cuda_kernel_streams,
+                                            config.cuda_completion_spin_us,
                                             config.cuda_completion_watch_us, config.cuda_idle_spin_us});
     });
     return *cuda_executors;

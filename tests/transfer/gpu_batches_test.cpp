@@ -1,7 +1,9 @@
 // The kernel path cuts a transfer into batches (a kernel launch each, growing from
 // max_transfer_batch_size blocks to KVBM_CUDA_BATCH_BYTES): random bytes, poisoned
 // destinations, unaligned chunks, thousands of batches with inline and uploaded descriptor
-// lists, a bad pair in a later batch, and several threads sharing one executor.
+// lists, a bad pair in a later batch, and several threads sharing one executor; each also with
+// the batches taking turns on two streams (KVBM_CUDA_KERNEL_STREAMS=2).
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <numeric>
@@ -18,19 +20,23 @@ class GpuBatches : public ::testing::Test {
   void SetUp() override {
     if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device: " << cuda::unavailable_reason();
   }
-  // Batches of `first` blocks growing to `largest` (a fixed size when they are equal).
-  static TransferContext context_with_batches(std::size_t first, std::size_t largest_bytes) {
+  // Batches of `first` blocks growing to `largest` (a fixed size when they are equal), taking
+  // turns on `streams` streams.
+  static TransferContext context_with_batches(std::size_t first, std::size_t largest_bytes, int streams = 1) {
     TransferConfig config = TransferConfig::from_env();
     config.cuda_copy_engine = false;
     config.max_transfer_batch_size = first;
     config.cuda_batch_bytes = largest_bytes;
+    config.cuda_kernel_streams = streams;
     return TransferContext(config);
   }
+  void check_bad_pair_in_a_later_batch(TransferContext& context);
   TempDir dir;
 };
 
 // 36,000 blocks of two 1000-byte chunks both ways: batches growing from 256 blocks to 64 MiB,
-// fixed batches of 100 blocks (200 descriptors: an uploaded list each), and of 3 (inline).
+// fixed batches of 100 blocks (200 descriptors: an uploaded list each), and of 3 (inline); the
+// first and last again on two streams.
 TEST_F(GpuBatches, ThousandsOfBatchesBothWays) {
   const LayoutConfig config{.num_blocks = 72001, .num_layers = 1, .outer_dim = 2, .page_size = 1, .inner_dim = 1000,
                             .dtype_bytes = 1};
@@ -39,10 +45,16 @@ TEST_F(GpuBatches, ThousandsOfBatchesBothWays) {
   auto device = make_layout(config, StorageKind::device(0), {LayoutForm::LayerSeparate, LayerOrder::OuterContiguous},
                             dir.path());
   const std::size_t block_bytes = 2 * config.inner_dim;
-  for (auto [first, largest] : {std::pair<std::size_t, std::size_t>{256, 64u << 20}, {100, 100 * block_bytes},
-                                {3, 3 * block_bytes}}) {
-    SCOPED_TRACE(first);
-    auto context = context_with_batches(first, largest);
+  struct Batching {
+    std::size_t first;
+    std::size_t largest;
+    int streams;
+  };
+  for (auto [first, largest, streams] : {Batching{256, 64u << 20, 1}, Batching{100, 100 * block_bytes, 1},
+                                         Batching{3, 3 * block_bytes, 1}, Batching{256, 64u << 20, 2},
+                                         Batching{3, 3 * block_bytes, 2}}) {
+    SCOPED_TRACE(fmt::format("batches from {} blocks, {} stream(s)", first, streams));
+    auto context = context_with_batches(first, largest, streams);
     EXPECT_EQ(check_roundtrip(context, host, device, 36000, first), "");
     EXPECT_EQ(check_roundtrip(context, device, host, 36000, first + 1), "");
   }
@@ -51,7 +63,14 @@ TEST_F(GpuBatches, ThousandsOfBatchesBothWays) {
 // A bad pair in a later batch: the error names it, the batches before it are copied, and
 // nothing from its batch on is.
 TEST_F(GpuBatches, BadPairInALaterBatchStopsTheBatchesFromIt) {
-  auto context = context_with_batches(4, 64u << 20);  // batches [0, 4), [4, 12), [12, 20)
+  for (int streams : {1, 2}) {
+    SCOPED_TRACE(fmt::format("{} stream(s)", streams));
+    auto context = context_with_batches(4, 64u << 20, streams);  // batches [0, 4), [4, 12), [12, 20)
+    check_bad_pair_in_a_later_batch(context);
+  }
+}
+
+void GpuBatches::check_bad_pair_in_a_later_batch(TransferContext& context) {
   const LayoutConfig config{.num_blocks = 64, .num_layers = 4, .outer_dim = 2, .page_size = 1, .inner_dim = 4096,
                             .dtype_bytes = 1};
   auto host = make_layout(config, StorageKind::pinned(), {}, dir.path());
@@ -84,12 +103,15 @@ TEST_F(GpuBatches, BadPairInALaterBatchStopsTheBatchesFromIt) {
 
 // Eight threads share the same two executors (one per direction), in batches of 16 to 64 blocks.
 TEST_F(GpuBatches, ConcurrentTransfersThroughOneExecutor) {
-  auto context = context_with_batches(16, 64 * 6 * 4096);
   const LayoutConfig config{.num_blocks = 667, .num_layers = 3, .outer_dim = 2, .page_size = 1, .inner_dim = 4096,
                             .dtype_bytes = 1};
-  for (const auto& result : concurrent_gpu_roundtrips(
-           context, config, {LayoutForm::LayerSeparate, LayerOrder::BlockContiguous}, 333, dir.path())) {
-    EXPECT_EQ(result, "");
+  for (int streams : {1, 2}) {
+    SCOPED_TRACE(fmt::format("{} stream(s)", streams));
+    auto context = context_with_batches(16, 64 * 6 * 4096, streams);
+    for (const auto& result : concurrent_gpu_roundtrips(
+             context, config, {LayoutForm::LayerSeparate, LayerOrder::BlockContiguous}, 333, dir.path())) {
+      EXPECT_EQ(result, "");
+    }
   }
 }
 

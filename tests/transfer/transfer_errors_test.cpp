@@ -218,6 +218,14 @@ TEST(TransferConfigTest, BadSettingsAreNamed) {
     EXPECT_NE(error.message().find("disk_io_bytes=1000"), std::string::npos);
   }
   config = TransferConfig{};
+  config.cuda_kernel_streams = 9;
+  try {
+    config.validate();
+    FAIL();
+  } catch (const Error& error) {
+    EXPECT_NE(error.message().find("cuda_kernel_streams=9 must be in [1, 8]"), std::string::npos) << error.message();
+  }
+  config = TransferConfig{};
   config.disk_backend = "spdk";
   try {
     TransferContext context(config);

@@ -27,6 +27,10 @@ struct TransferConfig {
   int cuda_copy_ctas = 8;                          // KVBM_CUDA_COPY_CTAS: CTAs (SMs) of the copy kernel
   int cuda_copy_threads = 1024;                    // KVBM_CUDA_COPY_THREADS: threads per CTA
   int cuda_copy_engine_streams = 2;                // KVBM_CUDA_CE_STREAMS
+  // Kernel path: batches take turns on this many streams, so a kernel's last CTAs overlap the
+  // next kernel's first instead of the GPU waiting for every CTA at each batch boundary. Batches
+  // and transfers of one executor then run in no fixed order (a transfer names each destination once).
+  int cuda_kernel_streams = 1;                     // KVBM_CUDA_KERNEL_STREAMS
   int cuda_completion_spin_us = 100;               // KVBM_CUDA_SPIN_US: poll an event before sleeping
   int cuda_completion_watch_us = 10000;            // KVBM_CUDA_WATCH_US: watch the progress word before sleeping
   int cuda_idle_spin_us = 1000;                    // KVBM_CUDA_IDLE_SPIN_US: poll for new work before sleeping

@@ -52,7 +52,7 @@ class CudaStreamExecutor final : public Executor {
   CudaStreamExecutor(int device, Direction direction, const CudaPathConfig& config)
       : device_(device), direction_(direction), config_(config) {
     cuda::DeviceGuard guard(device_);
-    const int streams = config_.copy_engine ? std::max(1, config_.copy_engine_streams) : 1;
+    const int streams = std::max(1, config_.copy_engine ? config_.copy_engine_streams : config_.kernel_streams);
     for (int i = 0; i < streams; ++i) {
       cudaStream_t stream = nullptr;
       cuda::check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
@@ -80,7 +80,10 @@ class CudaStreamExecutor final : public Executor {
     if (cudaMemPoolSetAttribute(descriptor_pool_, cudaMemPoolReuseAllowInternalDependencies, &no_waits) != cudaSuccess) {
       (void)cudaGetLastError();
     }
-    progress_ = cuda::StreamProgress::create(streams_.front());
+    // A progress word per stream that submissions end on: every stream of the kernel path, the
+    // first of the copy-engine path (its other streams are joined into the first).
+    progress_.resize(config_.copy_engine ? 1 : streams_.size());
+    for (std::size_t i = 0; i < progress_.size(); ++i) progress_[i] = cuda::StreamProgress::create(streams_[i]);
     if (direction_ == Direction::DeviceToDevice && !config_.copy_engine) {
       // Device-internal copies do not cross PCIe: give them every SM.
       cudaDeviceGetAttribute(&d2d_ctas_, cudaDevAttrMultiProcessorCount, device_);
@@ -89,7 +92,7 @@ class CudaStreamExecutor final : public Executor {
 
   ~CudaStreamExecutor() override {
     completions_.reset();  // drains the queue: every callback has run
-    progress_.reset();
+    progress_.clear();
     for (cudaStream_t stream : streams_) cudaStreamDestroy(stream);
     if (upload_stream_) cudaStreamDestroy(upload_stream_);
     cudaEventDestroy(handoff_);
@@ -134,12 +137,13 @@ class CudaStreamExecutor final : public Executor {
     for_each_descriptor(ops, [&](const cuda::CopyDescriptor& d) { *next++ = d; });
     std::lock_guard lock(stream_mutex_);
     cuda::DeviceGuard guard(device_);
+    const std::size_t lane = next_lane();
     const int ctas = ctas_for(count);
     cuda::check(cuda::launch_inline_copy_kernel(list.data(), static_cast<std::uint32_t>(count), ctas,
-                                                config_.copy_threads, streams_.front()),
+                                                config_.copy_threads, streams_[lane]),
                 fmt::format("copy kernel launch ({} CTAs x {} threads, {} inline descriptors)", ctas,
                             config_.copy_threads, count));
-    watch_on(streams_.front(), std::move(done));
+    watch_on(lane, std::move(done));
   }
 
   void submit_kernel(const CopyOps& ops, DoneCallback& done) {
@@ -153,7 +157,8 @@ class CudaStreamExecutor final : public Executor {
 
     std::lock_guard lock(stream_mutex_);
     cuda::DeviceGuard guard(device_);
-    cudaStream_t stream = streams_.front();
+    const std::size_t lane = next_lane();
+    cudaStream_t stream = streams_[lane];
     void* device_descriptors = nullptr;
     try {
       // The list goes up on a stream of its own, so it travels while the previous batch's kernel
@@ -162,7 +167,7 @@ class CudaStreamExecutor final : public Executor {
                   "cudaMallocFromPoolAsync (copy descriptors)");
       cuda::check(cudaMemcpyAsync(device_descriptors, scratch.second, bytes, cudaMemcpyHostToDevice, upload_stream_),
                   "cudaMemcpyAsync (copy descriptors)");
-      make_first_wait_for(upload_stream_);
+      make_wait_for(stream, upload_stream_);
       const int ctas = ctas_for(count);
       cuda::check(cuda::launch_copy_kernel(static_cast<const cuda::CopyDescriptor*>(device_descriptors),
                                            static_cast<std::uint32_t>(count), ctas, config_.copy_threads,
@@ -178,7 +183,7 @@ class CudaStreamExecutor final : public Executor {
       scratch_.give(scratch);
       throw;
     }
-    watch_on(stream, [this, scratch, done = std::move(done)](Status status) {
+    watch_on(lane, [this, scratch, done = std::move(done)](Status status) {
       scratch_.give(scratch);
       done(std::move(status));
     });
@@ -209,9 +214,9 @@ class CudaStreamExecutor final : public Executor {
       cuda::check(cudaMemcpyBatchAsync(dsts.data(), srcs.data(), sizes.data(), dsts.size(), &attributes,
                                        &attribute_index, 1, streams_[s]),
                   fmt::format("cudaMemcpyBatchAsync of {} copies", dsts.size()));
-      if (s > 0) make_first_wait_for(streams_[s]);
+      if (s > 0) make_wait_for(streams_.front(), streams_[s]);
     }
-    watch_on(streams_.front(), std::move(done));
+    watch_on(0, std::move(done));
   }
 
   // Waits for everything queued on this executor's streams (error paths only; a stream knows
@@ -221,36 +226,43 @@ class CudaStreamExecutor final : public Executor {
     if (upload_stream_) cudaStreamSynchronize(upload_stream_);
   }
 
-  // Makes the first stream wait for everything queued so far on `other` (a descriptor upload,
-  // or a copy-engine share). One event serves every hand-off: they all happen under
-  // stream_mutex_, and a wait takes the event's state at the time of the call.
-  void make_first_wait_for(cudaStream_t other) {
+  // Makes `waiter` wait for everything queued so far on `other` (a descriptor upload, or a
+  // copy-engine share). One event serves every hand-off: they all happen under stream_mutex_,
+  // and a wait takes the event's state at the time of the call.
+  void make_wait_for(cudaStream_t waiter, cudaStream_t other) {
     cuda::check(cudaEventRecord(handoff_, other), "cudaEventRecord (hand-off)");
-    cuda::check(cudaStreamWaitEvent(streams_.front(), handoff_, 0), "cudaStreamWaitEvent (hand-off)");
+    cuda::check(cudaStreamWaitEvent(waiter, handoff_, 0), "cudaStreamWaitEvent (hand-off)");
   }
 
-  // Called under stream_mutex_, with everything of this submission queued on `stream`.
-  void watch_on(cudaStream_t stream, std::function<void(Status)> callback) {
+  // The kernel stream for the next batch (under stream_mutex_): they take turns.
+  std::size_t next_lane() { return turn_++ % streams_.size(); }
+
+  // Called under stream_mutex_, with everything of this submission queued on streams_[lane].
+  void watch_on(std::size_t lane, std::function<void(Status)> callback) {
+    cudaStream_t stream = streams_[lane];
     cudaEvent_t event = completions_->take_event();
     const cudaError_t recorded = cudaEventRecord(event, stream);
     if (recorded != cudaSuccess) cudaEventDestroy(event);
     cuda::check(recorded, "cudaEventRecord");
     // After the event: the word reaching this number means the event has fired too.
-    const std::uint64_t number = progress_ ? progress_->advance(stream) : 0;
-    completions_->watch(event, std::move(callback), progress_.get(), number);
+    cuda::StreamProgress* progress = progress_[lane].get();
+    const std::uint64_t number = progress ? progress->advance(stream) : 0;
+    completions_->watch(event, std::move(callback), progress, number);
   }
 
   int device_;
   Direction direction_;
   CudaPathConfig config_;
   int d2d_ctas_ = 0;
-  std::vector<cudaStream_t> streams_;
+  std::vector<cudaStream_t> streams_;     // kernel path: taken in turns; copy-engine path: one batch spread over all
+  std::size_t turn_ = 0;                  // see next_lane
   cudaStream_t upload_stream_ = nullptr;  // descriptor lists (kernel path)
-  cudaEvent_t handoff_ = nullptr;         // see make_first_wait_for
+  cudaEvent_t handoff_ = nullptr;         // see make_wait_for
   cudaMemPool_t descriptor_pool_ = nullptr;
   std::mutex stream_mutex_;
   PinnedScratch scratch_;
-  std::unique_ptr<cuda::StreamProgress> progress_;  // null where the driver has no stream memory operations
+  // Per stream that submissions end on; null where the driver has no stream memory operations.
+  std::vector<std::unique_ptr<cuda::StreamProgress>> progress_;
   std::unique_ptr<cuda::EventCompletions> completions_ =
       std::make_unique<cuda::EventCompletions>(std::chrono::microseconds(config_.completion_spin_us),
                                                std::chrono::microseconds(config_.completion_watch_us),
