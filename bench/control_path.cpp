@@ -1,5 +1,6 @@
 // Control-path benchmark: round trips of tiny requests from a leader to W workers on loopback
-// TCP (workers in this process, on their own threads and sockets). Rows: a no-op message (the
+// TCP, or Unix sockets with `ipc` as the second argument (workers in this process, on their own
+// threads and sockets). Rows: a no-op message (the
 // messaging alone), a 1-block Host -> Disk transfer (O_DIRECT), and with a GPU a 1-block
 // pinned Host -> Device transfer; the ceiling is a raw ZeroMQ echo over
 // the same socket pattern (PUB -> SUB, PUSH -> PULL) with no kvbm code in the loop. With one
@@ -8,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <string>
@@ -63,12 +65,14 @@ void measure(std::vector<Row>& rows, int requests, int rounds) {
 // The ceiling: W echo threads answering [id] to each published message, no kvbm code.
 class RawEcho {
  public:
-  RawEcho(int workers, int port) : workers_(workers), pub_(context_, zmq::socket_type::pub), pull_(context_, zmq::socket_type::pull) {
+  // Requests go out on `endpoint`, replies come back on protocol::reply_endpoint(endpoint), as in kvbm.
+  RawEcho(int workers, const std::string& endpoint)
+      : workers_(workers), pub_(context_, zmq::socket_type::pub), pull_(context_, zmq::socket_type::pull) {
     pub_.set(zmq::sockopt::linger, 0);
     pull_.set(zmq::sockopt::linger, 0);
-    pub_.bind(fmt::format("tcp://127.0.0.1:{}", port));
-    pull_.bind(fmt::format("tcp://127.0.0.1:{}", port + 1));
-    for (int w = 0; w < workers; ++w) echoes_.emplace_back([this, port] { echo(port); });
+    pub_.bind(endpoint);
+    pull_.bind(protocol::reply_endpoint(endpoint));
+    for (int w = 0; w < workers; ++w) echoes_.emplace_back([this, endpoint] { echo(endpoint); });
     // Wait until every echo thread is subscribed: publish probes until W answers arrive.
     for (int answered = 0; answered < workers;) {
       zmq::multipart_t probe;
@@ -94,13 +98,13 @@ class RawEcho {
   }
 
  private:
-  void echo(int port) {
+  void echo(const std::string& endpoint) {
     zmq::socket_t sub(context_, zmq::socket_type::sub), push(context_, zmq::socket_type::push);
     sub.set(zmq::sockopt::subscribe, "");
     sub.set(zmq::sockopt::linger, 0);
     push.set(zmq::sockopt::linger, 0);
-    sub.connect(fmt::format("tcp://127.0.0.1:{}", port));
-    push.connect(fmt::format("tcp://127.0.0.1:{}", port + 1));
+    sub.connect(endpoint);
+    push.connect(protocol::reply_endpoint(endpoint));
     while (!stop_) {
       zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
       zmq::poll(&item, 1, milliseconds(20));
@@ -124,18 +128,30 @@ class RawEcho {
 
 int main(int argc, char** argv) {
   const int requests = argc > 1 ? std::max(100, std::atoi(argv[1])) : 2000;
+  const std::string transport = argc > 2 ? argv[2] : "tcp";
+  if (transport != "tcp" && transport != "ipc") {
+    std::cerr << "usage: kvbm_control_bench [REQUESTS] [tcp|ipc]; transport '" << transport << "' is neither\n";
+    return 2;
+  }
+  // Fresh endpoints for each ZeroMQ setup: loopback TCP ports, or Unix sockets under /tmp.
+  int serial = 0;
+  std::vector<std::string> socket_files;  // ZeroMQ leaves them behind
+  const auto next_endpoint = [&] {
+    const int n = serial++;
+    if (transport == "tcp") return fmt::format("tcp://127.0.0.1:{}", 24000 + (::getpid() % 1000) * 8 + 2 * n);
+    const std::string path = fmt::format("/tmp/kvbm-control-{}-{}", ::getpid(), n);
+    socket_files.insert(socket_files.end(), {path, path + ".replies"});
+    return "ipc://" + path;
+  };
   constexpr int kRounds = 10;
   const LayoutConfig config{.num_blocks = 64, .num_layers = 4, .outer_dim = 2, .page_size = 16, .inner_dim = 32,
                             .dtype_bytes = 2};  // a 1-block request moves 8 x 1 KiB chunks
   std::cout << fmt::format("{:>7} {:<22} {:>10} {:>9} {:>9} {:>13} {:>6}\n", "workers", "request", "req/s", "p50 us",
                            "p99 us", "raw zmq p50", "ratio");
-  int port = 24000 + static_cast<int>(::getpid() % 1000) * 8;
   const bool gpu = cuda::device_count() > 0;
   for (int workers : {1, 2, 4}) {
-    RawEcho raw(workers, port);
-    port += 2;
-    const std::string endpoint = fmt::format("tcp://127.0.0.1:{}", port);
-    port += 2;
+    RawEcho raw(workers, next_endpoint());
+    const std::string endpoint = next_endpoint();
     Leader leader(endpoint, workers);
     std::vector<std::unique_ptr<Worker>> running;
     std::vector<std::thread> threads;
@@ -191,5 +207,6 @@ int main(int argc, char** argv) {
     for (auto& worker : running) worker->stop();
     for (auto& thread : threads) thread.join();
   }
+  for (const auto& path : socket_files) std::filesystem::remove(path);
   return 0;
 }
