@@ -37,18 +37,28 @@ TEST(TransferHandle, CallbackRunsOnceBeforeOrAfterCompletion) {
 TEST(TransferHandle, WaitReturnsOnlyAfterTheCallbacksHaveRun) {
   auto state = std::make_shared<CompletionState>();
   TransferHandle handle(state);
-  std::atomic<bool> callback_done{false};
+  std::atomic<bool> started{false}, release{false}, callback_done{false};
   handle.on_complete([&](const Status&) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // a slow callback
+    started = true;
+    while (!release) std::this_thread::yield();  // held until the test has looked
     callback_done = true;
   });
   std::thread finisher([state] { state->complete(Status{}); });
-  // The finisher has set the outcome within milliseconds; the callback still sleeps.
-  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  while (!started) std::this_thread::yield();
+  // The outcome is set and its callback is running: neither poll() nor a waiter may see it yet.
   EXPECT_FALSE(handle.poll().has_value());
-  EXPECT_TRUE(handle.wait().ok());
-  EXPECT_TRUE(callback_done.load());
+  std::atomic<bool> waited{false};
+  std::thread waiter([&] {
+    EXPECT_TRUE(handle.wait().ok());
+    EXPECT_TRUE(callback_done.load());
+    waited = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(waited.load());
+  release = true;
+  waiter.join();
   finisher.join();
+  EXPECT_TRUE(waited.load());
 }
 
 TEST(TransferHandle, CallbackMayWaitOnAndDestroyItsOwnHandle) {
