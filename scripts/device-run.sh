@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from a bundle made by scripts/device-bundle.sh:
-#   scripts/device-run.sh STEP...   with steps: info tests sanitize bench bench-gpu kernel-streams sweep disk-sweep disk-gpu multi control control-ipc phases
+#   scripts/device-run.sh STEP...   with steps: info tests sanitize bench bench-gpu kernel-variants sweep disk-sweep disk-gpu multi control control-ipc phases
 # Logs go to $OUT (when set) as well as stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,14 +26,17 @@ for step in "$@"; do
         kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,512K,2M --sms "$sms" --repeat "${REPEAT:-3}" 2>/dev/null | tee -a "$out/bench-kernel.txt"
       done
       kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,512K,2M --copy-engine --repeat "${REPEAT:-3}" 2>/dev/null | tee "$out/bench-ce.txt" ;;
-    kernel-streams)
-      # The kernel path with its batches on one stream and taking turns on two, alternately, REPEAT times each.
-      for round in $(seq "${REPEAT:-3}"); do
-        for k in 1 2; do
-          KVBM_CUDA_KERNEL_STREAMS=$k kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,512K,2M 2>/dev/null |
-            tail -12 | sed "s/^/streams$k /"
+    kernel-variants)
+      # The kernel path's batches on one stream or taking turns on two, with descriptor lists
+      # uploaded or read in pinned memory: each variant in turn, REPEAT rounds.
+      for round in $(seq "${REPEAT:-2}"); do
+        for variant in "1 1" "2 1" "1 0" "2 0"; do
+          read -r streams upload <<< "$variant"
+          KVBM_CUDA_KERNEL_STREAMS=$streams KVBM_CUDA_UPLOAD_DESCRIPTORS=$upload \
+            kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,512K,2M --repeat 1 2>/dev/null |
+            tail -12 | sed "s/^/streams$streams upload$upload /"
         done
-      done | tee "$out/kernel-streams.txt" ;;
+      done | tee "$out/kernel-variants.txt" ;;
     sweep)
       gpu=pinned:device,device:pinned
       kvbm bench --pairs $gpu --sizes 2M --bytes 1G 2>/dev/null | tail -2 | sed 's/^/1G kernel8 /'

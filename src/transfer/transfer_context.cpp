@@ -78,6 +78,7 @@ TransferConfig TransferConfig::from_env() {
   config.cuda_copy_threads = static_cast<int>(settings::env_size("KVBM_CUDA_COPY_THREADS", config.cuda_copy_threads, 32, 1024));
   config.cuda_copy_engine_streams = static_cast<int>(settings::env_size("KVBM_CUDA_CE_STREAMS", config.cuda_copy_engine_streams, 1, 16));
   config.cuda_kernel_streams = static_cast<int>(settings::env_size("KVBM_CUDA_KERNEL_STREAMS", config.cuda_kernel_streams, 1, 8));
+  config.cuda_upload_descriptors = settings::env_bool("KVBM_CUDA_UPLOAD_DESCRIPTORS", config.cuda_upload_descriptors);
   config.cuda_completion_spin_us = static_cast<int>(settings::env_size("KVBM_CUDA_SPIN_US", config.cuda_completion_spin_us, 0, 100000));
   config.cuda_completion_watch_us =
       static_cast<int>(settings::env_size("KVBM_CUDA_WATCH_US", config.cuda_completion_watch_us, 0, 1000000));
@@ -162,7 +163,7 @@ struct TransferContext::Impl {
     std::call_once(cuda_once, [&] {
       cuda_executors = make_cuda_executors({config.cuda_copy_engine, config.cuda_copy_ctas, config.cuda_copy_threads,
                                             config.cuda_copy_engine_streams, config.cuda_kernel_streams,
-                                            config.cuda_completion_spin_us,
+                                            config.cuda_upload_descriptors, config.cuda_completion_spin_us,
                                             config.cuda_completion_watch_us, config.cuda_idle_spin_us});
     });
     return *cuda_executors;

@@ -2,12 +2,14 @@
 // max_transfer_batch_size blocks to KVBM_CUDA_BATCH_BYTES): random bytes, poisoned
 // destinations, unaligned chunks, thousands of batches with inline and uploaded descriptor
 // lists, a bad pair in a later batch, and several threads sharing one executor; each also with
-// the batches taking turns on two streams (KVBM_CUDA_KERNEL_STREAMS=2).
+// the batches taking turns on two streams (KVBM_CUDA_KERNEL_STREAMS=2) and with descriptor lists
+// read in pinned memory instead of uploaded (KVBM_CUDA_UPLOAD_DESCRIPTORS=0).
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <numeric>
 #include <random>
+#include <string>
 
 #include "cuda/cuda_runtime.hpp"
 #include "support/roundtrip.hpp"
@@ -15,19 +17,31 @@
 namespace kvbm::testing {
 namespace {
 
+// How the kernel path runs batches: on how many streams, and whether descriptor lists are uploaded.
+struct KernelPath {
+  int streams = 1;
+  bool upload = true;
+};
+
+std::string describe(const KernelPath& path) {
+  return fmt::format("{} stream(s), descriptors {}", path.streams, path.upload ? "uploaded" : "read in pinned memory");
+}
+
+const KernelPath kEveryPath[] = {{1, true}, {2, true}, {1, false}, {2, false}};
+
 class GpuBatches : public ::testing::Test {
  protected:
   void SetUp() override {
     if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device: " << cuda::unavailable_reason();
   }
-  // Batches of `first` blocks growing to `largest` (a fixed size when they are equal), taking
-  // turns on `streams` streams.
-  static TransferContext context_with_batches(std::size_t first, std::size_t largest_bytes, int streams = 1) {
+  // Batches of `first` blocks growing to `largest` (a fixed size when they are equal), run as `path` says.
+  static TransferContext context_with_batches(std::size_t first, std::size_t largest_bytes, KernelPath path = {}) {
     TransferConfig config = TransferConfig::from_env();
     config.cuda_copy_engine = false;
     config.max_transfer_batch_size = first;
     config.cuda_batch_bytes = largest_bytes;
-    config.cuda_kernel_streams = streams;
+    config.cuda_kernel_streams = path.streams;
+    config.cuda_upload_descriptors = path.upload;
     return TransferContext(config);
   }
   void check_bad_pair_in_a_later_batch(TransferContext& context);
@@ -35,8 +49,8 @@ class GpuBatches : public ::testing::Test {
 };
 
 // 36,000 blocks of two 1000-byte chunks both ways: batches growing from 256 blocks to 64 MiB,
-// fixed batches of 100 blocks (200 descriptors: an uploaded list each), and of 3 (inline); the
-// first and last again on two streams.
+// fixed batches of 100 blocks (200 descriptors: a list each, not inline), and of 3 (inline);
+// some again on two streams and with the lists read in pinned memory.
 TEST_F(GpuBatches, ThousandsOfBatchesBothWays) {
   const LayoutConfig config{.num_blocks = 72001, .num_layers = 1, .outer_dim = 2, .page_size = 1, .inner_dim = 1000,
                             .dtype_bytes = 1};
@@ -48,13 +62,14 @@ TEST_F(GpuBatches, ThousandsOfBatchesBothWays) {
   struct Batching {
     std::size_t first;
     std::size_t largest;
-    int streams;
+    KernelPath path;
   };
-  for (auto [first, largest, streams] : {Batching{256, 64u << 20, 1}, Batching{100, 100 * block_bytes, 1},
-                                         Batching{3, 3 * block_bytes, 1}, Batching{256, 64u << 20, 2},
-                                         Batching{3, 3 * block_bytes, 2}}) {
-    SCOPED_TRACE(fmt::format("batches from {} blocks, {} stream(s)", first, streams));
-    auto context = context_with_batches(first, largest, streams);
+  for (auto [first, largest, path] :
+       {Batching{256, 64u << 20, {}}, Batching{100, 100 * block_bytes, {}}, Batching{3, 3 * block_bytes, {}},
+        Batching{256, 64u << 20, {2, true}}, Batching{3, 3 * block_bytes, {2, true}},
+        Batching{256, 64u << 20, {1, false}}, Batching{100, 100 * block_bytes, {2, false}}}) {
+    SCOPED_TRACE(fmt::format("batches from {} blocks, {}", first, describe(path)));
+    auto context = context_with_batches(first, largest, path);
     EXPECT_EQ(check_roundtrip(context, host, device, 36000, first), "");
     EXPECT_EQ(check_roundtrip(context, device, host, 36000, first + 1), "");
   }
@@ -63,9 +78,9 @@ TEST_F(GpuBatches, ThousandsOfBatchesBothWays) {
 // A bad pair in a later batch: the error names it, the batches before it are copied, and
 // nothing from its batch on is.
 TEST_F(GpuBatches, BadPairInALaterBatchStopsTheBatchesFromIt) {
-  for (int streams : {1, 2}) {
-    SCOPED_TRACE(fmt::format("{} stream(s)", streams));
-    auto context = context_with_batches(4, 64u << 20, streams);  // batches [0, 4), [4, 12), [12, 20)
+  for (const KernelPath& path : kEveryPath) {
+    SCOPED_TRACE(describe(path));
+    auto context = context_with_batches(4, 64u << 20, path);  // batches [0, 4), [4, 12), [12, 20)
     check_bad_pair_in_a_later_batch(context);
   }
 }
@@ -105,9 +120,9 @@ void GpuBatches::check_bad_pair_in_a_later_batch(TransferContext& context) {
 TEST_F(GpuBatches, ConcurrentTransfersThroughOneExecutor) {
   const LayoutConfig config{.num_blocks = 667, .num_layers = 3, .outer_dim = 2, .page_size = 1, .inner_dim = 4096,
                             .dtype_bytes = 1};
-  for (int streams : {1, 2}) {
-    SCOPED_TRACE(fmt::format("{} stream(s)", streams));
-    auto context = context_with_batches(16, 64 * 6 * 4096, streams);
+  for (const KernelPath& path : kEveryPath) {
+    SCOPED_TRACE(describe(path));
+    auto context = context_with_batches(16, 64 * 6 * 4096, path);
     for (const auto& result : concurrent_gpu_roundtrips(
              context, config, {LayoutForm::LayerSeparate, LayerOrder::BlockContiguous}, 333, dir.path())) {
       EXPECT_EQ(result, "");

@@ -31,6 +31,10 @@ struct TransferConfig {
   // next kernel's first instead of the GPU waiting for every CTA at each batch boundary. Batches
   // and transfers of one executor then run in no fixed order (a transfer names each destination once).
   int cuda_kernel_streams = 1;                     // KVBM_CUDA_KERNEL_STREAMS
+  // Kernel path: a batch's descriptor list (longer than fits in the launch) is copied to device
+  // memory before the kernel reads it; off, the kernel reads it in pinned host memory where it
+  // was written, which saves three API calls per batch and costs reads across PCIe.
+  bool cuda_upload_descriptors = true;             // KVBM_CUDA_UPLOAD_DESCRIPTORS
   int cuda_completion_spin_us = 100;               // KVBM_CUDA_SPIN_US: poll an event before sleeping
   int cuda_completion_watch_us = 10000;            // KVBM_CUDA_WATCH_US: watch the progress word before sleeping
   int cuda_idle_spin_us = 1000;                    // KVBM_CUDA_IDLE_SPIN_US: poll for new work before sleeping
