@@ -1,6 +1,6 @@
 // Control-path benchmark: round trips of tiny requests from a leader to W workers on loopback
-// TCP, or Unix sockets with `ipc` as the second argument (workers in this process, on their own
-// threads and sockets). Rows: a no-op message (the
+// TCP, or Unix sockets with `ipc` as the second argument; the workers are threads of this process
+// with their own sockets, or with `processes` as the third argument `kvbm worker` processes. Rows: a no-op message (the
 // messaging alone), a 1-block Host -> Disk transfer (O_DIRECT), and with a GPU a 1-block
 // pinned Host -> Device transfer; the ceiling is a raw ZeroMQ echo over
 // the same socket pattern (PUB -> SUB, PUSH -> PULL) with no kvbm code in the loop. With one
@@ -23,6 +23,7 @@
 #include "cuda/cuda_runtime.hpp"
 #include "kvbm/distributed/leader.hpp"
 #include "kvbm/distributed/worker.hpp"
+#include "support/worker_process.hpp"
 
 using namespace std::chrono;
 using namespace kvbm;
@@ -124,13 +125,65 @@ class RawEcho {
   std::vector<std::thread> echoes_;
 };
 
+// The workers of one run: threads of this process, each with its own sockets and transfer
+// context (their handlers can also be called directly), or `kvbm worker` processes.
+struct Workers {
+  std::vector<std::unique_ptr<Worker>> in_process;
+  std::vector<std::thread> threads;
+  std::vector<std::shared_ptr<BlockTransferHandler>> handlers;
+  std::vector<std::unique_ptr<testing::WorkerProcess>> processes;  // killed and reaped when they go
+
+  ~Workers() {
+    for (auto& worker : in_process) worker->stop();
+    for (auto& thread : threads) thread.join();
+  }
+};
+
+// Device (with a GPU), Host and Disk pools of 64 blocks shaped as `config`: the first two
+// layer-separate, the Disk pool fully contiguous.
+void start_threads(Workers& workers, const std::string& endpoint, int count, const LayoutConfig& config, bool gpu) {
+  for (int rank = 0; rank < count; ++rank) {
+    auto context = std::make_shared<TransferContext>();
+    DiskFileOptions disk;
+    disk.directory = "/tmp";
+    BlockPools pools{gpu ? Layout::allocate(config, StorageKind::device(0), LayoutForm::LayerSeparate) : nullptr,
+                     Layout::allocate(config, gpu ? StorageKind::pinned() : StorageKind::system(), LayoutForm::LayerSeparate),
+                     Layout::allocate(config, StorageKind::disk(0), LayoutForm::FullyContiguous, LayerOrder::BlockContiguous,
+                                      disk)};
+    auto handler = std::make_shared<BlockTransferHandler>(pools, context, std::make_shared<ConnectorScheduler>());
+    workers.handlers.push_back(handler);
+    workers.in_process.push_back(std::make_unique<Worker>(WorkerOptions{endpoint, rank, count, 4}, handler));
+    workers.threads.emplace_back([worker = workers.in_process.back().get()] { (void)worker->run(); });
+  }
+}
+
+// The same pools in `kvbm worker` processes (one CUDA context each, as deployed).
+void start_processes(Workers& workers, const std::string& endpoint, int count, const LayoutConfig& config, bool gpu) {
+  for (int rank = 0; rank < count; ++rank) {
+    std::vector<std::string> args = {"--leader", endpoint, "--rank", std::to_string(rank), "--world-size",
+                                     std::to_string(count), "--host-blocks", std::to_string(config.num_blocks),
+                                     "--disk-blocks", std::to_string(config.num_blocks), "--disk-dir", "/tmp",
+                                     "--layout", "ls-block", "--disk-layout", "fc",
+                                     "--num-layers", std::to_string(config.num_layers),
+                                     "--outer-dim", std::to_string(config.outer_dim),
+                                     "--page-size", std::to_string(config.page_size),
+                                     "--inner-dim", std::to_string(config.inner_dim),
+                                     "--dtype-bytes", std::to_string(config.dtype_bytes)};
+    if (gpu) args.insert(args.end(), {"--device-blocks", std::to_string(config.num_blocks)});
+    workers.processes.push_back(std::make_unique<testing::WorkerProcess>(testing::kvbm_cli(KVBM_CLI_PATH), args));
+    if (!workers.processes.back()->started()) throw make_error(ErrorCode::Io, "cannot start worker process {}", rank);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const int requests = argc > 1 ? std::max(100, std::atoi(argv[1])) : 2000;
   const std::string transport = argc > 2 ? argv[2] : "tcp";
-  if (transport != "tcp" && transport != "ipc") {
-    std::cerr << "usage: kvbm_control_bench [REQUESTS] [tcp|ipc]; transport '" << transport << "' is neither\n";
+  const std::string mode = argc > 3 ? argv[3] : "threads";
+  if ((transport != "tcp" && transport != "ipc") || (mode != "threads" && mode != "processes")) {
+    std::cerr << "usage: kvbm_control_bench [REQUESTS] [tcp|ipc] [threads|processes]; got '" << transport << "', '"
+              << mode << "'\n";
     return 2;
   }
   // Fresh endpoints for each ZeroMQ setup: loopback TCP ports, or Unix sockets under /tmp.
@@ -153,26 +206,13 @@ int main(int argc, char** argv) {
     RawEcho raw(workers, next_endpoint());
     const std::string endpoint = next_endpoint();
     Leader leader(endpoint, workers);
-    std::vector<std::unique_ptr<Worker>> running;
-    std::vector<std::thread> threads;
-    std::vector<std::shared_ptr<BlockTransferHandler>> handlers;
-    for (int rank = 0; rank < workers; ++rank) {
-      auto context = std::make_shared<TransferContext>();
-      DiskFileOptions disk;
-      disk.directory = "/tmp";
-      BlockPools pools{gpu ? Layout::allocate(config, StorageKind::device(0), LayoutForm::LayerSeparate) : nullptr,
-                       Layout::allocate(config, gpu ? StorageKind::pinned() : StorageKind::system(), LayoutForm::LayerSeparate),
-                       Layout::allocate(config, StorageKind::disk(0), LayoutForm::FullyContiguous,
-                                        LayerOrder::BlockContiguous, disk)};
-      auto handler = std::make_shared<BlockTransferHandler>(pools, context, std::make_shared<ConnectorScheduler>());
-      handlers.push_back(handler);
-      running.push_back(std::make_unique<Worker>(WorkerOptions{endpoint, rank, workers, 4}, handler));
-      threads.emplace_back([worker = running.back().get()] { (void)worker->run(); });
-    }
+    Workers running;
+    if (mode == "threads") start_threads(running, endpoint, workers, config, gpu);
+    else start_processes(running, endpoint, workers, config, gpu);
     leader.wait_for_workers(seconds(30));
 
     // 1-block requests from the host pool, each to the next block of 64 (so no two in a row
-    // write the same block), through the leader or, with one worker, straight to its handler.
+    // write the same block), through the leader or, with one worker thread, straight to its handler.
     std::size_t block = 0;
     const auto one_block_to = [&](BlockTransferPool to) {
       const std::size_t from = block++ % 64;
@@ -192,9 +232,9 @@ int main(int argc, char** argv) {
     }
     // The same requests without the messaging: rank 0's handler runs them in this thread.
     for (const auto& [name, to] : destinations) {
-      if (workers != 1) break;
+      if (workers != 1 || running.handlers.empty()) break;
       rows.push_back({fmt::format("  handler alone: {}", name), [&, to = to] {
-                        if (!handlers.front()->execute(one_block_to(to)).ok()) std::abort();
+                        if (!running.handlers.front()->execute(one_block_to(to)).ok()) std::abort();
                       }});
     }
     measure(rows, requests, kRounds);
@@ -204,8 +244,7 @@ int main(int argc, char** argv) {
       std::cout << fmt::format("{:>7} {:<22} {:>10.0f} {:>9.1f} {:>9.1f} {:>13.1f} {:>6.2f}\n", workers, row.name,
                                row.per_second(), row.p50_us(), row.p99_us(), raw_p50, raw_p50 / row.p50_us());
     }
-    for (auto& worker : running) worker->stop();
-    for (auto& thread : threads) thread.join();
+    if (!leader.send(protocol::kShutdown, {}, seconds(5)).status.ok()) std::cerr << "a worker did not shut down\n";
   }
   for (const auto& path : socket_files) std::filesystem::remove(path);
   return 0;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from a bundle made by scripts/device-bundle.sh:
-#   scripts/device-run.sh STEP...   with steps: info tests sanitize bench bench-gpu kernel-variants sweep disk-sweep disk-gpu multi control control-ipc phases
+#   scripts/device-run.sh STEP...   with steps: info tests sanitize bench bench-gpu kernel-variants sweep disk-sweep disk-gpu multi control control-ipc control-processes phases
 # Logs go to $OUT (when set) as well as stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +56,7 @@ for step in "$@"; do
     multi) KVBM_CLI=$(command -v kvbm) kvbm_multi_tests 2>&1 | tee "$out/multi-tests.log" | grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED|OK \]' ;;
     control) kvbm_control_bench 3000 2>/dev/null | tee "$out/control.txt" ;;
     control-ipc) kvbm_control_bench 3000 ipc 2>/dev/null | tee "$out/control-ipc.txt" ;;
+    control-processes) KVBM_CLI=$(command -v kvbm) kvbm_control_bench 3000 tcp processes 2>/dev/null | tee "$out/control-processes.txt" ;;
     phases) kvbm_gpu_phases 4 2>/dev/null | tee "$out/phases.txt" ;;
     *) echo "unknown step $step" ;;
   esac

@@ -22,6 +22,7 @@ struct WorkerCliOptions {
   std::string host_kind;  // pinned | system; default pinned with a GPU, system without
   std::string disk_dir = settings::env("KVBM_DISK_DIR").value_or(".");
   std::string layout = "fc";
+  std::string disk_layout;  // empty: as `layout`
   LayoutConfig config{.num_blocks = 0, .num_layers = 4, .outer_dim = 2, .page_size = 16, .inner_dim = 128,
                       .dtype_bytes = 2};
 };
@@ -36,8 +37,9 @@ LayoutPtr make_pool(const WorkerCliOptions& options, std::size_t blocks, Storage
   if (blocks == 0) return nullptr;
   LayoutConfig config = options.config;
   config.num_blocks = blocks;
-  const LayoutForm form = options.layout == "fc" ? LayoutForm::FullyContiguous : LayoutForm::LayerSeparate;
-  const LayerOrder order = options.layout == "ls-outer" ? LayerOrder::OuterContiguous : LayerOrder::BlockContiguous;
+  const std::string& layout = kind.is_disk() && !options.disk_layout.empty() ? options.disk_layout : options.layout;
+  const LayoutForm form = layout == "fc" ? LayoutForm::FullyContiguous : LayoutForm::LayerSeparate;
+  const LayerOrder order = layout == "ls-outer" ? LayerOrder::OuterContiguous : LayerOrder::BlockContiguous;
   DiskFileOptions disk;
   disk.directory = options.disk_dir;
   return Layout::allocate(config, kind, form, order, disk);
@@ -59,6 +61,8 @@ Command add_worker_command(CLI::App& app) {
       ->check(CLI::IsMember({"pinned", "system"}));
   command->add_option("--disk-dir", o->disk_dir, "Directory of the Disk pool file")->check(CLI::ExistingDirectory);
   command->add_option("--layout", o->layout, "fc, ls-block or ls-outer")->check(CLI::IsMember({"fc", "ls-block", "ls-outer"}));
+  command->add_option("--disk-layout", o->disk_layout, "Layout of the Disk pool (default: --layout)")
+      ->check(CLI::IsMember({"fc", "ls-block", "ls-outer"}));
   command->add_option("--num-layers", o->config.num_layers, "Layers per block")->check(CLI::PositiveNumber);
   command->add_option("--outer-dim", o->config.outer_dim, "1 or 2 (K and V)")->check(CLI::Range(1, 2));
   command->add_option("--page-size", o->config.page_size, "Tokens per block")->check(CLI::PositiveNumber);

@@ -1,10 +1,8 @@
 // A real leader (this process) and two `kvbm worker` processes on loopback TCP: random blocks
-// in every accepted direction the pools allow here, every byte checked on every rank through
-// XXH3 hashes of whole blocks; a worker killed with SIGKILL is named by rank.
+// in every accepted direction the pools allow here (the Disk pool fully contiguous, the others
+// layer-separate), every byte checked on every rank through XXH3 hashes of whole blocks; a
+// worker killed with SIGKILL is named by rank.
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include <random>
 #include <set>
@@ -12,8 +10,7 @@
 #include "cuda/cuda_runtime.hpp"
 #include "kvbm/distributed/leader.hpp"
 #include "support/roundtrip.hpp"
-
-extern char** environ;
+#include "support/worker_process.hpp"
 
 namespace kvbm::testing {
 namespace {
@@ -22,35 +19,16 @@ using namespace std::chrono_literals;
 using P = BlockTransferPool;
 constexpr std::size_t kBlocks = 48;
 
-class WorkerProcess {
- public:
-  WorkerProcess(const std::string& endpoint, int rank, int world, const std::string& dir, bool device) {
-    // KVBM_CLI overrides the build-time path (the GPU machine runs a bundled copy).
-    const char* cli = std::getenv("KVBM_CLI");
-    std::vector<std::string> args = {cli ? cli : KVBM_CLI_PATH, "worker", "--leader", endpoint, "--rank", std::to_string(rank),
-                                     "--world-size", std::to_string(world), "--host-blocks", std::to_string(kBlocks),
-                                     "--disk-blocks", std::to_string(kBlocks), "--disk-dir", dir, "--layout", "ls-outer",
-                                     "--num-layers", "3", "--page-size", "8", "--inner-dim", "100"};
-    if (device) {
-      args.insert(args.end(), {"--device-blocks", std::to_string(kBlocks)});
-    }
-    std::vector<char*> argv;
-    for (auto& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    if (posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
-  }
-  ~WorkerProcess() { kill(); }
-  void kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-  [[nodiscard]] bool started() const { return pid_ > 0; }
-
- private:
-  pid_t pid_ = -1;
-};
+// A worker with Host and Disk pools (and a Device pool with a GPU) of kBlocks blocks each.
+std::unique_ptr<WorkerProcess> start_worker(const std::string& endpoint, int rank, int world, const std::string& dir,
+                                            bool device) {
+  std::vector<std::string> args = {"--leader", endpoint, "--rank", std::to_string(rank), "--world-size",
+                                   std::to_string(world), "--host-blocks", std::to_string(kBlocks), "--disk-blocks",
+                                   std::to_string(kBlocks), "--disk-dir", dir, "--layout", "ls-outer", "--disk-layout",
+                                   "fc", "--num-layers", "3", "--page-size", "8", "--inner-dim", "100"};
+  if (device) args.insert(args.end(), {"--device-blocks", std::to_string(kBlocks)});
+  return std::make_unique<WorkerProcess>(kvbm_cli(KVBM_CLI_PATH), args);
+}
 
 std::string frame(const nlohmann::json& json) { return json.dump(); }
 
@@ -73,7 +51,7 @@ class MultiProcess : public ::testing::Test {
     port = 20000 + static_cast<int>(rng() % 20000) * 2;
     endpoint = "tcp://127.0.0.1:" + std::to_string(port);
     leader = std::make_unique<Leader>(endpoint, 2);
-    for (int rank = 0; rank < 2; ++rank) workers.push_back(std::make_unique<WorkerProcess>(endpoint, rank, 2, dir.path(), gpu));
+    for (int rank = 0; rank < 2; ++rank) workers.push_back(start_worker(endpoint, rank, 2, dir.path(), gpu));
     leader->wait_for_workers(30s);
   }
 
