@@ -175,9 +175,7 @@ void start_processes(Workers& workers, const std::string& endpoint, int count, c
   }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   const int requests = argc > 1 ? std::max(100, std::atoi(argv[1])) : 2000;
   const std::string transport = argc > 2 ? argv[2] : "tcp";
   const std::string mode = argc > 3 ? argv[3] : "threads";
@@ -191,7 +189,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> socket_files;  // ZeroMQ leaves them behind
   const auto next_endpoint = [&] {
     const int n = serial++;
-    if (transport == "tcp") return fmt::format("tcp://127.0.0.1:{}", 24000 + (::getpid() % 1000) * 8 + 2 * n);
+    if (transport == "tcp") return fmt::format("tcp://127.0.0.1:{}", 24000 + (::getpid() % 1000) * 16 + 2 * n);
     const std::string path = fmt::format("/tmp/kvbm-control-{}-{}", ::getpid(), n);
     socket_files.insert(socket_files.end(), {path, path + ".replies"});
     return "ipc://" + path;
@@ -248,4 +246,15 @@ int main(int argc, char** argv) {
   }
   for (const auto& path : socket_files) std::filesystem::remove(path);
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& error) {  // a worker that did not start or register, a port in use
+    std::cerr << "kvbm_control_bench: " << error.what() << "\n";
+    return 1;
+  }
 }
