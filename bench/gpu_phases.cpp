@@ -36,14 +36,16 @@ double micros(Clock::time_point from, Clock::time_point to) {
 
 #if KVBM_HAVE_CUDA
 // The copy kernel over `ops` cut as kvbm cuts them, best of two runs, in us: launched once per
-// entry of `batches` (descriptor counts, in order), alternating over `streams` streams, with
-// the whole list uploaded beforehand. One batch is the GPU's own time; kvbm's batch sizes on
-// one stream add what the kernel boundaries cost; on two streams, whether overlapping them helps.
-double kernels_us(const CopyOps& ops, const std::vector<std::size_t>& batches, int streams) {
+// entry of `batches` (descriptor counts, in order; none: one launch for all), alternating over
+// `streams` streams, with the whole list uploaded beforehand. One launch is the GPU's own time;
+// kvbm's batch sizes on one stream add what the kernel boundaries cost; on two streams, whether
+// overlapping them helps.
+double kernels_us(const CopyOps& ops, std::vector<std::size_t> batches, int streams) {
   std::vector<cuda::CopyDescriptor> list;
   for_each_piece(ops, cuda::kMaxDescriptorBytes, [&](const CopyOp& piece) {
     list.push_back({piece.src.address(), piece.dst.address(), piece.bytes});
   });
+  if (batches.empty()) batches.push_back(list.size());
   void* device_list = nullptr;
   std::vector<cudaStream_t> lanes(streams);
   cudaEvent_t begin = nullptr, end = nullptr, joined = nullptr;
@@ -95,7 +97,7 @@ std::vector<std::size_t> kvbm_batches(const TransferConfig& config, std::size_t 
   return sizes;
 }
 #else
-double kernels_us(const CopyOps&, const std::vector<std::size_t>&, int) { return 0; }
+double kernels_us(const CopyOps&, std::vector<std::size_t>, int) { return 0; }
 std::vector<std::size_t> kvbm_batches(const TransferConfig&, std::size_t, std::size_t) { return {}; }
 #endif
 
@@ -140,8 +142,7 @@ int run(int repeat) {
         const auto checked = Clock::now();
         const CopyOps ops = expand_pairs(*src, *dst, pairs);
         const auto expanded = Clock::now();
-        const std::size_t descriptors = count * ((block_bytes + cuda::kMaxDescriptorBytes - 1) / cuda::kMaxDescriptorBytes);
-        const double kernel_us = kernels_us(ops, {descriptors}, 1);
+        const double kernel_us = kernels_us(ops, {}, 1);
         const auto batches = kvbm_batches(context.config(), count, block_bytes);
         std::cout << fmt::format("{:<9} {:>7} {:>10.0f} {:>12.0f} {:>8.0f} {:>11.0f} {:>6.3f} {:>16.0f} {:>6.3f} {:>18.0f} {:>16.0f} "
                                  "{:>12.0f} {:>10.0f}\n",
