@@ -18,6 +18,7 @@
 
 #include "cuda/cuda_runtime.hpp"
 #include "kvbm/transfer/transfer_context.hpp"
+#include "transfer/batch_sizes.hpp"
 #include "transfer/expand.hpp"
 #if KVBM_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -83,22 +84,19 @@ double kernels_us(const CopyOps& ops, std::vector<std::size_t> batches, int stre
   return best_ms * 1000.0;
 }
 
-// kvbm's batches of `count` blocks, in descriptors: from max_transfer_batch_size blocks,
-// doubling up to cuda_batch_bytes (see batch_sizes in transfer_context.cpp).
-std::vector<std::size_t> kvbm_batches(const TransferConfig& config, std::size_t count, std::size_t block_bytes) {
-  const std::size_t pieces = (block_bytes + cuda::kMaxDescriptorBytes - 1) / cuda::kMaxDescriptorBytes;
-  const std::size_t largest = std::max(config.max_transfer_batch_size, config.cuda_batch_bytes / block_bytes);
-  std::vector<std::size_t> sizes;
-  for (std::size_t done = 0, next = config.max_transfer_batch_size; done < count; next = std::min(2 * next, largest)) {
-    const std::size_t blocks = std::min(next, count - done);
-    sizes.push_back(blocks * pieces);
-    done += blocks;
-  }
+// kvbm's batches of `count` blocks (batch_sizes, as the transfer cuts them), in descriptors
+// (blocks here never merge: no two moved blocks are adjacent).
+std::vector<std::size_t> kvbm_batches(const TransferContext& context, const Layout& src, const Layout& dst,
+                                      std::size_t count) {
+  const std::size_t pieces = src.config().num_layers * src.config().outer_dim *
+                             ((src.chunk_bytes() + cuda::kMaxDescriptorBytes - 1) / cuda::kMaxDescriptorBytes);
+  std::vector<std::size_t> sizes = batch_sizes(context.config(), context.plan(src, dst), src, count);
+  for (std::size_t& size : sizes) size *= pieces;
   return sizes;
 }
 #else
 double kernels_us(const CopyOps&, std::vector<std::size_t>, int) { return 0; }
-std::vector<std::size_t> kvbm_batches(const TransferConfig&, std::size_t, std::size_t) { return {}; }
+std::vector<std::size_t> kvbm_batches(const TransferContext&, const Layout&, const Layout&, std::size_t) { return {}; }
 #endif
 
 int run(int repeat) {
@@ -143,7 +141,7 @@ int run(int repeat) {
         const CopyOps ops = expand_pairs(*src, *dst, pairs);
         const auto expanded = Clock::now();
         const double kernel_us = kernels_us(ops, {}, 1);
-        const auto batches = kvbm_batches(context.config(), count, block_bytes);
+        const auto batches = kvbm_batches(context, *src, *dst, count);
         std::cout << fmt::format("{:<9} {:>7} {:>10.0f} {:>12.0f} {:>8.0f} {:>11.0f} {:>6.3f} {:>16.0f} {:>6.3f} {:>18.0f} {:>16.0f} "
                                  "{:>12.0f} {:>10.0f}\n",
                                  to_device ? "H2D" : "D2H", block_bytes, micros(start, submitted),

@@ -209,30 +209,26 @@ TEST_F(TransferErrors, ErrorInOneBatchFailsTheWhole) {
 }
 
 TEST(TransferConfigTest, BadSettingsAreNamed) {
+  // The message of the Error that `attempt` throws ("", and a failure, when it throws none).
+  const auto thrown = [](auto&& attempt) -> std::string {
+    try {
+      attempt();
+    } catch (const Error& error) {
+      return error.message();
+    }
+    ADD_FAILURE() << "no error was thrown";
+    return "";
+  };
   TransferConfig config;
   config.disk_io_bytes = 1000;
-  try {
-    config.validate();
-    FAIL();
-  } catch (const Error& error) {
-    EXPECT_NE(error.message().find("disk_io_bytes=1000"), std::string::npos);
-  }
+  EXPECT_NE(thrown([&] { config.validate(); }).find("disk_io_bytes=1000"), std::string::npos);
   config = TransferConfig{};
   config.cuda_kernel_streams = 9;
-  try {
-    config.validate();
-    FAIL();
-  } catch (const Error& error) {
-    EXPECT_NE(error.message().find("cuda_kernel_streams=9 must be in [1, 8]"), std::string::npos) << error.message();
-  }
+  const std::string streams = thrown([&] { config.validate(); });
+  EXPECT_NE(streams.find("cuda_kernel_streams=9 must be in [1, 8]"), std::string::npos) << streams;
   config = TransferConfig{};
   config.disk_backend = "spdk";
-  try {
-    TransferContext context(config);
-    FAIL();
-  } catch (const Error& error) {
-    EXPECT_NE(error.message().find("'spdk'"), std::string::npos);
-  }
+  EXPECT_NE(thrown([&] { TransferContext context(config); }).find("'spdk'"), std::string::npos);
 }
 
 }  // namespace

@@ -12,16 +12,28 @@ auto as_write(void* entry) { return reinterpret_cast<PFN_cuStreamWriteValue64_v1
 
 CUdeviceptr device_address(std::uint64_t* word) { return static_cast<CUdeviceptr>(reinterpret_cast<std::uintptr_t>(word)); }
 
+// The driver's cuStreamWriteValue64, looked up once for every executor's streams; nullptr
+// where the driver has none.
+void* write_entry() {
+  static void* const entry = [] {
+    void* found_entry = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuStreamWriteValue64", &found_entry, 11070, cudaEnableDefault, &found) !=
+            cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      cudaGetLastError();
+      return static_cast<void*>(nullptr);
+    }
+    return found_entry;
+  }();
+  return entry;
+}
+
 }  // namespace
 
 std::unique_ptr<StreamProgress> StreamProgress::create(cudaStream_t stream) {
-  void* entry = nullptr;
-  cudaDriverEntryPointQueryResult found{};
-  if (cudaGetDriverEntryPointByVersion("cuStreamWriteValue64", &entry, 11070, cudaEnableDefault, &found) != cudaSuccess ||
-      found != cudaDriverEntryPointSuccess || entry == nullptr) {
-    cudaGetLastError();
-    return nullptr;
-  }
+  void* entry = write_entry();
+  if (entry == nullptr) return nullptr;
   void* memory = nullptr;
   if (cudaHostAlloc(&memory, sizeof(std::uint64_t), cudaHostAllocPortable | cudaHostAllocMapped) != cudaSuccess) {
     cudaGetLastError();

@@ -1,0 +1,28 @@
+#include "transfer/batch_sizes.hpp"
+
+#include <algorithm>
+#include <variant>
+
+namespace kvbm {
+
+std::vector<std::size_t> batch_sizes(const TransferConfig& config, const TransferPlan& plan, const Layout& src,
+                                     std::size_t blocks) {
+  std::size_t first = config.max_transfer_batch_size;
+  std::size_t largest = first;
+  const auto* direct = std::get_if<DirectPlan>(&plan);
+  if (direct && (direct->strategy == TransferStrategy::CudaAsyncH2D || direct->strategy == TransferStrategy::CudaAsyncD2H ||
+                 direct->strategy == TransferStrategy::CudaAsyncD2D)) {
+    const std::size_t block_bytes = src.chunk_bytes() * src.config().num_layers * src.config().outer_dim;
+    largest = std::max(first, config.cuda_batch_bytes / std::max<std::size_t>(1, block_bytes));
+    // The copy engines take a batch as a whole: several cudaMemcpyBatchAsync calls of small
+    // chunks run at a fraction of one call's speed (measured), so no small first batch there.
+    if (config.cuda_copy_engine) first = largest;
+  }
+  std::vector<std::size_t> sizes;
+  for (std::size_t done = 0, next = first; done < blocks; done += sizes.back(), next = std::min(2 * next, largest)) {
+    sizes.push_back(std::min(next, blocks - done));
+  }
+  return sizes;
+}
+
+}  // namespace kvbm

@@ -1,0 +1,16 @@
+#pragma once
+// How a transfer is cut into batches, each started as soon as it is checked and expanded.
+#include <cstddef>
+#include <vector>
+
+#include "kvbm/layout/layout.hpp"
+#include "kvbm/transfer/strategy.hpp"
+#include "kvbm/transfer/transfer_context.hpp"
+
+namespace kvbm {
+
+// Block counts of the batches a transfer of `blocks` blocks from `src` is cut into under `plan`.
+[[nodiscard]] std::vector<std::size_t> batch_sizes(const TransferConfig& config, const TransferPlan& plan, const Layout& src,
+                                                   std::size_t blocks);
+
+}  // namespace kvbm
