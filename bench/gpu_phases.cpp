@@ -89,7 +89,7 @@ double kernels_us(const CopyOps& ops, std::vector<std::size_t> batches, int stre
 std::vector<std::size_t> kvbm_batches(const TransferContext& context, const Layout& src, const Layout& dst,
                                       std::size_t count) {
   const std::size_t pieces = src.config().num_layers * src.config().outer_dim *
-                             ((src.chunk_bytes() + cuda::kMaxDescriptorBytes - 1) / cuda::kMaxDescriptorBytes);
+                             cuda::descriptors_per_chunk(src.chunk_bytes());
   std::vector<std::size_t> sizes = batch_sizes(context.config(), context.plan(src, dst), src, count);
   for (std::size_t& size : sizes) size *= pieces;
   return sizes;

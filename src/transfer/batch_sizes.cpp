@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <variant>
 
+#include "transfer/cuda/copy_limits.hpp"
+
 namespace kvbm {
 
 std::vector<std::size_t> batch_sizes(const TransferConfig& config, const TransferPlan& plan, const Layout& src,
@@ -12,11 +14,19 @@ std::vector<std::size_t> batch_sizes(const TransferConfig& config, const Transfe
   const auto* direct = std::get_if<DirectPlan>(&plan);
   if (direct && (direct->strategy == TransferStrategy::CudaAsyncH2D || direct->strategy == TransferStrategy::CudaAsyncD2H ||
                  direct->strategy == TransferStrategy::CudaAsyncD2D)) {
-    const std::size_t block_bytes = src.chunk_bytes() * src.config().num_layers * src.config().outer_dim;
+    const std::size_t chunks = src.config().num_layers * src.config().outer_dim;
+    const std::size_t block_bytes = src.chunk_bytes() * chunks;
     largest = std::max(first, config.cuda_batch_bytes / std::max<std::size_t>(1, block_bytes));
-    // The copy engines take a batch as a whole: several cudaMemcpyBatchAsync calls of small
-    // chunks run at a fraction of one call's speed (measured), so no small first batch there.
-    if (config.cuda_copy_engine) first = largest;
+    if (config.cuda_copy_engine) {
+      // The copy engines take a batch as a whole: several cudaMemcpyBatchAsync calls of small
+      // chunks run at a fraction of one call's speed (measured), so no small first batch there.
+      first = largest;
+    } else {
+      // The kernel path's first batch is as many blocks as the launch can carry inline (one API
+      // call, no upload): the GPU starts the soonest, and later batches are built while it works.
+      const std::size_t per_block = chunks * cuda::descriptors_per_chunk(src.chunk_bytes());
+      first = std::min(first, std::max<std::size_t>(1, cuda::kMaxInlineDescriptors / std::max<std::size_t>(1, per_block)));
+    }
   }
   std::vector<std::size_t> sizes;
   for (std::size_t done = 0, next = first; done < blocks; done += sizes.back(), next = std::min(2 * next, largest)) {

@@ -2,6 +2,7 @@
 // each running pread/pwrite on one unit at a time. queue_depth threads bound the I/O in flight.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "common/thread_pool.hpp"
@@ -21,8 +22,10 @@ class ThreadedDiskBackend final : public DiskBackend {
       request->complete_empty();
       return;
     }
-    // Every thread drains the request; each stops when no unit is left to take.
-    for (std::size_t i = 0; i < pool_.size(); ++i) {
+    // Threads drain the request, each stopping when no unit is left to take; no more of them
+    // than it has units (a one-unit request used to wake every thread of the pool).
+    const std::size_t drainers = std::min(pool_.size(), request->unit_count());
+    for (std::size_t i = 0; i < drainers; ++i) {
       pool_.post([this, request] { drain(*request); });
     }
   }

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "transfer/cuda/copy_limits.hpp"
+
 namespace kvbm::cuda {
 
 struct CopyDescriptor {
@@ -14,18 +16,13 @@ struct CopyDescriptor {
   std::uint64_t bytes;
 };
 
-// Largest piece one descriptor carries: big chunks are cut so warps share the work evenly.
-inline constexpr std::uint64_t kMaxDescriptorBytes = 64 * 1024;
-
 cudaError_t launch_copy_kernel(const CopyDescriptor* device_descriptors, std::uint32_t count, int ctas,
                                int threads_per_cta, cudaStream_t stream);
 
-// Short lists travel in the launch's own parameters: no descriptor upload, no device
-// allocation, one API call. What a one-block request needs. A launch copies its whole parameter
-// block, so the kernel comes in a few list sizes and the smallest that holds `count` descriptors
-// is launched: a one-block request of 8 chunks sends 392 bytes of parameters, not 4 KiB.
-inline constexpr std::uint32_t kMaxInlineDescriptors = 160;
-
+// Lists of up to kMaxInlineDescriptors travel in the launch's own parameters (see copy_limits.hpp).
+// A launch copies its whole parameter block, so the kernel comes in a few list sizes and the
+// smallest that holds `count` descriptors is launched: a one-block request of 8 chunks sends
+// 392 bytes of parameters, not 4 KiB.
 cudaError_t launch_inline_copy_kernel(const CopyDescriptor* descriptors, std::uint32_t count, int ctas,
                                       int threads_per_cta, cudaStream_t stream);
 

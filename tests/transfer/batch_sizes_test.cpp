@@ -1,0 +1,68 @@
+// How transfers are cut into batches: the kernel path starts with a batch whose descriptors fit
+// in the launch, the copy-engine path takes whole batches, host paths use the configured size.
+#include "transfer/batch_sizes.hpp"
+
+#include <gtest/gtest.h>
+
+#include <numeric>
+
+#include "transfer/cuda/copy_limits.hpp"
+
+namespace kvbm {
+namespace {
+
+LayoutPtr system_layout(std::size_t layers, std::size_t outer, std::size_t chunk_bytes) {
+  const LayoutConfig config{.num_blocks = 4, .num_layers = layers, .outer_dim = outer, .page_size = 1,
+                            .inner_dim = chunk_bytes, .dtype_bytes = 1};
+  return Layout::allocate(config, StorageKind::system(), LayoutForm::LayerSeparate);
+}
+
+std::size_t total(const std::vector<std::size_t>& sizes) { return std::accumulate(sizes.begin(), sizes.end(), std::size_t{0}); }
+
+const TransferPlan kKernelH2D = DirectPlan{TransferStrategy::CudaAsyncH2D};
+
+}  // namespace
+
+TEST(BatchSizes, KernelPathStartsWithWhatFitsInTheLaunch) {
+  TransferConfig config;
+  config.cuda_batch_bytes = 64u << 20;
+  // One 4 KiB chunk per block: one descriptor each.
+  auto sizes = batch_sizes(config, kKernelH2D, *system_layout(1, 1, 4096), 65536);
+  ASSERT_GE(sizes.size(), 3u);
+  EXPECT_EQ(sizes[0], cuda::kMaxInlineDescriptors);
+  EXPECT_EQ(sizes[1], 2 * cuda::kMaxInlineDescriptors);
+  EXPECT_EQ(total(sizes), 65536u);
+  for (std::size_t size : sizes) EXPECT_LE(size, (64u << 20) / 4096);
+  // 32 layers x K/V of 16 KiB: 64 descriptors a block, two blocks inline.
+  sizes = batch_sizes(config, kKernelH2D, *system_layout(32, 2, 16384), 1000);
+  EXPECT_EQ(sizes[0], cuda::kMaxInlineDescriptors / 64);
+  EXPECT_EQ(total(sizes), 1000u);
+  // A 256 KiB chunk takes four descriptors; 48 layers x K/V of them: more than fit, still one block.
+  sizes = batch_sizes(config, kKernelH2D, *system_layout(48, 2, 256 << 10), 10);
+  EXPECT_EQ(sizes[0], 1u);
+  EXPECT_EQ(total(sizes), 10u);
+}
+
+TEST(BatchSizes, ConfiguredFirstBatchBelowTheInlineLimitIsKept) {
+  TransferConfig config;
+  config.max_transfer_batch_size = 16;
+  auto sizes = batch_sizes(config, kKernelH2D, *system_layout(1, 1, 4096), 100);
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{16, 32, 52}));
+}
+
+TEST(BatchSizes, CopyEnginePathTakesWholeBatches) {
+  TransferConfig config;
+  config.cuda_copy_engine = true;
+  config.cuda_batch_bytes = 1u << 20;
+  auto sizes = batch_sizes(config, kKernelH2D, *system_layout(1, 1, 4096), 1000);
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{256, 256, 256, 232}));
+}
+
+TEST(BatchSizes, HostPathsUseTheConfiguredSize) {
+  TransferConfig config;
+  config.max_transfer_batch_size = 100;
+  auto sizes = batch_sizes(config, DirectPlan{TransferStrategy::Memcpy}, *system_layout(1, 1, 4096), 250);
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{100, 100, 50}));
+}
+
+}  // namespace kvbm
