@@ -1,6 +1,7 @@
 #pragma once
 // Waits for N asynchronous parts and reports once: ok if all were ok, else the first error.
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -11,8 +12,9 @@ namespace kvbm {
 
 class Join : public std::enable_shared_from_this<Join> {
  public:
-  static std::shared_ptr<Join> make(std::size_t parts, DoneCallback done) {
-    auto join = std::shared_ptr<Join>(new Join(parts, std::move(done)));
+  // `one_left`, if given, runs when all parts but one have arrived (never for a single part).
+  static std::shared_ptr<Join> make(std::size_t parts, DoneCallback done, std::function<void()> one_left = {}) {
+    auto join = std::shared_ptr<Join>(new Join(parts, std::move(done), std::move(one_left)));
     if (parts == 0) join->finish();
     return join;
   }
@@ -22,7 +24,9 @@ class Join : public std::enable_shared_from_this<Join> {
       std::lock_guard lock(mutex_);
       if (!first_error_) first_error_ = status;
     }
-    if (remaining_.fetch_sub(1) == 1) finish();
+    const std::size_t left = remaining_.fetch_sub(1) - 1;
+    if (left == 0) finish();
+    else if (left == 1 && one_left_) one_left_();
   }
 
   // A callback that arrives at this join, for handing to an executor.
@@ -36,7 +40,8 @@ class Join : public std::enable_shared_from_this<Join> {
   }
 
  private:
-  Join(std::size_t parts, DoneCallback done) : remaining_(parts), done_(std::move(done)) {}
+  Join(std::size_t parts, DoneCallback done, std::function<void()> one_left)
+      : remaining_(parts), done_(std::move(done)), one_left_(std::move(one_left)) {}
   void finish() {
     Status status;
     {
@@ -48,6 +53,7 @@ class Join : public std::enable_shared_from_this<Join> {
 
   std::atomic<std::size_t> remaining_;
   DoneCallback done_;
+  std::function<void()> one_left_;
   std::mutex mutex_;
   std::optional<Status> first_error_;
 };

@@ -268,7 +268,8 @@ TransferHandle TransferContext::transfer(const LayoutPtr& src, const LayoutPtr& 
     state->complete(std::move(status));
     impl_->end();
   };
-  auto join = Join::make(batches.size(), std::move(release_then_complete));
+  // When one batch is left, a sleeping waiter is woken to poll for the end (see end_is_near).
+  auto join = Join::make(batches.size(), std::move(release_then_complete), [state] { state->end_is_near(); });
   // Each batch starts as soon as it is checked and expanded, so the hardware works while the
   // next is built. A bad pair stops the batches after it; those already started finish.
   std::size_t first = 0;

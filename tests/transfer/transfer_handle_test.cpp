@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "support/roundtrip.hpp"
+#include "transfer/join.hpp"
 
 namespace kvbm {
 
@@ -21,6 +22,46 @@ TEST(TransferHandle, WaitForTimesOutThenCompletes) {
   finisher.join();
   EXPECT_FALSE(status.ok());
   EXPECT_EQ(handle.poll()->error().message(), "boom");
+}
+
+// A waiter woken because the end is near polls for it; if the end is later than its poll
+// lasts, it sleeps again and still sees the outcome. Said after the end, it changes nothing.
+TEST(TransferHandle, EndIsNearWakesTheWaiterWhichStillSeesTheEnd) {
+  for (const auto end_after : {std::chrono::microseconds(300), std::chrono::microseconds(30000)}) {
+    auto state = std::make_shared<CompletionState>();
+    TransferHandle handle(state);
+    std::thread worker([state, end_after] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the waiter sleeps by now
+      state->end_is_near();
+      state->end_is_near();  // said twice: once counts
+      std::this_thread::sleep_for(end_after);
+      state->complete(make_error(ErrorCode::Io, "last batch"));
+      state->end_is_near();
+    });
+    const Status status = handle.wait();
+    worker.join();
+    ASSERT_FALSE(status.ok()) << end_after.count();
+    EXPECT_EQ(status.error().message(), "last batch");
+  }
+}
+
+// A join says when one part is left, once, and never for a single part.
+TEST(Join, SaysWhenOnePartIsLeft) {
+  int one_left = 0;
+  std::optional<Status> outcome;
+  auto join = Join::make(3, [&](Status status) { outcome = std::move(status); }, [&] { ++one_left; });
+  join->arrive(Status{});
+  EXPECT_EQ(one_left, 0);
+  join->arrive(make_error(ErrorCode::Io, "second part"));
+  EXPECT_EQ(one_left, 1);
+  EXPECT_FALSE(outcome.has_value());
+  join->arrive(Status{});
+  EXPECT_EQ(one_left, 1);
+  ASSERT_TRUE(outcome.has_value());
+  EXPECT_EQ(outcome->error().message(), "second part");
+  auto single = Join::make(1, [&](Status) {}, [&] { ++one_left; });
+  single->arrive(Status{});
+  EXPECT_EQ(one_left, 1);
 }
 
 TEST(TransferHandle, CallbackRunsOnceBeforeOrAfterCompletion) {
