@@ -80,9 +80,11 @@ std::size_t message_spin_us() {
 
 std::size_t wait_spin_us() {
   // How long TransferHandle::wait polls (yielding) before it sleeps on its condition variable.
-  // The wake-up costs 30-40 us on the GPU machine's VM, 0.7% of a 256 MiB GPU transfer
-  // (measured: bench/results/h100-2026-11-23-session5.md); 10 ms covers such a transfer, and the
-  // waiting thread has nothing else to do. CUDA's own synchronization spins by default too.
+  // The wake-up costs 30-140 us on the GPU machine's VM, 0.7-2.6% of a 256 MiB GPU transfer
+  // (measured: bench/results/h100-2026-11-23-session5.md, session7.md); 10 ms covers such a
+  // transfer, and the waiting thread has nothing else to do. CUDA's own synchronization spins by
+  // default too. A longer transfer of several batches wakes its sleeping waiter when two batches
+  // are left, so its end costs no wake-up either (CompletionState::end_is_near).
   return env_size("KVBM_WAIT_SPIN_US", kDefaultWaitSpinUs, 0, 1000000);
 }
 

@@ -12,9 +12,11 @@ namespace kvbm {
 
 class Join : public std::enable_shared_from_this<Join> {
  public:
-  // `one_left`, if given, runs when all parts but one have arrived (never for a single part).
-  static std::shared_ptr<Join> make(std::size_t parts, DoneCallback done, std::function<void()> one_left = {}) {
-    auto join = std::shared_ptr<Join>(new Join(parts, std::move(done), std::move(one_left)));
+  // `few_left`, if given, runs once when `few` parts are left to arrive (never when there are
+  // no more than `few` parts in all).
+  static std::shared_ptr<Join> make(std::size_t parts, DoneCallback done, std::function<void()> few_left = {},
+                                    std::size_t few = 1) {
+    auto join = std::shared_ptr<Join>(new Join(parts, std::move(done), std::move(few_left), few));
     if (parts == 0) join->finish();
     return join;
   }
@@ -26,7 +28,7 @@ class Join : public std::enable_shared_from_this<Join> {
     }
     const std::size_t left = remaining_.fetch_sub(1) - 1;
     if (left == 0) finish();
-    else if (left == 1 && one_left_) one_left_();
+    else if (left == few_ && few_left_) few_left_();
   }
 
   // A callback that arrives at this join, for handing to an executor.
@@ -40,8 +42,8 @@ class Join : public std::enable_shared_from_this<Join> {
   }
 
  private:
-  Join(std::size_t parts, DoneCallback done, std::function<void()> one_left)
-      : remaining_(parts), done_(std::move(done)), one_left_(std::move(one_left)) {}
+  Join(std::size_t parts, DoneCallback done, std::function<void()> few_left, std::size_t few)
+      : remaining_(parts), done_(std::move(done)), few_left_(std::move(few_left)), few_(few) {}
   void finish() {
     Status status;
     {
@@ -53,7 +55,8 @@ class Join : public std::enable_shared_from_this<Join> {
 
   std::atomic<std::size_t> remaining_;
   DoneCallback done_;
-  std::function<void()> one_left_;
+  std::function<void()> few_left_;
+  std::size_t few_;
   std::mutex mutex_;
   std::optional<Status> first_error_;
 };

@@ -268,8 +268,11 @@ TransferHandle TransferContext::transfer(const LayoutPtr& src, const LayoutPtr& 
     state->complete(std::move(status));
     impl_->end();
   };
-  // When one batch is left, a sleeping waiter is woken to poll for the end (see end_is_near).
-  auto join = Join::make(batches.size(), std::move(release_then_complete), [state] { state->end_is_near(); });
+  // When two batches are left, a sleeping waiter is woken to poll for the end (see end_is_near).
+  // Two, not one: batches run two at a time (the kernel path's streams, the host paths' threads),
+  // and the last two often end together, which would leave the wake-up no time to happen in.
+  auto join = Join::make(
+      batches.size(), std::move(release_then_complete), [state] { state->end_is_near(); }, 2);
   // Each batch starts as soon as it is checked and expanded, so the hardware works while the
   // next is built. A bad pair stops the batches after it; those already started finish.
   std::size_t first = 0;

@@ -18,9 +18,9 @@ std::chrono::microseconds poll_before_sleep() {
   return spin;
 }
 
-// How long a waiter told that the end is near polls before it sleeps again: the last batch of
-// a large GPU transfer (64 MiB at PCIe speed) takes about 1.2 ms.
-constexpr std::chrono::milliseconds kPollNearTheEnd{2};
+// How long a waiter told that the end is near polls before it sleeps again: the last two
+// batches of a large GPU transfer (64 MiB each at PCIe speed) take about 2.4 ms.
+constexpr std::chrono::milliseconds kPollNearTheEnd{4};
 
 }  // namespace
 

@@ -45,23 +45,27 @@ TEST(TransferHandle, EndIsNearWakesTheWaiterWhichStillSeesTheEnd) {
   }
 }
 
-// A join says when one part is left, once, and never for a single part.
-TEST(Join, SaysWhenOnePartIsLeft) {
-  int one_left = 0;
+// A join says when a few parts are left, once, and never when it has no more parts than that.
+TEST(Join, SaysWhenAFewPartsAreLeft) {
+  int few_left = 0;
   std::optional<Status> outcome;
-  auto join = Join::make(3, [&](Status status) { outcome = std::move(status); }, [&] { ++one_left; });
+  auto join = Join::make(4, [&](Status status) { outcome = std::move(status); }, [&] { ++few_left; }, 2);
   join->arrive(Status{});
-  EXPECT_EQ(one_left, 0);
+  EXPECT_EQ(few_left, 0);
   join->arrive(make_error(ErrorCode::Io, "second part"));
-  EXPECT_EQ(one_left, 1);
+  EXPECT_EQ(few_left, 1);
+  join->arrive(Status{});
+  EXPECT_EQ(few_left, 1);
   EXPECT_FALSE(outcome.has_value());
   join->arrive(Status{});
-  EXPECT_EQ(one_left, 1);
+  EXPECT_EQ(few_left, 1);
   ASSERT_TRUE(outcome.has_value());
   EXPECT_EQ(outcome->error().message(), "second part");
-  auto single = Join::make(1, [&](Status) {}, [&] { ++one_left; });
-  single->arrive(Status{});
-  EXPECT_EQ(one_left, 1);
+  for (std::size_t parts : {1, 2}) {
+    auto small = Join::make(parts, [&](Status) {}, [&] { ++few_left; }, 2);
+    for (std::size_t i = 0; i < parts; ++i) small->arrive(Status{});
+  }
+  EXPECT_EQ(few_left, 1);
 }
 
 TEST(TransferHandle, CallbackRunsOnceBeforeOrAfterCompletion) {

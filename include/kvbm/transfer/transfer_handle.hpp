@@ -25,8 +25,8 @@ using CompletionCallback = std::function<void(const Status&)>;
 class CompletionState {
  public:
   void complete(Status status);
-  // The last part of the work is under way: sleeping waiters wake now and poll for the end, so
-  // that the end does not also cost them a wake-up (tens of microseconds on a VM). Optional.
+  // The last parts of the work are under way: sleeping waiters wake now and poll for the end,
+  // so that the end does not also cost them a wake-up (tens of microseconds on a VM). Optional.
   void end_is_near();
   [[nodiscard]] Status wait();
   [[nodiscard]] std::optional<Status> wait_for(std::chrono::nanoseconds timeout);
