@@ -30,7 +30,8 @@ struct TransferConfig {
   // Kernel path: batches take turns on this many streams, so a kernel's last CTAs overlap the
   // next kernel's first instead of the GPU waiting for every CTA at each batch boundary. Batches
   // and transfers of one executor then run in no fixed order (a transfer names each destination
-  // once). Two against one: 4K H2D 49.1-49.4 GB/s against 48.8-49.0, 16K 50.0-50.4 against 49.1-49.2.
+  // once). With the inline first batch (see cuda_batch_bytes), on the H100: 4K H2D 49.1-49.4 GB/s
+  // against 48.8-49.0 for one stream and a 256-block first batch, 16K 50.0-50.4 against 49.1-49.2.
   int cuda_kernel_streams = 2;                     // KVBM_CUDA_KERNEL_STREAMS
   // Kernel path: a batch's descriptor list (longer than fits in the launch) is copied to device
   // memory before the kernel reads it; off, the kernel reads it in pinned host memory where it
