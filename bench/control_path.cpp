@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 
 #include "cuda/cuda_runtime.hpp"
+#include "distributed/socket_ends.hpp"
 #include "kvbm/distributed/leader.hpp"
 #include "kvbm/distributed/worker.hpp"
 #include "support/worker_process.hpp"
@@ -69,10 +70,7 @@ class RawEcho {
   // Requests go out on `endpoint`, replies come back on protocol::reply_endpoint(endpoint), as in kvbm.
   RawEcho(int workers, const std::string& endpoint)
       : workers_(workers), pub_(context_, zmq::socket_type::pub), pull_(context_, zmq::socket_type::pull) {
-    pub_.set(zmq::sockopt::linger, 0);
-    pull_.set(zmq::sockopt::linger, 0);
-    pub_.bind(endpoint);
-    pull_.bind(protocol::reply_endpoint(endpoint));
+    bind_leader_end(pub_, pull_, endpoint);
     for (int w = 0; w < workers; ++w) echoes_.emplace_back([this, endpoint] { echo(endpoint); });
     // Wait until every echo thread is subscribed: publish probes until W answers arrive.
     for (int answered = 0; answered < workers;) {
@@ -101,11 +99,7 @@ class RawEcho {
  private:
   void echo(const std::string& endpoint) {
     zmq::socket_t sub(context_, zmq::socket_type::sub), push(context_, zmq::socket_type::push);
-    sub.set(zmq::sockopt::subscribe, "");
-    sub.set(zmq::sockopt::linger, 0);
-    push.set(zmq::sockopt::linger, 0);
-    sub.connect(endpoint);
-    push.connect(protocol::reply_endpoint(endpoint));
+    connect_worker_end(sub, push, endpoint);
     while (!stop_) {
       zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
       zmq::poll(&item, 1, milliseconds(20));

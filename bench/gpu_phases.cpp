@@ -88,8 +88,7 @@ double kernels_us(const CopyOps& ops, std::vector<std::size_t> batches, int stre
 // (blocks here never merge: no two moved blocks are adjacent).
 std::vector<std::size_t> kvbm_batches(const TransferContext& context, const Layout& src, const Layout& dst,
                                       std::size_t count) {
-  const std::size_t pieces = src.config().num_layers * src.config().outer_dim *
-                             cuda::descriptors_per_chunk(src.chunk_bytes());
+  const std::size_t pieces = kernel_descriptors_per_block(src);
   std::vector<std::size_t> sizes = batch_sizes(context.config(), context.plan(src, dst), src, count);
   for (std::size_t& size : sizes) size *= pieces;
   return sizes;

@@ -10,6 +10,7 @@
 
 #include "common/poll.hpp"
 #include "distributed/message_receiver.hpp"
+#include "distributed/socket_ends.hpp"
 #include "kvbm/common/settings.hpp"
 #include "kvbm/common/log.hpp"
 
@@ -27,14 +28,11 @@ struct Leader::Impl {
         publisher(context, zmq::socket_type::pub),
         puller(context, zmq::socket_type::pull) {
     if (world_size <= 0) throw make_error(ErrorCode::InvalidArgument, "leader world size must be > 0, got {}", world_size);
-    publisher.set(zmq::sockopt::linger, 0);
-    puller.set(zmq::sockopt::linger, 0);
-    const std::string replies = protocol::reply_endpoint(endpoint);
     try {
-      publisher.bind(endpoint);
-      puller.bind(replies);
+      bind_leader_end(publisher, puller, endpoint);
     } catch (const zmq::error_t& error) {
-      throw make_error(ErrorCode::Io, "leader cannot bind '{}' / '{}': {}", endpoint, replies, error.what());
+      throw make_error(ErrorCode::Io, "leader cannot bind '{}' / '{}': {}", endpoint, protocol::reply_endpoint(endpoint),
+                       error.what());
     }
     receiver = std::thread([this] { receive_loop(); });
   }

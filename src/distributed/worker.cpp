@@ -17,6 +17,7 @@
 #include "kvbm/distributed/protocol.hpp"
 #include "kvbm/memory/region.hpp"
 #include "layout/chunk_io.hpp"
+#include "distributed/socket_ends.hpp"
 
 namespace kvbm {
 
@@ -29,11 +30,7 @@ struct Worker::Impl {
       throw make_error(ErrorCode::InvalidArgument, "worker rank {} is outside [0, world_size={})", options.rank,
                        options.world_size);
     }
-    subscriber.set(zmq::sockopt::linger, 0);
-    subscriber.set(zmq::sockopt::subscribe, "");
-    pusher.set(zmq::sockopt::linger, 0);
-    subscriber.connect(options.leader_endpoint);
-    pusher.connect(protocol::reply_endpoint(options.leader_endpoint));
+    connect_worker_end(subscriber, pusher, options.leader_endpoint);
   }
 
   void reply(std::uint64_t id, const std::string& handler_name, const Status& status, nlohmann::json data = nullptr) {

@@ -7,6 +7,10 @@
 
 namespace kvbm {
 
+std::size_t kernel_descriptors_per_block(const Layout& layout) {
+  return layout.config().num_layers * layout.config().outer_dim * cuda::descriptors_per_chunk(layout.chunk_bytes());
+}
+
 std::vector<std::size_t> batch_sizes(const TransferConfig& config, const TransferPlan& plan, const Layout& src,
                                      std::size_t blocks) {
   std::size_t first = config.max_transfer_batch_size;
@@ -14,8 +18,7 @@ std::vector<std::size_t> batch_sizes(const TransferConfig& config, const Transfe
   const auto* direct = std::get_if<DirectPlan>(&plan);
   if (direct && (direct->strategy == TransferStrategy::CudaAsyncH2D || direct->strategy == TransferStrategy::CudaAsyncD2H ||
                  direct->strategy == TransferStrategy::CudaAsyncD2D)) {
-    const std::size_t chunks = src.config().num_layers * src.config().outer_dim;
-    const std::size_t block_bytes = src.chunk_bytes() * chunks;
+    const std::size_t block_bytes = src.chunk_bytes() * src.config().num_layers * src.config().outer_dim;
     largest = std::max(first, config.cuda_batch_bytes / std::max<std::size_t>(1, block_bytes));
     if (config.cuda_copy_engine) {
       // The copy engines take a batch as a whole: several cudaMemcpyBatchAsync calls of small
@@ -24,8 +27,8 @@ std::vector<std::size_t> batch_sizes(const TransferConfig& config, const Transfe
     } else {
       // The kernel path's first batch is as many blocks as the launch can carry inline (one API
       // call, no upload): the GPU starts the soonest, and later batches are built while it works.
-      const std::size_t per_block = chunks * cuda::descriptors_per_chunk(src.chunk_bytes());
-      first = std::min(first, std::max<std::size_t>(1, cuda::kMaxInlineDescriptors / std::max<std::size_t>(1, per_block)));
+      const std::size_t per_block = std::max<std::size_t>(1, kernel_descriptors_per_block(src));
+      first = std::min(first, std::max<std::size_t>(1, cuda::kMaxInlineDescriptors / per_block));
     }
   }
   std::vector<std::size_t> sizes;

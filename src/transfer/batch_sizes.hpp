@@ -13,4 +13,7 @@ namespace kvbm {
 [[nodiscard]] std::vector<std::size_t> batch_sizes(const TransferConfig& config, const TransferPlan& plan, const Layout& src,
                                                    std::size_t blocks);
 
+// Copy-kernel descriptors one block of `layout` takes at most (fewer where its chunks merge).
+[[nodiscard]] std::size_t kernel_descriptors_per_block(const Layout& layout);
+
 }  // namespace kvbm

@@ -7,6 +7,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "distributed/socket_ends.hpp"
 #include "kvbm/distributed/leader.hpp"
 #include "kvbm/distributed/worker.hpp"
 #include "support/roundtrip.hpp"
@@ -171,11 +172,7 @@ TEST_F(Messaging, PlainDynamoAcksCountAsSuccess) {
   // A peer that registers like kvbm but acknowledges like Dynamo: [id] alone.
   zmq::context_t context;
   zmq::socket_t sub(context, zmq::socket_type::sub), push(context, zmq::socket_type::push);
-  sub.set(zmq::sockopt::subscribe, "");
-  sub.set(zmq::sockopt::linger, 0);
-  push.set(zmq::sockopt::linger, 0);
-  sub.connect(endpoint);
-  push.connect(protocol::reply_endpoint(endpoint));
+  connect_worker_end(sub, push, endpoint);
   std::atomic<bool> stop{false};
   std::thread peer([&] {
     while (!stop) {
