@@ -5,7 +5,8 @@
 // ceiling, the copy kernel alone on the same descriptors (one launch, 8 CTAs, event-timed:
 // what the GPU needs, without kvbm's batches, launches and completion), the same kernel launched
 // once per kvbm batch with nothing else between launches (on one stream, and alternating over
-// two), and the CPU cost of checking and expanding the whole request when timed alone.
+// two), the CPU cost of checking and expanding the whole request when timed alone, and the
+// block-pair kernel alone on the same pairs (one launch, 8 CTAs, event-timed).
 // Each timed transfer follows an untimed one with the same pairs (see kvbm bench).
 #include <algorithm>
 #include <atomic>
@@ -19,6 +20,7 @@
 #include "cuda/cuda_runtime.hpp"
 #include "kvbm/transfer/transfer_context.hpp"
 #include "transfer/batch_sizes.hpp"
+#include "transfer/block_geometry.hpp"
 #include "transfer/expand.hpp"
 #if KVBM_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -84,6 +86,45 @@ double kernels_us(const CopyOps& ops, std::vector<std::size_t> batches, int stre
   return best_ms * 1000.0;
 }
 
+// The block-pair kernel over all `pairs` in one launch (8 CTAs, lists uploaded beforehand), best
+// of two runs, in us: what the GPU needs when it locates the chunks itself.
+double block_kernel_us(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs) {
+  const auto geometry = block_geometry(src, dst);
+  if (!geometry) return 0;
+  std::vector<std::uint64_t> list(geometry->src_slots);
+  list.insert(list.end(), geometry->dst_slots.begin(), geometry->dst_slots.end());
+  const std::size_t table = list.size();
+  for (const auto& [from, to] : pairs) list.push_back(std::uint64_t{to} << 32 | from);  // BlockIndexPair{from, to}
+  void* device_list = nullptr;
+  cudaMalloc(&device_list, list.size() * sizeof(std::uint64_t));
+  cudaMemcpy(device_list, list.data(), list.size() * sizeof(std::uint64_t), cudaMemcpyHostToDevice);
+  const auto* uploaded = static_cast<const std::uint64_t*>(device_list);
+  const cuda::BlockCopyList blocks{uploaded,
+                                   reinterpret_cast<const cuda::BlockIndexPair*>(uploaded + table),
+                                   static_cast<std::uint32_t>(pairs.size()),
+                                   static_cast<std::uint32_t>(geometry->src_slots.size()),
+                                   geometry->src_block_stride,
+                                   geometry->dst_block_stride,
+                                   geometry->slot_bytes};
+  cudaEvent_t begin = nullptr, end = nullptr;
+  cudaEventCreate(&begin);
+  cudaEventCreate(&end);
+  float best_ms = 1e9f;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    cudaEventRecord(begin, nullptr);
+    cuda::launch_block_copy_kernel(blocks, 8, 1024, nullptr);
+    cudaEventRecord(end, nullptr);
+    cudaEventSynchronize(end);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, begin, end);
+    best_ms = std::min(best_ms, ms);
+  }
+  cudaEventDestroy(begin);
+  cudaEventDestroy(end);
+  cudaFree(device_list);
+  return best_ms * 1000.0;
+}
+
 // kvbm's batches of `count` blocks (batch_sizes, as the transfer cuts them), in descriptors
 // (blocks here never merge: no two moved blocks are adjacent).
 std::vector<std::size_t> kvbm_batches(const TransferContext& context, const Layout& src, const Layout& dst,
@@ -95,6 +136,7 @@ std::vector<std::size_t> kvbm_batches(const TransferContext& context, const Layo
 }
 #else
 double kernels_us(const CopyOps&, std::vector<std::size_t>, int) { return 0; }
+double block_kernel_us(const Layout&, const Layout&, std::span<const BlockPair>) { return 0; }
 std::vector<std::size_t> kvbm_batches(const TransferContext&, const Layout&, const Layout&, std::size_t) { return {}; }
 #endif
 
@@ -102,7 +144,7 @@ int run(int repeat) {
   TransferContext context;
   std::mt19937_64 rng(1);
   std::cout << "direction   block  submit us  callback us  wall us  ceiling us  ratio  kernel alone us  ratio"
-               "  kvbm's batches us  on 2 streams us  validate us  expand us\n";
+               "  kvbm's batches us  on 2 streams us  validate us  expand us  block kernel alone us  ratio\n";
   for (const std::size_t block_bytes : {std::size_t{4096}, std::size_t{65536}, std::size_t{2} << 20}) {
     const std::size_t count = (std::size_t{256} << 20) / block_bytes;
     const LayoutConfig config{.num_blocks = 2 * count + 1, .num_layers = 1, .outer_dim = 1, .page_size = 1,
@@ -140,14 +182,16 @@ int run(int repeat) {
         const CopyOps ops = expand_pairs(*src, *dst, pairs);
         const auto expanded = Clock::now();
         const double kernel_us = kernels_us(ops, {}, 1);
+        const double block_us = block_kernel_us(*src, *dst, pairs);
         const auto batches = kvbm_batches(context, *src, *dst, count);
         std::cout << fmt::format("{:<9} {:>7} {:>10.0f} {:>12.0f} {:>8.0f} {:>11.0f} {:>6.3f} {:>16.0f} {:>6.3f} {:>18.0f} {:>16.0f} "
-                                 "{:>12.0f} {:>10.0f}\n",
+                                 "{:>12.0f} {:>10.0f} {:>22.0f} {:>6.3f}\n",
                                  to_device ? "H2D" : "D2H", block_bytes, micros(start, submitted),
                                  micros(start, called_back.load()), micros(start, finished), ceiling_us,
                                  ceiling_us / micros(start, finished), kernel_us, ceiling_us / kernel_us,
                                  kernels_us(ops, batches, 1), kernels_us(ops, batches, 2),
-                                 micros(check_start, checked), micros(checked, expanded));
+                                 micros(check_start, checked), micros(checked, expanded), block_us,
+                                 ceiling_us / block_us);
       }
     }
   }

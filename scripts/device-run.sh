@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from a bundle made by scripts/device-bundle.sh:
-#   scripts/device-run.sh STEP...   with steps: info tests sanitize bench bench-gpu kernel-variants sweep disk-sweep disk-gpu multi control control-ipc control-processes phases
+#   scripts/device-run.sh STEP...   with steps: info tests sanitize bench bench-gpu kernel-variants block-pairs sweep disk-sweep disk-gpu multi control control-ipc control-processes phases
 # Logs go to $OUT (when set) as well as stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +17,7 @@ for step in "$@"; do
       # Left out: the out-of-memory test (it makes CUDA calls fail on purpose, which memcheck
       # counts as errors) and the 72,000-chunk test (hours under memcheck).
       timeout ${TEST_TIMEOUT:-300} /usr/local/cuda/bin/compute-sanitizer --tool memcheck --error-exitcode 9 kvbm_gpu_tests \
-        --gtest_filter='AllPairs/GpuTransfer.*_4096_*:AllPairs/GpuTransfer.*_1000_*:GpuTransferErrors.*:GpuRegion.*:GpuBatches.*:StreamProgress.*:-GpuTransferErrors.OutOfDeviceMemory*:GpuBatches.Thousands*' \
+        --gtest_filter='AllPairs/GpuTransfer.*_4096_*:AllPairs/GpuTransfer.*_1000_*:GpuTransferErrors.*:GpuRegion.*:GpuBatches.*:Chunks/GpuBlockPairs.*/0:Chunks/GpuBlockPairs.*/1:StreamProgress.*:-GpuTransferErrors.OutOfDeviceMemory*:GpuBatches.Thousands*' \
         > "$out/sanitizer.log" 2>&1
       echo "compute-sanitizer exit $?"; grep -E 'ERROR SUMMARY|PASSED|FAILED' "$out/sanitizer.log" | tail -5 ;;
     bench) kvbm bench --json > "$out/bench-default.json" 2> "$out/bench-default.err"; kvbm bench 2>/dev/null | tee "$out/bench-default.txt" ;;
@@ -37,6 +37,15 @@ for step in "$@"; do
             tail -12 | sed "s/^/streams$streams upload$upload /"
         done
       done | tee "$out/kernel-variants.txt" ;;
+    block-pairs)
+      # The kernel path's long batches as block pairs (the default) or as descriptor lists
+      # (KVBM_CUDA_BLOCK_KERNEL=0): rounds interleaved, so both see the same machine.
+      for round in $(seq "${REPEAT:-3}"); do
+        for block in 1 0; do
+          KVBM_CUDA_BLOCK_KERNEL=$block kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,512K,2M \
+            --sms "${SMS:-8}" --repeat 1 2>/dev/null | tail -12 | sed "s/^/block$block /"
+        done
+      done | tee "$out/block-pairs.txt" ;;
     sweep)
       gpu=pinned:device,device:pinned
       kvbm bench --pairs $gpu --sizes 2M --bytes 1G 2>/dev/null | tail -2 | sed 's/^/1G kernel8 /'

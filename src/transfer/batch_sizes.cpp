@@ -11,13 +11,17 @@ std::size_t kernel_descriptors_per_block(const Layout& layout) {
   return layout.config().num_layers * layout.config().outer_dim * cuda::descriptors_per_chunk(layout.chunk_bytes());
 }
 
+bool is_direct_cuda_copy(const TransferPlan& plan) {
+  const auto* direct = std::get_if<DirectPlan>(&plan);
+  return direct && (direct->strategy == TransferStrategy::CudaAsyncH2D || direct->strategy == TransferStrategy::CudaAsyncD2H ||
+                    direct->strategy == TransferStrategy::CudaAsyncD2D);
+}
+
 std::vector<std::size_t> batch_sizes(const TransferConfig& config, const TransferPlan& plan, const Layout& src,
                                      std::size_t blocks) {
   std::size_t first = config.max_transfer_batch_size;
   std::size_t largest = first;
-  const auto* direct = std::get_if<DirectPlan>(&plan);
-  if (direct && (direct->strategy == TransferStrategy::CudaAsyncH2D || direct->strategy == TransferStrategy::CudaAsyncD2H ||
-                 direct->strategy == TransferStrategy::CudaAsyncD2D)) {
+  if (is_direct_cuda_copy(plan)) {
     const std::size_t block_bytes = src.chunk_bytes() * src.config().num_layers * src.config().outer_dim;
     largest = std::max(first, config.cuda_batch_bytes / std::max<std::size_t>(1, block_bytes));
     if (config.cuda_copy_engine) {

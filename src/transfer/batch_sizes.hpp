@@ -13,6 +13,10 @@ namespace kvbm {
 [[nodiscard]] std::vector<std::size_t> batch_sizes(const TransferConfig& config, const TransferPlan& plan, const Layout& src,
                                                    std::size_t blocks);
 
+// Whether `plan` is one direct asynchronous CUDA copy (H2D, D2H or D2D): the plans whose batches
+// run on the CUDA executors' streams.
+[[nodiscard]] bool is_direct_cuda_copy(const TransferPlan& plan);
+
 // Copy-kernel descriptors one block of `layout` takes at most (fewer where its chunks merge).
 [[nodiscard]] std::size_t kernel_descriptors_per_block(const Layout& layout);
 

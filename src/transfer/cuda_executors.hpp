@@ -3,9 +3,12 @@
 // kvbm-owned stream, so offloads (D2H) and onboards (H2D) overlap. Built without CUDA, every
 // request for one fails with an error saying so.
 #include <memory>
+#include <span>
 #include <string>
 
 #include "kvbm/memory/storage_kind.hpp"
+#include "kvbm/transfer/block_pair.hpp"
+#include "transfer/block_geometry.hpp"
 #include "transfer/copy_op.hpp"
 
 namespace kvbm {
@@ -22,11 +25,19 @@ struct CudaPathConfig {
   int idle_spin_us = 1000;        // KVBM_CUDA_IDLE_SPIN_US: poll for the next submission before sleeping
 };
 
+// Runs copy ops, or block pairs whose chunks the kernel locates itself.
+class CudaExecutor : public Executor {
+ public:
+  // Copies every chunk of `pairs` (indices checked by the caller) where `geometry` places it;
+  // the pairs are read before this returns. Kernel path only.
+  virtual void submit_blocks(const BlockGeometry& geometry, std::span<const BlockPair> pairs, DoneCallback done) = 0;
+};
+
 class CudaExecutors {
  public:
   virtual ~CudaExecutors() = default;
   // The executor for copies from `src` to `dst` (at least one a device; host sides pinned).
-  virtual Executor& executor(StorageKind src, StorageKind dst) = 0;
+  virtual CudaExecutor& executor(StorageKind src, StorageKind dst) = 0;
 };
 
 [[nodiscard]] std::unique_ptr<CudaExecutors> make_cuda_executors(const CudaPathConfig& config);

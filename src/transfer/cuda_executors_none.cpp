@@ -6,7 +6,7 @@ namespace {
 
 class NoCudaExecutors final : public CudaExecutors {
  public:
-  Executor& executor(StorageKind src, StorageKind dst) override {
+  CudaExecutor& executor(StorageKind src, StorageKind dst) override {
     throw make_error(ErrorCode::Unsupported, "transfer {} -> {} needs CUDA, and kvbm was built without it",
                      src.to_string(), dst.to_string());
   }

@@ -10,7 +10,9 @@
 #include "kvbm/common/log.hpp"
 #include "kvbm/common/settings.hpp"
 #include "transfer/batch_sizes.hpp"
+#include "transfer/block_geometry.hpp"
 #include "transfer/bounce_pool.hpp"
+#include "transfer/cuda/copy_limits.hpp"
 #include "transfer/cuda_executors.hpp"
 #include "transfer/disk_request.hpp"
 #include "transfer/expand.hpp"
@@ -59,6 +61,7 @@ TransferConfig TransferConfig::from_env() {
   config.cuda_copy_engine_streams = static_cast<int>(settings::env_size("KVBM_CUDA_CE_STREAMS", config.cuda_copy_engine_streams, 1, 16));
   config.cuda_kernel_streams = static_cast<int>(settings::env_size("KVBM_CUDA_KERNEL_STREAMS", config.cuda_kernel_streams, 1, 8));
   config.cuda_upload_descriptors = settings::env_bool("KVBM_CUDA_UPLOAD_DESCRIPTORS", config.cuda_upload_descriptors);
+  config.cuda_block_kernel = settings::env_bool("KVBM_CUDA_BLOCK_KERNEL", config.cuda_block_kernel);
   config.cuda_completion_spin_us = static_cast<int>(settings::env_size("KVBM_CUDA_SPIN_US", config.cuda_completion_spin_us, 0, 100000));
   config.cuda_completion_watch_us =
       static_cast<int>(settings::env_size("KVBM_CUDA_WATCH_US", config.cuda_completion_watch_us, 0, 1000000));
@@ -206,6 +209,33 @@ struct TransferContext::Impl {
     run_two_hop(std::move(ops), first, second, bounce_buffers, std::move(done));
   }
 
+  // Whether a batch of `blocks` blocks of `src` is too long to travel inline in a kernel launch.
+  static bool beyond_inline(const Layout& src, std::size_t blocks) {
+    return blocks * kernel_descriptors_per_block(src) > cuda::kMaxInlineDescriptors;
+  }
+
+  // The geometry the block-pair kernel needs, when this transfer has batches that can take it
+  // (a one-block request, the control path's usual, never builds it).
+  std::optional<BlockGeometry> block_kernel_geometry(const TransferPlan& plan, const Layout& src, const Layout& dst,
+                                                     std::size_t blocks) const {
+    if (!config.cuda_block_kernel || config.cuda_copy_engine || !is_direct_cuda_copy(plan) || !beyond_inline(src, blocks)) {
+      return std::nullopt;
+    }
+    return block_geometry(src, dst);
+  }
+
+  // Starts one checked batch: as block pairs where the kernel locates the chunks itself (a batch
+  // too long to travel inline in the launch, whose blocks do not merge into larger copies), or
+  // expanded into copy ops.
+  void run_batch(const TransferPlan& plan, const Layout& src, const Layout& dst, const BlockGeometry* geometry,
+                 std::span<const BlockPair> pairs, DoneCallback done) {
+    if (geometry && beyond_inline(src, pairs.size()) && !runs_would_merge(*geometry, pairs)) {
+      cuda().executor(src.kind(), dst.kind()).submit_blocks(*geometry, pairs, std::move(done));
+      return;
+    }
+    run_plan(plan, src.kind(), dst.kind(), expand_pairs(src, dst, pairs), std::move(done));
+  }
+
   void begin() {
     std::lock_guard lock(mutex);
     ++active;
@@ -249,9 +279,11 @@ TransferHandle TransferContext::transfer(const LayoutPtr& src, const LayoutPtr& 
   if (!src || !dst) return TransferHandle::completed(make_error(ErrorCode::InvalidArgument, "transfer: layout is null"));
   TransferPlan chosen;
   std::optional<RequestValidator> validator;
+  std::optional<BlockGeometry> geometry;
   try {
     validator.emplace(*src, *dst, pairs);
     chosen = plan(*src, *dst);
+    geometry = impl_->block_kernel_geometry(chosen, *src, *dst, pairs.size());
   } catch (const Error& error) {
     return TransferHandle::completed(error);
   }
@@ -284,8 +316,8 @@ TransferHandle TransferContext::transfer(const LayoutPtr& src, const LayoutPtr& 
     }
     try {
       validator->check_batch(first, first + batch);
-      CopyOps ops = expand_pairs(*src, *dst, pairs.subspan(first, batch));
-      impl_->run_plan(chosen, src->kind(), dst->kind(), std::move(ops), join->arrival());
+      impl_->run_batch(chosen, *src, *dst, geometry ? &*geometry : nullptr, pairs.subspan(first, batch),
+                       join->arrival());
     } catch (const Error& error) {
       failed = error;
       join->arrive(error);

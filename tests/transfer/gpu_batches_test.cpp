@@ -3,7 +3,8 @@
 // destinations, unaligned chunks, thousands of batches with inline and uploaded descriptor
 // lists, a bad pair in a later batch, and several threads sharing one executor; each on the
 // default two streams and on one (KVBM_CUDA_KERNEL_STREAMS), with descriptor lists uploaded and
-// read in pinned memory (KVBM_CUDA_UPLOAD_DESCRIPTORS=0).
+// read in pinned memory (KVBM_CUDA_UPLOAD_DESCRIPTORS=0), and with long batches sent as block
+// pairs and as descriptor lists (KVBM_CUDA_BLOCK_KERNEL).
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -17,17 +18,21 @@
 namespace kvbm::testing {
 namespace {
 
-// How the kernel path runs batches: on how many streams, and whether descriptor lists are uploaded.
+// How the kernel path runs batches: on how many streams, whether lists are uploaded, and whether
+// long batches go as block pairs or as a descriptor per chunk.
 struct KernelPath {
   int streams = 2;  // the defaults
   bool upload = true;
+  bool block_pairs = true;
 };
 
 std::string describe(const KernelPath& path) {
-  return fmt::format("{} stream(s), descriptors {}", path.streams, path.upload ? "uploaded" : "read in pinned memory");
+  return fmt::format("{} stream(s), {} {}", path.streams, path.block_pairs ? "block pairs" : "descriptors",
+                     path.upload ? "uploaded" : "read in pinned memory");
 }
 
-const KernelPath kEveryPath[] = {{2, true}, {1, true}, {2, false}, {1, false}};
+const KernelPath kEveryPath[] = {{2, true, true},  {1, true, true},  {2, false, true},  {1, false, true},
+                                 {2, true, false}, {1, true, false}, {2, false, false}, {1, false, false}};
 
 class GpuBatches : public ::testing::Test {
  protected:
@@ -42,6 +47,7 @@ class GpuBatches : public ::testing::Test {
     config.cuda_batch_bytes = largest_bytes;
     config.cuda_kernel_streams = path.streams;
     config.cuda_upload_descriptors = path.upload;
+    config.cuda_block_kernel = path.block_pairs;
     return TransferContext(config);
   }
   void check_bad_pair_in_a_later_batch(TransferContext& context);
@@ -68,7 +74,8 @@ TEST_F(GpuBatches, ThousandsOfBatchesBothWays) {
   for (auto [first, largest, path] :
        {Batching{256, 64u << 20, {}}, Batching{100, 100 * block_bytes, {}}, Batching{3, 3 * block_bytes, {}},
         Batching{256, 64u << 20, {1, true}}, Batching{3, 3 * block_bytes, {1, true}},
-        Batching{256, 64u << 20, {1, false}}, Batching{100, 100 * block_bytes, {2, false}}}) {
+        Batching{256, 64u << 20, {1, false}}, Batching{100, 100 * block_bytes, {2, false}},
+        Batching{256, 64u << 20, {2, true, false}}, Batching{100, 100 * block_bytes, {1, false, false}}}) {
     SCOPED_TRACE(fmt::format("batches from {} blocks, {}", first, describe(path)));
     auto context = context_with_batches(first, largest, path);
     EXPECT_EQ(check_roundtrip(context, host, device, 36000, first), "");
@@ -130,6 +137,37 @@ TEST_F(GpuBatches, ConcurrentTransfersThroughOneExecutor) {
     }
   }
 }
+
+// Long batches as block pairs, the kernel locating each chunk: every layout form on each side,
+// both ways and device to device, for chunks unaligned (1000 B), of one page, and of several
+// 64 KiB pieces with an odd tail. Batches grow past what travels inline, so all but the first
+// are block pairs; the check's scattered blocks seldom continue a run.
+class GpuBlockPairs : public GpuBatches, public ::testing::WithParamInterface<std::size_t> {};
+
+TEST_P(GpuBlockPairs, EveryLayoutPairMovesEveryByte) {
+  const std::size_t chunk = GetParam();
+  const bool big = chunk > 65536;
+  const LayoutConfig config{.num_blocks = big ? 81u : 401u, .num_layers = 3, .outer_dim = 2, .page_size = 1,
+                            .inner_dim = chunk, .dtype_bytes = 1};
+  const std::size_t moved = big ? 40 : 200;
+  std::uint64_t seed = chunk;
+  for (const KernelPath& path : {KernelPath{}, KernelPath{1, false, true}}) {
+    auto context = context_with_batches(256, 64u << 20, path);
+    for (const LayoutChoice& host_choice : all_layout_choices()) {
+      for (const LayoutChoice& device_choice : all_layout_choices()) {
+        SCOPED_TRACE(fmt::format("{}, host {}, device {}", describe(path), host_choice.name(), device_choice.name()));
+        auto host = make_layout(config, StorageKind::pinned(), host_choice, dir.path());
+        auto device = make_layout(config, StorageKind::device(0), device_choice, dir.path());
+        auto other_device = make_layout(config, StorageKind::device(0), host_choice, dir.path());
+        EXPECT_EQ(check_roundtrip(context, host, device, moved, ++seed), "");
+        EXPECT_EQ(check_roundtrip(context, device, host, moved, ++seed), "");
+        EXPECT_EQ(check_roundtrip(context, device, other_device, moved, ++seed), "");
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Chunks, GpuBlockPairs, ::testing::Values(1000, 4096, 3 * 65536 + 24));
 
 }  // namespace
 }  // namespace kvbm::testing

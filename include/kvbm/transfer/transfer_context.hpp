@@ -37,6 +37,11 @@ struct TransferConfig {
   // memory before the kernel reads it; off, the kernel reads it in pinned host memory where it
   // was written, which saves three API calls per batch and costs reads across PCIe.
   bool cuda_upload_descriptors = true;             // KVBM_CUDA_UPLOAD_DESCRIPTORS
+  // Kernel path: batches longer than a launch carries inline go to the GPU as block pairs (8 bytes
+  // each) with the two layouts' geometry, and the kernel locates every chunk itself; off, the CPU
+  // expands them into a descriptor per chunk (24 bytes, 40-60 ns each). Where adjacent blocks
+  // would merge into larger descriptors, those batches take the descriptor path either way.
+  bool cuda_block_kernel = true;                   // KVBM_CUDA_BLOCK_KERNEL
   int cuda_completion_spin_us = 100;               // KVBM_CUDA_SPIN_US: poll an event before sleeping
   int cuda_completion_watch_us = 10000;            // KVBM_CUDA_WATCH_US: watch the progress word before sleeping
   int cuda_idle_spin_us = 1000;                    // KVBM_CUDA_IDLE_SPIN_US: poll for new work before sleeping

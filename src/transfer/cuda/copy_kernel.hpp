@@ -16,6 +16,25 @@ struct CopyDescriptor {
   std::uint64_t bytes;
 };
 
+// A batch of block pairs for the block-pair kernel (see transfer/block_geometry.hpp): chunk
+// (block, slot) of a side lives at its slots[slot] + block * block_stride.
+struct BlockIndexPair {
+  std::uint32_t src;
+  std::uint32_t dst;
+};
+
+struct BlockCopyList {
+  const std::uint64_t* slots;   // slot_count source addresses, then slot_count destination ones
+  const BlockIndexPair* pairs;  // pair_count pairs
+  std::uint32_t pair_count;
+  std::uint32_t slot_count;     // at most BlockGeometry::kMaxSlots: both tables sit in shared memory
+  std::uint64_t src_block_stride;
+  std::uint64_t dst_block_stride;
+  std::uint64_t slot_bytes;     // cut into pieces of kMaxDescriptorBytes, as descriptors are
+};
+
+cudaError_t launch_block_copy_kernel(const BlockCopyList& list, int ctas, int threads_per_cta, cudaStream_t stream);
+
 cudaError_t launch_copy_kernel(const CopyDescriptor* device_descriptors, std::uint32_t count, int ctas,
                                int threads_per_cta, cudaStream_t stream);
 

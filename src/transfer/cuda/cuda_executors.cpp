@@ -2,6 +2,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <map>
@@ -47,7 +48,7 @@ class PinnedScratch {
 };
 
 // Runs copies for one GPU and direction on a stream of its own.
-class CudaStreamExecutor final : public Executor {
+class CudaStreamExecutor final : public CudaExecutor {
  public:
   CudaStreamExecutor(int device, Direction direction, const CudaPathConfig& config)
       : device_(device), direction_(direction), config_(config) {
@@ -115,6 +116,20 @@ class CudaStreamExecutor final : public Executor {
     }
   }
 
+  void submit_blocks(const BlockGeometry& geometry, std::span<const BlockPair> pairs, DoneCallback done) override {
+    if (pairs.empty()) {
+      done(Status{});
+      return;
+    }
+    try {
+      if (config_.copy_engine) throw make_error(ErrorCode::Internal, "block pairs sent to the copy-engine path");
+      submit_block_pairs(geometry, pairs, done);
+    } catch (const Error& error) {
+      drain_streams();
+      done(error);
+    }
+  }
+
  private:
   // Calls `emit(descriptor)` for each piece of at most kMaxDescriptorBytes.
   template <typename Emit>
@@ -149,11 +164,58 @@ class CudaStreamExecutor final : public Executor {
   void submit_kernel(const CopyOps& ops, DoneCallback& done) {
     const std::size_t count = count_pieces(ops, cuda::kMaxDescriptorBytes);
     if (count <= cuda::kMaxInlineDescriptors) return submit_inline(ops, count, done);
-    const std::size_t bytes = count * sizeof(cuda::CopyDescriptor);
-    // Written straight into pinned memory: this loop is on the submitting thread's critical path.
+    const auto fill = [&](void* memory) {
+      auto* descriptors = static_cast<cuda::CopyDescriptor*>(memory);
+      for_each_descriptor(ops, [&](const cuda::CopyDescriptor& d) { *descriptors++ = d; });
+    };
+    const auto launch = [&](const void* list, cudaStream_t stream) {
+      const int ctas = ctas_for(count);
+      cuda::check(cuda::launch_copy_kernel(static_cast<const cuda::CopyDescriptor*>(list),
+                                           static_cast<std::uint32_t>(count), ctas, config_.copy_threads, stream),
+                  fmt::format("copy kernel launch ({} CTAs x {} threads)", ctas, config_.copy_threads));
+    };
+    submit_with_list(count * sizeof(cuda::CopyDescriptor), fill, launch, done);
+  }
+
+  // The list is the two slot tables, then the pairs as 32-bit indices.
+  void submit_block_pairs(const BlockGeometry& geometry, std::span<const BlockPair> pairs, DoneCallback& done) {
+    const std::size_t slots = geometry.src_slots.size();
+    const std::size_t table_bytes = 2 * slots * sizeof(std::uint64_t);
+    const auto fill = [&](void* memory) {
+      auto* table = static_cast<std::uint64_t*>(memory);
+      std::copy(geometry.src_slots.begin(), geometry.src_slots.end(), table);
+      std::copy(geometry.dst_slots.begin(), geometry.dst_slots.end(), table + slots);
+      auto* indices = reinterpret_cast<cuda::BlockIndexPair*>(table + 2 * slots);
+      for (const auto& [from, to] : pairs) {
+        *indices++ = {static_cast<std::uint32_t>(from), static_cast<std::uint32_t>(to)};
+      }
+    };
+    const std::size_t items = pairs.size() * slots * cuda::descriptors_per_chunk(geometry.slot_bytes);
+    const auto launch = [&](const void* list, cudaStream_t stream) {
+      const auto* table = static_cast<const std::uint64_t*>(list);
+      const cuda::BlockCopyList blocks{table,
+                                       reinterpret_cast<const cuda::BlockIndexPair*>(table + 2 * slots),
+                                       static_cast<std::uint32_t>(pairs.size()),
+                                       static_cast<std::uint32_t>(slots),
+                                       geometry.src_block_stride,
+                                       geometry.dst_block_stride,
+                                       geometry.slot_bytes};
+      const int ctas = ctas_for(items);
+      cuda::check(cuda::launch_block_copy_kernel(blocks, ctas, config_.copy_threads, stream),
+                  fmt::format("block-pair copy kernel launch ({} CTAs x {} threads, {} pairs x {} slots)", ctas,
+                              config_.copy_threads, pairs.size(), slots));
+    };
+    submit_with_list(table_bytes + pairs.size() * sizeof(cuda::BlockIndexPair), fill, launch, done);
+  }
+
+  // Writes a kernel's list of `bytes` into pinned memory with `fill(memory)`, then, on the next
+  // stream, calls `launch(list, stream)` with the list uploaded to the device or, when lists are
+  // read in place, where it was written. The list is kept until the kernel has finished.
+  template <typename Fill, typename Launch>
+  void submit_with_list(std::size_t bytes, Fill&& fill, Launch&& launch, DoneCallback& done) {
+    // Written straight into pinned memory: this is on the submitting thread's critical path.
     auto scratch = scratch_.take(bytes);
-    auto* descriptors = static_cast<cuda::CopyDescriptor*>(scratch.second);
-    for_each_descriptor(ops, [&](const cuda::CopyDescriptor& d) { *descriptors++ = d; });
+    fill(scratch.second);
 
     std::lock_guard lock(stream_mutex_);
     cuda::DeviceGuard guard(device_);
@@ -161,28 +223,26 @@ class CudaStreamExecutor final : public Executor {
     cudaStream_t stream = streams_[lane];
     // Without the upload, the kernel reads the list where it was written (pinned memory is
     // reachable from the device at the same address): three API calls fewer per batch.
-    const auto* list = static_cast<const cuda::CopyDescriptor*>(scratch.second);
-    void* device_descriptors = nullptr;
+    const void* list = scratch.second;
+    void* device_list = nullptr;
     try {
       if (upload_stream_) {
         // The list goes up on a stream of its own, so it travels while the previous batch's kernel
         // still runs: on the copy stream it would wait for that kernel, and the next would wait for it.
-        cuda::check(cudaMallocFromPoolAsync(&device_descriptors, bytes, descriptor_pool_, upload_stream_),
-                    "cudaMallocFromPoolAsync (copy descriptors)");
-        cuda::check(cudaMemcpyAsync(device_descriptors, scratch.second, bytes, cudaMemcpyHostToDevice, upload_stream_),
-                    "cudaMemcpyAsync (copy descriptors)");
+        cuda::check(cudaMallocFromPoolAsync(&device_list, bytes, descriptor_pool_, upload_stream_),
+                    "cudaMallocFromPoolAsync (kernel list)");
+        cuda::check(cudaMemcpyAsync(device_list, scratch.second, bytes, cudaMemcpyHostToDevice, upload_stream_),
+                    "cudaMemcpyAsync (kernel list)");
         make_wait_for(stream, upload_stream_);
-        list = static_cast<const cuda::CopyDescriptor*>(device_descriptors);
+        list = device_list;
       }
-      const int ctas = ctas_for(count);
-      cuda::check(cuda::launch_copy_kernel(list, static_cast<std::uint32_t>(count), ctas, config_.copy_threads, stream),
-                  fmt::format("copy kernel launch ({} CTAs x {} threads)", ctas, config_.copy_threads));
-      if (device_descriptors) {
-        cuda::check(cudaFreeAsync(device_descriptors, stream), "cudaFreeAsync (copy descriptors)");
-        device_descriptors = nullptr;
+      launch(list, stream);
+      if (device_list) {
+        cuda::check(cudaFreeAsync(device_list, stream), "cudaFreeAsync (kernel list)");
+        device_list = nullptr;
       }
     } catch (...) {
-      if (device_descriptors) cudaFreeAsync(device_descriptors, upload_stream_);
+      if (device_list) cudaFreeAsync(device_list, upload_stream_);
       // The upload, or a kernel reading the list in place, may still be reading the scratch
       // (submit() drains every stream before it reports the error anyway).
       drain_streams();
@@ -279,7 +339,7 @@ class CudaExecutorRegistry final : public CudaExecutors {
  public:
   explicit CudaExecutorRegistry(const CudaPathConfig& config) : config_(config) {}
 
-  Executor& executor(StorageKind src, StorageKind dst) override {
+  CudaExecutor& executor(StorageKind src, StorageKind dst) override {
     if (!src.is_device() && !dst.is_device()) {
       throw make_error(ErrorCode::Internal, "CUDA executor asked for {} -> {}", src.to_string(), dst.to_string());
     }
