@@ -140,12 +140,12 @@ double block_kernel_us(const Layout&, const Layout&, std::span<const BlockPair>)
 std::vector<std::size_t> kvbm_batches(const TransferContext&, const Layout&, const Layout&, std::size_t) { return {}; }
 #endif
 
-int run(int repeat) {
+int run(int repeat, const std::vector<std::size_t>& block_sizes) {
   TransferContext context;
   std::mt19937_64 rng(1);
   std::cout << "direction   block  submit us  callback us  wall us  ceiling us  ratio  kernel alone us  ratio"
                "  kvbm's batches us  on 2 streams us  validate us  expand us  block kernel alone us  ratio\n";
-  for (const std::size_t block_bytes : {std::size_t{4096}, std::size_t{65536}, std::size_t{2} << 20}) {
+  for (const std::size_t block_bytes : block_sizes) {
     const std::size_t count = (std::size_t{256} << 20) / block_bytes;
     const LayoutConfig config{.num_blocks = 2 * count + 1, .num_layers = 1, .outer_dim = 1, .page_size = 1,
                               .inner_dim = block_bytes, .dtype_bytes = 1};
@@ -206,7 +206,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    return run(argc > 1 ? std::max(1, std::atoi(argv[1])) : 4);
+    // kvbm_gpu_phases [REPEAT [BLOCK_BYTES]]: one block size instead of all three.
+    std::vector<std::size_t> block_sizes = {4096, 65536, 2u << 20};
+    if (argc > 2) block_sizes = {std::max<std::size_t>(1, std::strtoull(argv[2], nullptr, 10))};
+    return run(argc > 1 ? std::max(1, std::atoi(argv[1])) : 4, block_sizes);
   } catch (const Error& error) {
     std::cerr << error.what() << "\n";
     return 1;
