@@ -25,6 +25,7 @@
 #if KVBM_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
+#include "transfer/cuda/block_list.hpp"
 #include "transfer/cuda/copy_kernel.hpp"
 #endif
 
@@ -38,6 +39,27 @@ double micros(Clock::time_point from, Clock::time_point to) {
 }
 
 #if KVBM_HAVE_CUDA
+// `enqueue()` run twice on `stream` between two events; the faster run, in us.
+template <typename Enqueue>
+double best_of_two_us(cudaStream_t stream, Enqueue&& enqueue) {
+  cudaEvent_t begin = nullptr, end = nullptr;
+  cudaEventCreate(&begin);
+  cudaEventCreate(&end);
+  float best_ms = 1e9f;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    cudaEventRecord(begin, stream);
+    enqueue();
+    cudaEventRecord(end, stream);
+    cudaEventSynchronize(end);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, begin, end);
+    best_ms = std::min(best_ms, ms);
+  }
+  cudaEventDestroy(begin);
+  cudaEventDestroy(end);
+  return best_ms * 1000.0;
+}
+
 // The copy kernel over `ops` cut as kvbm cuts them, best of two runs, in us: launched once per
 // entry of `batches` (descriptor counts, in order; none: one launch for all), alternating over
 // `streams` streams, with the whole list uploaded beforehand. One launch is the GPU's own time;
@@ -51,17 +73,15 @@ double kernels_us(const CopyOps& ops, std::vector<std::size_t> batches, int stre
   if (batches.empty()) batches.push_back(list.size());
   void* device_list = nullptr;
   std::vector<cudaStream_t> lanes(streams);
-  cudaEvent_t begin = nullptr, end = nullptr, joined = nullptr;
+  cudaEvent_t handoff = nullptr;
   cudaMalloc(&device_list, list.size() * sizeof(cuda::CopyDescriptor));
   cudaMemcpy(device_list, list.data(), list.size() * sizeof(cuda::CopyDescriptor), cudaMemcpyHostToDevice);
   for (auto& lane : lanes) cudaStreamCreateWithFlags(&lane, cudaStreamNonBlocking);
-  cudaEventCreate(&begin);
-  cudaEventCreate(&end);
-  cudaEventCreateWithFlags(&joined, cudaEventDisableTiming);
-  float best_ms = 1e9f;
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    cudaEventRecord(begin, lanes[0]);
-    for (std::size_t s = 1; s < lanes.size(); ++s) cudaStreamWaitEvent(lanes[s], begin, 0);
+  cudaEventCreateWithFlags(&handoff, cudaEventDisableTiming);
+  const double us = best_of_two_us(lanes[0], [&] {
+    // The other lanes start with the first and are joined back into it at the end.
+    cudaEventRecord(handoff, lanes[0]);
+    for (std::size_t s = 1; s < lanes.size(); ++s) cudaStreamWaitEvent(lanes[s], handoff, 0);
     std::size_t first = 0;
     for (std::size_t b = 0; b < batches.size(); ++b) {
       cuda::launch_copy_kernel(static_cast<const cuda::CopyDescriptor*>(device_list) + first,
@@ -69,21 +89,14 @@ double kernels_us(const CopyOps& ops, std::vector<std::size_t> batches, int stre
       first += batches[b];
     }
     for (std::size_t s = 1; s < lanes.size(); ++s) {
-      cudaEventRecord(joined, lanes[s]);
-      cudaStreamWaitEvent(lanes[0], joined, 0);
+      cudaEventRecord(handoff, lanes[s]);
+      cudaStreamWaitEvent(lanes[0], handoff, 0);
     }
-    cudaEventRecord(end, lanes[0]);
-    cudaEventSynchronize(end);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, begin, end);
-    best_ms = std::min(best_ms, ms);
-  }
-  cudaEventDestroy(begin);
-  cudaEventDestroy(end);
-  cudaEventDestroy(joined);
+  });
+  cudaEventDestroy(handoff);
   for (auto lane : lanes) cudaStreamDestroy(lane);
   cudaFree(device_list);
-  return best_ms * 1000.0;
+  return us;
 }
 
 // The block-pair kernel over all `pairs` in one launch (8 CTAs, lists uploaded beforehand), best
@@ -91,38 +104,16 @@ double kernels_us(const CopyOps& ops, std::vector<std::size_t> batches, int stre
 double block_kernel_us(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs) {
   const auto geometry = block_geometry(src, dst);
   if (!geometry) return 0;
-  std::vector<std::uint64_t> list(geometry->src_slots);
-  list.insert(list.end(), geometry->dst_slots.begin(), geometry->dst_slots.end());
-  const std::size_t table = list.size();
-  for (const auto& [from, to] : pairs) list.push_back(std::uint64_t{to} << 32 | from);  // BlockIndexPair{from, to}
+  const std::size_t bytes = cuda::block_list_bytes(*geometry, pairs.size());
+  std::vector<std::uint64_t> list(bytes / sizeof(std::uint64_t));
+  cuda::write_block_list(*geometry, pairs, list.data());
   void* device_list = nullptr;
-  cudaMalloc(&device_list, list.size() * sizeof(std::uint64_t));
-  cudaMemcpy(device_list, list.data(), list.size() * sizeof(std::uint64_t), cudaMemcpyHostToDevice);
-  const auto* uploaded = static_cast<const std::uint64_t*>(device_list);
-  const cuda::BlockCopyList blocks{uploaded,
-                                   reinterpret_cast<const cuda::BlockIndexPair*>(uploaded + table),
-                                   static_cast<std::uint32_t>(pairs.size()),
-                                   static_cast<std::uint32_t>(geometry->src_slots.size()),
-                                   geometry->src_block_stride,
-                                   geometry->dst_block_stride,
-                                   geometry->slot_bytes};
-  cudaEvent_t begin = nullptr, end = nullptr;
-  cudaEventCreate(&begin);
-  cudaEventCreate(&end);
-  float best_ms = 1e9f;
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    cudaEventRecord(begin, nullptr);
-    cuda::launch_block_copy_kernel(blocks, 8, 1024, nullptr);
-    cudaEventRecord(end, nullptr);
-    cudaEventSynchronize(end);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, begin, end);
-    best_ms = std::min(best_ms, ms);
-  }
-  cudaEventDestroy(begin);
-  cudaEventDestroy(end);
+  cudaMalloc(&device_list, bytes);
+  cudaMemcpy(device_list, list.data(), bytes, cudaMemcpyHostToDevice);
+  const cuda::BlockCopyList blocks = cuda::block_list_at(device_list, *geometry, pairs.size());
+  const double us = best_of_two_us(nullptr, [&] { cuda::launch_block_copy_kernel(blocks, 8, 1024, nullptr); });
   cudaFree(device_list);
-  return best_ms * 1000.0;
+  return us;
 }
 
 // kvbm's batches of `count` blocks (batch_sizes, as the transfer cuts them), in descriptors

@@ -11,6 +11,10 @@ std::size_t kernel_descriptors_per_block(const Layout& layout) {
   return layout.config().num_layers * layout.config().outer_dim * cuda::descriptors_per_chunk(layout.chunk_bytes());
 }
 
+std::size_t kernel_inline_blocks(const Layout& layout) {
+  return cuda::kMaxInlineDescriptors / std::max<std::size_t>(1, kernel_descriptors_per_block(layout));
+}
+
 bool is_direct_cuda_copy(const TransferPlan& plan) {
   const auto* direct = std::get_if<DirectPlan>(&plan);
   return direct && (direct->strategy == TransferStrategy::CudaAsyncH2D || direct->strategy == TransferStrategy::CudaAsyncD2H ||
@@ -31,8 +35,7 @@ std::vector<std::size_t> batch_sizes(const TransferConfig& config, const Transfe
     } else {
       // The kernel path's first batch is as many blocks as the launch can carry inline (one API
       // call, no upload): the GPU starts the soonest, and later batches are built while it works.
-      const std::size_t per_block = std::max<std::size_t>(1, kernel_descriptors_per_block(src));
-      first = std::min(first, std::max<std::size_t>(1, cuda::kMaxInlineDescriptors / per_block));
+      first = std::min(first, std::max<std::size_t>(1, kernel_inline_blocks(src)));
     }
   }
   std::vector<std::size_t> sizes;

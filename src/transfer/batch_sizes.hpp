@@ -20,4 +20,8 @@ namespace kvbm {
 // Copy-kernel descriptors one block of `layout` takes at most (fewer where its chunks merge).
 [[nodiscard]] std::size_t kernel_descriptors_per_block(const Layout& layout);
 
+// Blocks of `layout` whose descriptors one kernel launch always carries inline (0 when a single
+// block takes more): longer batches need a list in memory.
+[[nodiscard]] std::size_t kernel_inline_blocks(const Layout& layout);
+
 }  // namespace kvbm

@@ -12,7 +12,6 @@
 #include "transfer/batch_sizes.hpp"
 #include "transfer/block_geometry.hpp"
 #include "transfer/bounce_pool.hpp"
-#include "transfer/cuda/copy_limits.hpp"
 #include "transfer/cuda_executors.hpp"
 #include "transfer/disk_request.hpp"
 #include "transfer/expand.hpp"
@@ -209,16 +208,11 @@ struct TransferContext::Impl {
     run_two_hop(std::move(ops), first, second, bounce_buffers, std::move(done));
   }
 
-  // Whether a batch of `blocks` blocks of `src` is too long to travel inline in a kernel launch.
-  static bool beyond_inline(const Layout& src, std::size_t blocks) {
-    return blocks * kernel_descriptors_per_block(src) > cuda::kMaxInlineDescriptors;
-  }
-
   // The geometry the block-pair kernel needs, when this transfer has batches that can take it
   // (a one-block request, the control path's usual, never builds it).
   std::optional<BlockGeometry> block_kernel_geometry(const TransferPlan& plan, const Layout& src, const Layout& dst,
                                                      std::size_t blocks) const {
-    if (!config.cuda_block_kernel || config.cuda_copy_engine || !is_direct_cuda_copy(plan) || !beyond_inline(src, blocks)) {
+    if (!config.cuda_block_kernel || config.cuda_copy_engine || !is_direct_cuda_copy(plan) || blocks <= kernel_inline_blocks(src)) {
       return std::nullopt;
     }
     return block_geometry(src, dst);
@@ -229,7 +223,7 @@ struct TransferContext::Impl {
   // expanded into copy ops.
   void run_batch(const TransferPlan& plan, const Layout& src, const Layout& dst, const BlockGeometry* geometry,
                  std::span<const BlockPair> pairs, DoneCallback done) {
-    if (geometry && beyond_inline(src, pairs.size()) && !runs_would_merge(*geometry, pairs)) {
+    if (geometry && pairs.size() > kernel_inline_blocks(src) && !runs_would_merge(*geometry, pairs)) {
       cuda().executor(src.kind(), dst.kind()).submit_blocks(*geometry, pairs, std::move(done));
       return;
     }

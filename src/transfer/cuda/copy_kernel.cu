@@ -124,9 +124,8 @@ cudaError_t launch_copy_kernel(const CopyDescriptor* device_descriptors, std::ui
 cudaError_t launch_block_copy_kernel(const BlockCopyList& list, int ctas, int threads_per_cta, cudaStream_t stream) {
   if (list.pair_count == 0) return cudaSuccess;
   const std::size_t shared_bytes = 2 * std::size_t{list.slot_count} * sizeof(std::uint64_t);
-  const std::uint64_t pieces = (list.slot_bytes + kMaxDescriptorBytes - 1) / kMaxDescriptorBytes;
   // Items and the warp stride past the last one must both fit the index.
-  const std::uint64_t reach = std::uint64_t{list.pair_count} * list.slot_count * pieces +
+  const std::uint64_t reach = std::uint64_t{list.pair_count} * list.slot_count * descriptors_per_chunk(list.slot_bytes) +
                               std::uint64_t(ctas) * static_cast<std::uint64_t>(threads_per_cta);
   if (reach <= UINT32_MAX) {
     block_pair_copy<std::uint32_t><<<ctas, threads_per_cta, shared_bytes, stream>>>(list);

@@ -10,6 +10,7 @@
 
 #include "cuda/cuda_check.hpp"
 #include "cuda/cuda_runtime.hpp"
+#include "transfer/cuda/block_list.hpp"
 #include "transfer/cuda/copy_kernel.hpp"
 #include "transfer/cuda/event_completions.hpp"
 #include "transfer/cuda/stream_progress.hpp"
@@ -101,13 +102,29 @@ class CudaStreamExecutor final : public CudaExecutor {
   }
 
   void submit(CopyOps ops, DoneCallback done) override {
-    if (ops.empty()) {
+    submit_guarded(ops.empty(), done, [&] {
+      if (config_.copy_engine) submit_copy_engine(ops, done);
+      else submit_kernel(ops, done);
+    });
+  }
+
+  void submit_blocks(const BlockGeometry& geometry, std::span<const BlockPair> pairs, DoneCallback done) override {
+    submit_guarded(pairs.empty(), done, [&] {
+      if (config_.copy_engine) throw make_error(ErrorCode::Internal, "block pairs sent to the copy-engine path");
+      submit_block_pairs(geometry, pairs, done);
+    });
+  }
+
+ private:
+  // Runs `submit()`, or reports an empty submission done at once.
+  template <typename Submit>
+  void submit_guarded(bool empty, DoneCallback& done, Submit&& submit) {
+    if (empty) {
       done(Status{});
       return;
     }
     try {
-      if (config_.copy_engine) submit_copy_engine(ops, done);
-      else submit_kernel(ops, done);
+      submit();
     } catch (const Error& error) {
       // A step after a launch failed (an event, a join): the copy may still be running, and
       // the caller may free its memory once it hears of the failure. Let the streams drain first.
@@ -116,21 +133,6 @@ class CudaStreamExecutor final : public CudaExecutor {
     }
   }
 
-  void submit_blocks(const BlockGeometry& geometry, std::span<const BlockPair> pairs, DoneCallback done) override {
-    if (pairs.empty()) {
-      done(Status{});
-      return;
-    }
-    try {
-      if (config_.copy_engine) throw make_error(ErrorCode::Internal, "block pairs sent to the copy-engine path");
-      submit_block_pairs(geometry, pairs, done);
-    } catch (const Error& error) {
-      drain_streams();
-      done(error);
-    }
-  }
-
- private:
   // Calls `emit(descriptor)` for each piece of at most kMaxDescriptorBytes.
   template <typename Emit>
   static void for_each_descriptor(const CopyOps& ops, Emit&& emit) {
@@ -177,35 +179,17 @@ class CudaStreamExecutor final : public CudaExecutor {
     submit_with_list(count * sizeof(cuda::CopyDescriptor), fill, launch, done);
   }
 
-  // The list is the two slot tables, then the pairs as 32-bit indices.
   void submit_block_pairs(const BlockGeometry& geometry, std::span<const BlockPair> pairs, DoneCallback& done) {
-    const std::size_t slots = geometry.src_slots.size();
-    const std::size_t table_bytes = 2 * slots * sizeof(std::uint64_t);
-    const auto fill = [&](void* memory) {
-      auto* table = static_cast<std::uint64_t*>(memory);
-      std::copy(geometry.src_slots.begin(), geometry.src_slots.end(), table);
-      std::copy(geometry.dst_slots.begin(), geometry.dst_slots.end(), table + slots);
-      auto* indices = reinterpret_cast<cuda::BlockIndexPair*>(table + 2 * slots);
-      for (const auto& [from, to] : pairs) {
-        *indices++ = {static_cast<std::uint32_t>(from), static_cast<std::uint32_t>(to)};
-      }
-    };
-    const std::size_t items = pairs.size() * slots * cuda::descriptors_per_chunk(geometry.slot_bytes);
+    const auto fill = [&](void* memory) { cuda::write_block_list(geometry, pairs, memory); };
+    const std::size_t items = pairs.size() * geometry.src_slots.size() * cuda::descriptors_per_chunk(geometry.slot_bytes);
     const auto launch = [&](const void* list, cudaStream_t stream) {
-      const auto* table = static_cast<const std::uint64_t*>(list);
-      const cuda::BlockCopyList blocks{table,
-                                       reinterpret_cast<const cuda::BlockIndexPair*>(table + 2 * slots),
-                                       static_cast<std::uint32_t>(pairs.size()),
-                                       static_cast<std::uint32_t>(slots),
-                                       geometry.src_block_stride,
-                                       geometry.dst_block_stride,
-                                       geometry.slot_bytes};
       const int ctas = ctas_for(items);
-      cuda::check(cuda::launch_block_copy_kernel(blocks, ctas, config_.copy_threads, stream),
+      cuda::check(cuda::launch_block_copy_kernel(cuda::block_list_at(list, geometry, pairs.size()), ctas,
+                                                 config_.copy_threads, stream),
                   fmt::format("block-pair copy kernel launch ({} CTAs x {} threads, {} pairs x {} slots)", ctas,
-                              config_.copy_threads, pairs.size(), slots));
+                              config_.copy_threads, pairs.size(), geometry.src_slots.size()));
     };
-    submit_with_list(table_bytes + pairs.size() * sizeof(cuda::BlockIndexPair), fill, launch, done);
+    submit_with_list(cuda::block_list_bytes(geometry, pairs.size()), fill, launch, done);
   }
 
   // Writes a kernel's list of `bytes` into pinned memory with `fill(memory)`, then, on the next
