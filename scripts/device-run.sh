@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from a bundle made by scripts/device-bundle.sh:
-#   scripts/device-run.sh STEP...   with steps: info tests sanitize bench bench-gpu kernel-variants block-pairs sweep disk-sweep disk-gpu multi control control-ipc control-processes phases
+#   scripts/device-run.sh STEP...   with steps: info tests sanitize bench bench-gpu kernel-variants block-pairs ce-calls sweep disk-sweep disk-gpu multi control control-ipc control-processes phases
 # Logs go to $OUT (when set) as well as stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +17,7 @@ for step in "$@"; do
       # Left out: the out-of-memory test (it makes CUDA calls fail on purpose, which memcheck
       # counts as errors) and the 72,000-chunk test (hours under memcheck).
       timeout ${TEST_TIMEOUT:-300} /usr/local/cuda/bin/compute-sanitizer --tool memcheck --error-exitcode 9 kvbm_gpu_tests \
-        --gtest_filter='AllPairs/GpuTransfer.*_4096_*:AllPairs/GpuTransfer.*_1000_*:GpuTransferErrors.*:GpuRegion.*:GpuBatches.*:Chunks/GpuBlockPairs.*/0:Chunks/GpuBlockPairs.*/1:StreamProgress.*:-GpuTransferErrors.OutOfDeviceMemory*:GpuBatches.Thousands*' \
+        --gtest_filter='AllPairs/GpuTransfer.*_4096_*:AllPairs/GpuTransfer.*_1000_*:GpuTransferErrors.*:GpuRegion.*:GpuBatches.*:Chunks/GpuBlockPairs.*/0:Chunks/GpuBlockPairs.*/1:StreamProgress.*:SmallChunks/GpuCopyEngineCalls.*:-GpuTransferErrors.OutOfDeviceMemory*:GpuBatches.Thousands*' \
         > "$out/sanitizer.log" 2>&1
       echo "compute-sanitizer exit $?"; grep -E 'ERROR SUMMARY|PASSED|FAILED' "$out/sanitizer.log" | tail -5 ;;
     bench) kvbm bench --json > "$out/bench-default.json" 2> "$out/bench-default.err"; kvbm bench 2>/dev/null | tee "$out/bench-default.txt" ;;
@@ -46,6 +46,18 @@ for step in "$@"; do
             --sms "${SMS:-8}" --repeat 1 2>/dev/null | tail -12 | sed "s/^/block$block /"
         done
       done | tee "$out/block-pairs.txt" ;;
+    ce-calls)
+      # The copy-engine path: streams x most copies per cudaMemcpyBatchAsync call (the second
+      # figure; 1073741824 puts a stream's whole share in one call, as before session 9),
+      # rounds interleaved.
+      for round in $(seq "${REPEAT:-2}"); do
+        for variant in "2 1024" "1 1024" "2 1073741824" "4 1024" "2 256"; do
+          read -r streams calls <<< "$variant"
+          KVBM_CUDA_CE_STREAMS=$streams KVBM_CUDA_CE_CALL_COPIES=$calls \
+            kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,2M --copy-engine --repeat 1 2>/dev/null |
+            tail -10 | sed "s/^/ce$streams calls$calls /"
+        done
+      done | tee "$out/ce-calls.txt" ;;
     sweep)
       gpu=pinned:device,device:pinned
       kvbm bench --pairs $gpu --sizes 2M --bytes 1G 2>/dev/null | tail -2 | sed 's/^/1G kernel8 /'

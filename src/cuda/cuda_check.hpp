@@ -3,6 +3,7 @@
 // error string. Only for sources built with CUDA.
 #include <cuda_runtime_api.h>
 
+#include <concepts>
 #include <string_view>
 
 #include "kvbm/common/error.hpp"
@@ -15,6 +16,14 @@ inline void check(cudaError_t status, std::string_view what) {
     throw make_error(ErrorCode::Cuda, "{} failed: {} ({})", what, cudaGetErrorString(status),
                      cudaGetErrorName(status));
   }
+}
+
+// The same, naming the call with `describe()`, which runs only on failure: for calls on a hot
+// path (a launch per one-block request), where formatting the name every time would cost more
+// than the check.
+template <std::invocable Describe>
+inline void check(cudaError_t status, Describe&& describe) {
+  if (status != cudaSuccess) check(status, std::string_view(describe()));
 }
 
 // Makes `ordinal` current for a scope and restores the previous device after.

@@ -18,6 +18,7 @@ struct CudaPathConfig {
   int copy_ctas = 8;              // KVBM_CUDA_COPY_CTAS: CTAs of the copy kernel
   int copy_threads = 1024;        // KVBM_CUDA_COPY_THREADS: threads per CTA
   int copy_engine_streams = 2;    // KVBM_CUDA_CE_STREAMS: streams a copy-engine batch is spread over
+  std::size_t copy_engine_call_copies = 1024;  // KVBM_CUDA_CE_CALL_COPIES: most copies per cudaMemcpyBatchAsync
   int kernel_streams = 2;         // KVBM_CUDA_KERNEL_STREAMS: streams the copy kernel's batches take turns on
   bool upload_descriptors = true;  // KVBM_CUDA_UPLOAD_DESCRIPTORS: copy descriptor lists to the device first
   int completion_spin_us = 100;   // KVBM_CUDA_SPIN_US: poll a finished-soon event before sleeping on it

@@ -58,6 +58,8 @@ TransferConfig TransferConfig::from_env() {
   config.cuda_copy_ctas = static_cast<int>(settings::env_size("KVBM_CUDA_COPY_CTAS", config.cuda_copy_ctas, 1, 1024));
   config.cuda_copy_threads = static_cast<int>(settings::env_size("KVBM_CUDA_COPY_THREADS", config.cuda_copy_threads, 32, 1024));
   config.cuda_copy_engine_streams = static_cast<int>(settings::env_size("KVBM_CUDA_CE_STREAMS", config.cuda_copy_engine_streams, 1, 16));
+  config.cuda_copy_engine_call_copies =
+      settings::env_size("KVBM_CUDA_CE_CALL_COPIES", config.cuda_copy_engine_call_copies, 1, std::size_t{1} << 30);
   config.cuda_kernel_streams = static_cast<int>(settings::env_size("KVBM_CUDA_KERNEL_STREAMS", config.cuda_kernel_streams, 1, 8));
   config.cuda_upload_descriptors = settings::env_bool("KVBM_CUDA_UPLOAD_DESCRIPTORS", config.cuda_upload_descriptors);
   config.cuda_block_kernel = settings::env_bool("KVBM_CUDA_BLOCK_KERNEL", config.cuda_block_kernel);
@@ -91,6 +93,7 @@ void TransferConfig::validate() const {
           static_cast<std::size_t>(cuda_copy_threads), "must be a multiple of 32 in [32, 1024]");
   require(cuda_copy_engine_streams > 0 && cuda_copy_engine_streams <= 16, "cuda_copy_engine_streams",
           static_cast<std::size_t>(cuda_copy_engine_streams), "must be in [1, 16]");
+  require(cuda_copy_engine_call_copies > 0, "cuda_copy_engine_call_copies", cuda_copy_engine_call_copies, "must be > 0");
   require(cuda_kernel_streams > 0 && cuda_kernel_streams <= 8, "cuda_kernel_streams",
           static_cast<std::size_t>(cuda_kernel_streams), "must be in [1, 8]");
 }
@@ -144,7 +147,7 @@ struct TransferContext::Impl {
   CudaExecutors& cuda() {
     std::call_once(cuda_once, [&] {
       cuda_executors = make_cuda_executors({config.cuda_copy_engine, config.cuda_copy_ctas, config.cuda_copy_threads,
-                                            config.cuda_copy_engine_streams, config.cuda_kernel_streams,
+                                            config.cuda_copy_engine_streams, config.cuda_copy_engine_call_copies, config.cuda_kernel_streams,
                                             config.cuda_upload_descriptors, config.cuda_completion_spin_us,
                                             config.cuda_completion_watch_us, config.cuda_idle_spin_us});
     });

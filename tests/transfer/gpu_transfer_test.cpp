@@ -90,6 +90,43 @@ std::vector<GpuCase> gpu_cases() {
 
 INSTANTIATE_TEST_SUITE_P(AllPairs, GpuTransfer, ::testing::ValuesIn(gpu_cases()), gpu_case_name);
 
+// The copy-engine path cuts a stream's share of a batch into calls of at most
+// cuda_copy_engine_call_copies copies: with 5 per call, a 7-block request of 3 layers x 2 makes
+// several calls per stream, on one stream and on three (two-hop and device-to-device pairs spread
+// over three; host-to-device batches of small copies keep to one). Every byte lands; nothing
+// else is touched.
+class GpuCopyEngineCalls : public GpuTransfer {};
+
+TEST_P(GpuCopyEngineCalls, CallsOfFewCopiesMoveEveryByte) {
+  const GpuCase& c = GetParam();
+  TempDir dir;
+  const LayoutConfig config{.num_blocks = 31, .num_layers = 3, .outer_dim = 2, .page_size = 1, .inner_dim = c.chunk_bytes,
+                            .dtype_bytes = 1};
+  std::uint64_t seed = c.chunk_bytes * 11;
+  for (int streams : {1, 3}) {
+    TransferConfig transfer_config = config_for(true);
+    transfer_config.cuda_copy_engine_streams = streams;
+    transfer_config.cuda_copy_engine_call_copies = 5;
+    TransferContext context(transfer_config);
+    for (const LayoutChoice& choice : all_layout_choices()) {
+      SCOPED_TRACE(choice.name() + fmt::format(", {} streams", streams));
+      auto src = make_layout(config, c.src, choice, dir.path());
+      auto dst = make_layout(config, c.dst, choice, dir.path());
+      EXPECT_EQ(check_roundtrip(context, src, dst, 7, ++seed), "");
+    }
+  }
+}
+
+std::vector<GpuCase> small_copy_engine_cases() {
+  std::vector<GpuCase> cases;
+  for (const GpuCase& c : gpu_cases()) {
+    if (c.copy_engine && c.chunk_bytes <= 4096) cases.push_back(c);
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(SmallChunks, GpuCopyEngineCalls, ::testing::ValuesIn(small_copy_engine_cases()), gpu_case_name);
+
 class GpuTransferErrors : public ::testing::Test {
  protected:
   void SetUp() override {

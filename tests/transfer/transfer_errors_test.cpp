@@ -227,6 +227,9 @@ TEST(TransferConfigTest, BadSettingsAreNamed) {
   const std::string streams = thrown([&] { config.validate(); });
   EXPECT_NE(streams.find("cuda_kernel_streams=9 must be in [1, 8]"), std::string::npos) << streams;
   config = TransferConfig{};
+  config.cuda_copy_engine_call_copies = 0;
+  EXPECT_NE(thrown([&] { config.validate(); }).find("cuda_copy_engine_call_copies=0 must be > 0"), std::string::npos);
+  config = TransferConfig{};
   config.disk_backend = "spdk";
   EXPECT_NE(thrown([&] { TransferContext context(config); }).find("'spdk'"), std::string::npos);
 }

@@ -27,6 +27,11 @@ struct TransferConfig {
   int cuda_copy_ctas = 8;                          // KVBM_CUDA_COPY_CTAS: CTAs (SMs) of the copy kernel
   int cuda_copy_threads = 1024;                    // KVBM_CUDA_COPY_THREADS: threads per CTA
   int cuda_copy_engine_streams = 2;                // KVBM_CUDA_CE_STREAMS
+  // Copy-engine path: the most copies one cudaMemcpyBatchAsync call takes; a stream's share of a
+  // batch goes in calls of at most this many. On the H100, 1024-copy calls moved 4K H2D chunks at
+  // 4.8 GB/s where one call of all 65,536 moved 2.2, and 16K at 19 GB/s where one of 16,384 moved
+  // 4-16 (bench/results/h100-s9-ce-calls.txt).
+  std::size_t cuda_copy_engine_call_copies = 1024;  // KVBM_CUDA_CE_CALL_COPIES
   // Kernel path: batches take turns on this many streams, so a kernel's last CTAs overlap the
   // next kernel's first instead of the GPU waiting for every CTA at each batch boundary. Batches
   // and transfers of one executor then run in no fixed order (a transfer names each destination
