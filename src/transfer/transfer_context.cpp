@@ -147,7 +147,8 @@ struct TransferContext::Impl {
   CudaExecutors& cuda() {
     std::call_once(cuda_once, [&] {
       cuda_executors = make_cuda_executors({config.cuda_copy_engine, config.cuda_copy_ctas, config.cuda_copy_threads,
-                                            config.cuda_copy_engine_streams, config.cuda_copy_engine_call_copies, config.cuda_kernel_streams,
+                                            config.cuda_copy_engine_streams, config.cuda_copy_engine_call_copies,
+                                            config.cuda_kernel_streams,
                                             config.cuda_upload_descriptors, config.cuda_completion_spin_us,
                                             config.cuda_completion_watch_us, config.cuda_idle_spin_us});
     });

@@ -92,9 +92,9 @@ INSTANTIATE_TEST_SUITE_P(AllPairs, GpuTransfer, ::testing::ValuesIn(gpu_cases())
 
 // The copy-engine path cuts a stream's share of a batch into calls of at most
 // cuda_copy_engine_call_copies copies: with 5 per call, a 7-block request of 3 layers x 2 makes
-// several calls per stream, on one stream and on three (two-hop and device-to-device pairs spread
-// over three; host-to-device batches of small copies keep to one). Every byte lands; nothing
-// else is touched.
+// several calls per stream, on one stream and on three (device-to-host and device-to-device
+// batches spread over three; host-to-device batches of small copies keep to one). Every byte
+// lands; nothing else is touched.
 class GpuCopyEngineCalls : public GpuTransfer {};
 
 TEST_P(GpuCopyEngineCalls, CallsOfFewCopiesMoveEveryByte) {
