@@ -29,8 +29,9 @@ std::vector<std::size_t> batch_sizes(const TransferConfig& config, const Transfe
     const std::size_t block_bytes = src.chunk_bytes() * src.config().num_layers * src.config().outer_dim;
     largest = std::max(first, config.cuda_batch_bytes / std::max<std::size_t>(1, block_bytes));
     if (config.cuda_copy_engine) {
-      // The copy engines take a batch as a whole: several cudaMemcpyBatchAsync calls of small
-      // chunks run at a fraction of one call's speed (measured), so no small first batch there.
+      // The copy-engine path takes batches of this size from the first; its executor cuts each
+      // into cudaMemcpyBatchAsync calls of at most cuda_copy_engine_call_copies copies (session 9
+      // measured calls of 1024 two to four times faster than one call of tens of thousands).
       first = largest;
     } else {
       // The kernel path's first batch is as many blocks as the launch can carry inline (one API
