@@ -6,6 +6,8 @@
 // the same socket pattern (PUB -> SUB, PUSH -> PULL) with no kvbm code in the loop. With one
 // worker, the "handler alone" rows run the same transfers without messaging, for the split.
 // The rows of one worker count, the raw echo included, are measured in ten interleaved rounds.
+// With `pinned` as the fourth argument, each endpoint's message threads share a CPU of their own
+// (see WorkerOptions::message_cpu), and the sending thread has another.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -20,8 +22,11 @@
 
 #include <fmt/format.h>
 
+#include "common/cpu_affinity.hpp"
 #include "cuda/cuda_runtime.hpp"
+#include "distributed/message_receiver.hpp"
 #include "distributed/socket_ends.hpp"
+#include "kvbm/common/settings.hpp"
 #include "kvbm/distributed/leader.hpp"
 #include "kvbm/distributed/worker.hpp"
 #include "support/worker_process.hpp"
@@ -67,11 +72,14 @@ void measure(std::vector<Row>& rows, int requests, int rounds) {
 // The ceiling: W echo threads answering [id] to each published message, no kvbm code.
 class RawEcho {
  public:
-  // Requests go out on `endpoint`, replies come back on protocol::reply_endpoint(endpoint), as in kvbm.
-  RawEcho(int workers, const std::string& endpoint)
-      : workers_(workers), pub_(context_, zmq::socket_type::pub), pull_(context_, zmq::socket_type::pull) {
+  // Requests go out on `endpoint`, replies come back on protocol::reply_endpoint(endpoint), as in
+  // kvbm. `cpus` places the message threads as kvbm's: [0] the leader's, [1 + w] echo w's
+  // (nullopt: not pinned).
+  RawEcho(int workers, const std::string& endpoint, const std::vector<std::optional<int>>& cpus)
+      : workers_(workers), context_(make_message_context(cpus[0])), pub_(context_, zmq::socket_type::pub),
+        pull_(context_, zmq::socket_type::pull) {
     bind_leader_end(pub_, pull_, endpoint);
-    for (int w = 0; w < workers; ++w) echoes_.emplace_back([this, endpoint] { echo(endpoint); });
+    for (int w = 0; w < workers; ++w) echoes_.emplace_back([this, endpoint, cpu = cpus[1 + w]] { echo(endpoint, cpu); });
     // Wait until every echo thread is subscribed: publish probes until W answers arrive.
     for (int answered = 0; answered < workers;) {
       zmq::multipart_t probe;
@@ -93,20 +101,21 @@ class RawEcho {
     message.addstr("12345678");
     message.addstr("ping");
     message.send(pub_);
-    for (int got = 0; got < workers_; ++got) zmq::multipart_t reply(pull_);
+    for (int got = 0; got < workers_;) got += replies_.next(seconds(5)).has_value();
   }
 
  private:
-  void echo(const std::string& endpoint) {
-    zmq::socket_t sub(context_, zmq::socket_type::sub), push(context_, zmq::socket_type::push);
+  void echo(const std::string& endpoint, std::optional<int> cpu) {
+    const ScopedThreadCpu on_cpu(cpu);
+    zmq::context_t context = make_message_context(cpu);
+    zmq::socket_t sub(context, zmq::socket_type::sub), push(context, zmq::socket_type::push);
     connect_worker_end(sub, push, endpoint);
+    MessageReceiver receiver(sub, spin_);  // polls after each message before sleeping, as kvbm's receivers
     while (!stop_) {
-      zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, milliseconds(20));
-      if (!(item.revents & ZMQ_POLLIN)) continue;
-      zmq::multipart_t message(sub);
+      auto message = receiver.next(milliseconds(20));
+      if (!message) continue;
       zmq::multipart_t reply;
-      reply.addstr(message[0].to_string());
+      reply.addstr((*message)[0].to_string());
       reply.send(push);
     }
   }
@@ -115,6 +124,8 @@ class RawEcho {
   zmq::context_t context_;
   zmq::socket_t pub_;
   zmq::socket_t pull_;
+  std::chrono::microseconds spin_{settings::message_spin_us()};
+  MessageReceiver replies_{pull_, spin_};
   std::atomic<bool> stop_{false};
   std::vector<std::thread> echoes_;
 };
@@ -135,7 +146,9 @@ struct Workers {
 
 // Device (with a GPU), Host and Disk pools of 64 blocks shaped as `config`: the first two
 // layer-separate, the Disk pool fully contiguous.
-void start_threads(Workers& workers, const std::string& endpoint, int count, const LayoutConfig& config, bool gpu) {
+// cpus[1 + rank] is each rank's message CPU.
+void start_threads(Workers& workers, const std::string& endpoint, int count, const LayoutConfig& config, bool gpu,
+                   const std::vector<std::optional<int>>& cpus) {
   for (int rank = 0; rank < count; ++rank) {
     auto context = std::make_shared<TransferContext>();
     DiskFileOptions disk;
@@ -146,13 +159,15 @@ void start_threads(Workers& workers, const std::string& endpoint, int count, con
                                       disk)};
     auto handler = std::make_shared<BlockTransferHandler>(pools, context, std::make_shared<ConnectorScheduler>());
     workers.handlers.push_back(handler);
-    workers.in_process.push_back(std::make_unique<Worker>(WorkerOptions{endpoint, rank, count, 4}, handler));
+    workers.in_process.push_back(
+        std::make_unique<Worker>(WorkerOptions{endpoint, rank, count, 4, cpus[1 + rank]}, handler));
     workers.threads.emplace_back([worker = workers.in_process.back().get()] { (void)worker->run(); });
   }
 }
 
 // The same pools in `kvbm worker` processes (one CUDA context each, as deployed).
-void start_processes(Workers& workers, const std::string& endpoint, int count, const LayoutConfig& config, bool gpu) {
+void start_processes(Workers& workers, const std::string& endpoint, int count, const LayoutConfig& config, bool gpu,
+                     const std::vector<std::optional<int>>& cpus) {
   for (int rank = 0; rank < count; ++rank) {
     std::vector<std::string> args = {"--leader", endpoint, "--rank", std::to_string(rank), "--world-size",
                                      std::to_string(count), "--host-blocks", std::to_string(config.num_blocks),
@@ -164,18 +179,33 @@ void start_processes(Workers& workers, const std::string& endpoint, int count, c
                                      "--inner-dim", std::to_string(config.inner_dim),
                                      "--dtype-bytes", std::to_string(config.dtype_bytes)};
     if (gpu) args.insert(args.end(), {"--device-blocks", std::to_string(config.num_blocks)});
+    if (cpus[1 + rank]) args.insert(args.end(), {"--message-cpu", std::to_string(*cpus[1 + rank])});
     workers.processes.push_back(std::make_unique<testing::WorkerProcess>(testing::kvbm_cli(KVBM_CLI_PATH), args));
     if (!workers.processes.back()->started()) throw make_error(ErrorCode::Io, "cannot start worker process {}", rank);
   }
+}
+
+// The CPUs this process may run on, in order.
+std::vector<int> usable_cpus() {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) throw make_error(ErrorCode::Io, "sched_getaffinity failed");
+  std::vector<int> cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &allowed)) cpus.push_back(cpu);
+  }
+  return cpus;
 }
 
 int run(int argc, char** argv) {
   const int requests = argc > 1 ? std::max(100, std::atoi(argv[1])) : 2000;
   const std::string transport = argc > 2 ? argv[2] : "tcp";
   const std::string mode = argc > 3 ? argv[3] : "threads";
-  if ((transport != "tcp" && transport != "ipc") || (mode != "threads" && mode != "processes")) {
-    std::cerr << "usage: kvbm_control_bench [REQUESTS] [tcp|ipc] [threads|processes]; got '" << transport << "', '"
-              << mode << "'\n";
+  const std::string placement = argc > 4 ? argv[4] : "free";
+  if ((transport != "tcp" && transport != "ipc") || (mode != "threads" && mode != "processes") ||
+      (placement != "free" && placement != "pinned")) {
+    std::cerr << "usage: kvbm_control_bench [REQUESTS] [tcp|ipc] [threads|processes] [free|pinned]; got '" << transport
+              << "', '" << mode << "', '" << placement << "'\n";
     return 2;
   }
   // Fresh endpoints for each ZeroMQ setup: loopback TCP ports, or Unix sockets under /tmp.
@@ -194,13 +224,27 @@ int run(int argc, char** argv) {
   std::cout << fmt::format("{:>7} {:<22} {:>10} {:>9} {:>9} {:>13} {:>6}\n", "workers", "request", "req/s", "p50 us",
                            "p99 us", "raw zmq p50", "ratio");
   const bool gpu = cuda::device_count() > 0;
+  const std::vector<int> usable = usable_cpus();
   for (int workers : {1, 2, 4}) {
-    RawEcho raw(workers, next_endpoint());
+    // Pinned: the leader's message threads on the first usable CPU, rank r's on the (2 + r)-th,
+    // and this thread, which sends, on the next (wrapping where the CPUs are fewer). Sharing the
+    // leader's CPU, the sender slowed 2-worker round trips by 5-15 us. The raw echo's leader end,
+    // which receives on the sending thread, has its I/O thread on the sender's CPU.
+    std::vector<std::optional<int>> cpus(1 + static_cast<std::size_t>(workers));
+    std::optional<int> sender;
+    if (placement == "pinned") {
+      for (std::size_t i = 0; i < cpus.size(); ++i) cpus[i] = usable[i % usable.size()];
+      sender = usable[cpus.size() % usable.size()];
+    }
+    const ScopedThreadCpu on_sender_cpu(sender);
+    std::vector<std::optional<int>> raw_cpus = cpus;
+    raw_cpus[0] = sender;
+    RawEcho raw(workers, next_endpoint(), raw_cpus);
     const std::string endpoint = next_endpoint();
-    Leader leader(endpoint, workers);
+    Leader leader(endpoint, workers, cpus[0]);
     Workers running;
-    if (mode == "threads") start_threads(running, endpoint, workers, config, gpu);
-    else start_processes(running, endpoint, workers, config, gpu);
+    if (mode == "threads") start_threads(running, endpoint, workers, config, gpu, cpus);
+    else start_processes(running, endpoint, workers, config, gpu, cpus);
     leader.wait_for_workers(seconds(30));
 
     // 1-block requests from the host pool, each to the next block of 64 (so no two in a row

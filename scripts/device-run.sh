@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from a bundle made by scripts/device-bundle.sh:
 #   scripts/device-run.sh STEP...   with steps: info tests sanitize bench bench-gpu kernel-variants block-pairs ce-calls sweep disk-sweep disk-gpu multi control control-ipc control-processes phases
+#   (each control step with -pinned appended runs with each endpoint's message threads pinned)
 # Logs go to $OUT (when set) as well as stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,8 @@ mkdir -p "$out"
 export KVBM_DISK_DIR=${KVBM_DISK_DIR:-/tmp}
 for step in "$@"; do
   echo "=== $step"
+  placement=free
+  [[ $step == *-pinned ]] && placement=pinned
   case $step in
     info) nvidia-smi -L; kvbm info ;;
     tests) timeout ${TEST_TIMEOUT:-300} kvbm_gpu_tests 2>&1 | tee "$out/gpu-tests.log" | grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED|tests ran' ;;
@@ -77,9 +80,11 @@ for step in "$@"; do
       kvbm bench --pairs device:disk,disk:device --sizes 256K,2M --repeat "${DISK_REPEAT:-9}" --gds 2>"$out/disk-gds.err" | tee -a "$out/disk-gpu.txt"
       grep -i "cufile\|GPUDirect" "$out/disk-gds.err" | head -3 ;;
     multi) KVBM_CLI=$(command -v kvbm) kvbm_multi_tests 2>&1 | tee "$out/multi-tests.log" | grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED|OK \]' ;;
-    control) kvbm_control_bench 3000 2>/dev/null | tee "$out/control.txt" ;;
-    control-ipc) kvbm_control_bench 3000 ipc 2>/dev/null | tee "$out/control-ipc.txt" ;;
-    control-processes) KVBM_CLI=$(command -v kvbm) kvbm_control_bench 3000 tcp processes 2>/dev/null | tee "$out/control-processes.txt" ;;
+    control|control-pinned) kvbm_control_bench 3000 tcp threads "$placement" 2>/dev/null | tee -a "$out/$step.txt" ;;
+    control-ipc|control-ipc-pinned) kvbm_control_bench 3000 ipc threads "$placement" 2>/dev/null | tee -a "$out/$step.txt" ;;
+    control-processes|control-processes-pinned)
+      KVBM_CLI=$(command -v kvbm) kvbm_control_bench 3000 tcp processes "$placement" 2>/dev/null |
+        tee -a "$out/$step.txt" ;;
     phases) kvbm_gpu_phases 4 2>/dev/null | tee "$out/phases.txt" ;;
     *) echo "unknown step $step" ;;
   esac

@@ -8,6 +8,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "common/cpu_affinity.hpp"
 #include "common/poll.hpp"
 #include "distributed/message_receiver.hpp"
 #include "distributed/socket_ends.hpp"
@@ -22,9 +23,11 @@ struct Leader::Impl {
     std::vector<protocol::Outcome> plain_acks;
   };
 
-  Impl(std::string endpoint, int world)
+  Impl(std::string endpoint, int world, std::optional<int> cpu)
       : world_size(world),
         message_spin(settings::message_spin_us()),
+        message_cpu(cpu),
+        context(make_message_context(cpu)),
         publisher(context, zmq::socket_type::pub),
         puller(context, zmq::socket_type::pull) {
     if (world_size <= 0) throw make_error(ErrorCode::InvalidArgument, "leader world size must be > 0, got {}", world_size);
@@ -114,6 +117,12 @@ struct Leader::Impl {
   }
 
   void receive_loop() {
+    std::optional<ScopedThreadCpu> on_message_cpu;
+    try {
+      on_message_cpu.emplace(message_cpu);
+    } catch (const Error& error) {  // checked when the context was made: the CPU went away since
+      log().warn("leader: reply loop stays unpinned: {}", error.message());
+    }
     MessageReceiver replies(puller, message_spin);
     while (!stopping.load()) {
       if (auto reply = replies.next(std::chrono::milliseconds(50))) {
@@ -199,6 +208,7 @@ struct Leader::Impl {
   static constexpr std::chrono::microseconds kSpin{200};
   int world_size;
   std::chrono::microseconds message_spin;
+  std::optional<int> message_cpu;
   zmq::context_t context;
   zmq::socket_t publisher;
   zmq::socket_t puller;
@@ -216,8 +226,8 @@ struct Leader::Impl {
   std::thread receiver;
 };
 
-Leader::Leader(std::string message_endpoint, int world_size)
-    : impl_(std::make_unique<Impl>(std::move(message_endpoint), world_size)) {}
+Leader::Leader(std::string message_endpoint, int world_size, std::optional<int> message_cpu)
+    : impl_(std::make_unique<Impl>(std::move(message_endpoint), world_size, message_cpu)) {}
 
 Leader::~Leader() = default;
 

@@ -10,6 +10,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "common/cpu_affinity.hpp"
 #include "common/thread_pool.hpp"
 #include "distributed/message_receiver.hpp"
 #include "kvbm/common/settings.hpp"
@@ -24,7 +25,7 @@ namespace kvbm {
 struct Worker::Impl {
   Impl(WorkerOptions opts, std::shared_ptr<BlockTransferHandler> h)
       : options(std::move(opts)), handler(std::move(h)), nonce(std::random_device{}() | (std::uint64_t{std::random_device{}()} << 32)),
-        subscriber(context, zmq::socket_type::sub), pusher(context, zmq::socket_type::push),
+        context(make_message_context(options.message_cpu)), subscriber(context, zmq::socket_type::sub), pusher(context, zmq::socket_type::push),
         pool(std::max<std::size_t>(1, options.concurrent_transfers)) {
     if (options.world_size <= 0 || options.rank < 0 || options.rank >= options.world_size) {
       throw make_error(ErrorCode::InvalidArgument, "worker rank {} is outside [0, world_size={})", options.rank,
@@ -35,7 +36,10 @@ struct Worker::Impl {
 
   void reply(std::uint64_t id, const std::string& handler_name, const Status& status, nlohmann::json data = nullptr) {
     if (!status.ok()) log().warn("rank {}: {} message {} failed: {}", options.rank, handler_name, id, status.to_string());
-    const std::string payload = protocol::encode_outcome({options.rank, status, std::move(data)});
+    // Most replies are a plain success: that payload is encoded once.
+    const bool plain_ok = status.ok() && data.is_null();
+    const std::string encoded = plain_ok ? std::string() : protocol::encode_outcome({options.rank, status, std::move(data)});
+    const std::string& payload = plain_ok ? ok_payload : encoded;
     std::lock_guard lock(push_mutex);
     zmq::multipart_t reply;
     reply.addstr(protocol::encode_id(id));
@@ -107,7 +111,7 @@ struct Worker::Impl {
         throw make_error(ErrorCode::InvalidArgument,
                          "block transfer request must carry exactly one data frame, got {}", message.size() - 2);
       }
-      request = decode_request(message[2].to_string());
+      request = decode_request(std::string_view(message[2].data<char>(), message[2].size()));
     } catch (const Error& error) {
       // The seed returns without acknowledging here, leaving the leader to time out: kvbm acks.
       reply(id, protocol::kTransferHandler, error);
@@ -223,6 +227,12 @@ struct Worker::Impl {
 
   Status run() {
     log().info("rank {}/{} serving {}", options.rank, options.world_size, options.leader_endpoint);
+    std::optional<ScopedThreadCpu> on_message_cpu;
+    try {
+      on_message_cpu.emplace(options.message_cpu);
+    } catch (const Error& error) {  // checked when the context was made: the CPU went away since
+      return error;
+    }
     MessageReceiver receiver(subscriber, message_spin);
     while (!stopping.load()) {
       auto message = receiver.next(std::chrono::milliseconds(100));
@@ -244,6 +254,7 @@ struct Worker::Impl {
   std::deque<std::pair<std::uint64_t, BlockTransferRequest>> waiting;
   std::atomic<bool> stopping{false};
   std::chrono::microseconds message_spin{settings::message_spin_us()};  // read here: a bad value throws to the caller
+  const std::string ok_payload = protocol::encode_outcome({options.rank, Status{}, nullptr});
   Status rejection;
   ThreadPool pool;  // declared last: destroyed first, so queued work finishes while sockets live
 };

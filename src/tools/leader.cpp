@@ -2,6 +2,7 @@
 // to all of them, and prints one JSON line of results per request.
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "commands.hpp"
 #include "kvbm/distributed/leader.hpp"
@@ -17,6 +18,7 @@ struct LeaderCliOptions {
   std::vector<std::string> requests;
   std::string file;
   bool shutdown = false;
+  std::optional<int> message_cpu;  // unset: not pinned
 };
 
 // A line is a BlockTransferRequest, or {"handler": NAME, "data": {...}} for another handler.
@@ -44,6 +46,8 @@ Command add_leader_command(CLI::App& app) {
   command->add_option("--request", o->requests, "A request as JSON (repeatable)");
   command->add_option("--file", o->file, "A file of requests, one JSON object per line")->check(CLI::ExistingFile);
   command->add_flag("--shutdown", o->shutdown, "Tell the workers to exit at the end");
+  command->add_option("--message-cpu", o->message_cpu,
+                      "CPU for the reply loop and ZeroMQ I/O thread (default: not pinned)");
   return {command, [o] {
     std::vector<std::string> lines = o->requests;
     if (!o->file.empty()) {
@@ -52,7 +56,7 @@ Command add_leader_command(CLI::App& app) {
         if (line.find_first_not_of(" \t\r") != std::string::npos) lines.push_back(line);
       }
     }
-    Leader leader(o->bind, o->world_size);
+    Leader leader(o->bind, o->world_size, o->message_cpu);
     leader.wait_for_workers(std::chrono::milliseconds(o->register_timeout_ms));
     bool all_ok = true;
     for (std::size_t i = 0; i < lines.size(); ++i) {

@@ -2,6 +2,7 @@
 // its own Device, Host and Disk pools until killed or told to shut down.
 #include <csignal>
 #include <iostream>
+#include <optional>
 
 #include "commands.hpp"
 #include "cuda/cuda_runtime.hpp"
@@ -23,6 +24,7 @@ struct WorkerCliOptions {
   std::string disk_dir = settings::env("KVBM_DISK_DIR").value_or(".");
   std::string layout = "fc";
   std::string disk_layout;  // empty: as `layout`
+  std::optional<int> message_cpu;  // unset: not pinned
   LayoutConfig config{.num_blocks = 0, .num_layers = 4, .outer_dim = 2, .page_size = 16, .inner_dim = 128,
                       .dtype_bytes = 2};
 };
@@ -63,6 +65,8 @@ Command add_worker_command(CLI::App& app) {
   command->add_option("--layout", o->layout, "fc, ls-block or ls-outer")->check(CLI::IsMember({"fc", "ls-block", "ls-outer"}));
   command->add_option("--disk-layout", o->disk_layout, "Layout of the Disk pool (default: --layout)")
       ->check(CLI::IsMember({"fc", "ls-block", "ls-outer"}));
+  command->add_option("--message-cpu", o->message_cpu,
+                      "CPU for the receive loop and ZeroMQ I/O thread (default: not pinned)");
   command->add_option("--num-layers", o->config.num_layers, "Layers per block")->check(CLI::PositiveNumber);
   command->add_option("--outer-dim", o->config.outer_dim, "1 or 2 (K and V)")->check(CLI::Range(1, 2));
   command->add_option("--page-size", o->config.page_size, "Tokens per block")->check(CLI::PositiveNumber);
@@ -78,7 +82,8 @@ Command add_worker_command(CLI::App& app) {
                      make_pool(*o, o->disk_blocks, StorageKind::disk(0))};
     auto context = std::make_shared<TransferContext>();
     auto handler = std::make_shared<BlockTransferHandler>(std::move(pools), context, std::make_shared<ConnectorScheduler>());
-    Worker worker({o->leader, o->rank, o->world_size, settings::max_concurrent_transfers()}, handler);
+    Worker worker({o->leader, o->rank, o->world_size, settings::max_concurrent_transfers(), o->message_cpu},
+                  handler);
     running_worker = &worker;
     std::signal(SIGINT, stop_on_signal);
     std::signal(SIGTERM, stop_on_signal);

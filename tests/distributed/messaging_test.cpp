@@ -3,6 +3,10 @@
 // and a worker that goes silent.
 #include <gtest/gtest.h>
 
+#include <pthread.h>
+#include <sched.h>
+
+#include <functional>
 #include <thread>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
@@ -21,16 +25,18 @@ using P = BlockTransferPool;
 // A worker running on its own thread, with host and disk pools.
 struct RunningWorker {
   RunningWorker(const std::string& endpoint, int rank, int world, const std::string& dir, std::size_t concurrency = 4,
-                std::size_t chunk = 4096) {
+                std::size_t chunk = 4096, std::optional<int> message_cpu = std::nullopt) {
     const LayoutConfig config{.num_blocks = 64, .num_layers = 2, .outer_dim = 2, .page_size = 1, .inner_dim = chunk,
                               .dtype_bytes = 1};
     auto context = std::make_shared<TransferContext>();
     handler = std::make_shared<BlockTransferHandler>(
         BlockPools{nullptr, make_layout(config, StorageKind::system(), {}, dir), make_layout(config, StorageKind::disk(0), {}, dir)},
         context, std::make_shared<ConnectorScheduler>());
-    worker = std::make_unique<Worker>(WorkerOptions{endpoint, rank, world, concurrency}, handler);
+    worker = std::make_unique<Worker>(WorkerOptions{endpoint, rank, world, concurrency, message_cpu}, handler);
     thread = std::thread([this] {
       result = worker->run();
+      CPU_ZERO(&cpus_after_run);
+      pthread_getaffinity_np(pthread_self(), sizeof cpus_after_run, &cpus_after_run);
       done = true;
     });
   }
@@ -44,6 +50,7 @@ struct RunningWorker {
   std::unique_ptr<Worker> worker;
   std::thread thread;
   Status result;
+  cpu_set_t cpus_after_run{};  // the serving thread's CPUs once run() has returned
   std::atomic<bool> done{false};
 };
 
@@ -196,6 +203,48 @@ TEST_F(Messaging, PlainDynamoAcksCountAsSuccess) {
   EXPECT_TRUE(result.status.ok()) << result.status.to_string();
   ASSERT_EQ(result.outcomes.size(), 1u);
   EXPECT_EQ(result.outcomes[0].rank, -1);
+}
+
+// Message threads pinned (WorkerOptions::message_cpu, the leader's message_cpu): requests are
+// served, and run() gives its thread back its CPUs. CPUs the process may not use are named.
+TEST_F(Messaging, PinnedEndpointsServeAndBadCpusAreNamed) {
+  cpu_set_t usable;
+  ASSERT_EQ(sched_getaffinity(0, sizeof usable, &usable), 0);
+  std::vector<int> cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &usable)) cpus.push_back(cpu);
+  }
+  const auto pick = [&](std::size_t i) { return cpus[i % cpus.size()]; };
+  {
+    Leader leader(endpoint, 2, pick(0));
+    RunningWorker rank0(endpoint, 0, 2, dir.path(), 4, 4096, pick(1));
+    RunningWorker rank1(endpoint, 1, 2, dir.path(), 4, 4096, pick(2));
+    leader.wait_for_workers(10s);
+    for (std::size_t block = 0; block < 8; ++block) {
+      const LeaderResult result = leader.transfer({P::Host, P::Disk, {{block, block}}, std::nullopt}, 10s);
+      ASSERT_TRUE(result.status.ok()) << result.status.to_string();
+      EXPECT_EQ(result.outcomes.size(), 2u);
+    }
+    ASSERT_TRUE(leader.send(protocol::kShutdown, {}, 10s).status.ok());
+    rank0.stop();
+    rank1.stop();
+    for (const RunningWorker* worker : {&rank0, &rank1}) {
+      EXPECT_TRUE(worker->result.ok()) << worker->result.to_string();
+      EXPECT_TRUE(CPU_EQUAL(&worker->cpus_after_run, &usable)) << "run() left its thread pinned";
+    }
+  }
+  const auto expect_named = [](const std::function<void()>& make, const std::string& cpu) {
+    try {
+      make();
+      ADD_FAILURE() << "CPU " << cpu << " was accepted";
+    } catch (const Error& error) {
+      EXPECT_EQ(error.code(), ErrorCode::InvalidArgument);
+      EXPECT_NE(error.message().find("CPU " + cpu + " "), std::string::npos) << error.message();
+    }
+  };
+  auto handler = std::make_shared<BlockTransferHandler>(BlockPools{}, std::make_shared<TransferContext>(), nullptr);
+  expect_named([&] { Worker worker(WorkerOptions{endpoint, 0, 1, 4, -1}, handler); }, "-1");
+  expect_named([&] { Leader leader(endpoint, 1, CPU_SETSIZE); }, std::to_string(CPU_SETSIZE));
 }
 
 TEST(Protocol, IdsAndEndpoints) {

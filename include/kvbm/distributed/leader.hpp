@@ -4,6 +4,7 @@
 // every rank has answered, naming the ranks that failed (with their errors) or stayed silent.
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,7 +31,9 @@ struct FinishedRequests {
 class Leader {
  public:
   // Binds `message_endpoint` (PUB) and its reply endpoint (PULL; see protocol::reply_endpoint).
-  Leader(std::string message_endpoint, int world_size);
+  // With `message_cpu`, the leader's reply loop and ZeroMQ I/O thread run on that CPU (see
+  // WorkerOptions::message_cpu); a CPU this process may not run on is InvalidArgument.
+  Leader(std::string message_endpoint, int world_size, std::optional<int> message_cpu = std::nullopt);
   ~Leader();
   Leader(const Leader&) = delete;
   Leader& operator=(const Leader&) = delete;
