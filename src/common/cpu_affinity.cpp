@@ -1,7 +1,6 @@
 #include "common/cpu_affinity.hpp"
 
 #include <pthread.h>
-
 #include <unistd.h>
 
 #include <thread>

@@ -25,7 +25,8 @@ namespace kvbm {
 struct Worker::Impl {
   Impl(WorkerOptions opts, std::shared_ptr<BlockTransferHandler> h)
       : options(std::move(opts)), handler(std::move(h)), nonce(std::random_device{}() | (std::uint64_t{std::random_device{}()} << 32)),
-        context(make_message_context(options.message_cpu)), subscriber(context, zmq::socket_type::sub), pusher(context, zmq::socket_type::push),
+        context(make_message_context(options.message_cpu)), subscriber(context, zmq::socket_type::sub),
+        pusher(context, zmq::socket_type::push),
         pool(std::max<std::size_t>(1, options.concurrent_transfers)) {
     if (options.world_size <= 0 || options.rank < 0 || options.rank >= options.world_size) {
       throw make_error(ErrorCode::InvalidArgument, "worker rank {} is outside [0, world_size={})", options.rank,
