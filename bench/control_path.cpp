@@ -185,18 +185,6 @@ void start_processes(Workers& workers, const std::string& endpoint, int count, c
   }
 }
 
-// The CPUs this process may run on, in order.
-std::vector<int> usable_cpus() {
-  cpu_set_t allowed;
-  CPU_ZERO(&allowed);
-  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) throw make_error(ErrorCode::Io, "sched_getaffinity failed");
-  std::vector<int> cpus;
-  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-    if (CPU_ISSET(cpu, &allowed)) cpus.push_back(cpu);
-  }
-  return cpus;
-}
-
 int run(int argc, char** argv) {
   const int requests = argc > 1 ? std::max(100, std::atoi(argv[1])) : 2000;
   const std::string transport = argc > 2 ? argv[2] : "tcp";
@@ -224,7 +212,7 @@ int run(int argc, char** argv) {
   std::cout << fmt::format("{:>7} {:<22} {:>10} {:>9} {:>9} {:>13} {:>6}\n", "workers", "request", "req/s", "p50 us",
                            "p99 us", "raw zmq p50", "ratio");
   const bool gpu = cuda::device_count() > 0;
-  const std::vector<int> usable = usable_cpus();
+  const std::vector<int> usable = calling_thread_cpus();
   for (int workers : {1, 2, 4}) {
     // Pinned: the leader's message threads on the first usable CPU, rank r's on the (2 + r)-th,
     // and this thread, which sends, on the next (wrapping where the CPUs are fewer). Sharing the

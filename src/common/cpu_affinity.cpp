@@ -19,6 +19,19 @@ bool pin_calling_thread(int cpu) {
 
 }  // namespace
 
+std::vector<int> calling_thread_cpus() {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (pthread_getaffinity_np(pthread_self(), sizeof allowed, &allowed) != 0) {
+    throw make_error(ErrorCode::Io, "cannot read the calling thread's CPUs (pthread_getaffinity_np)");
+  }
+  std::vector<int> cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &allowed)) cpus.push_back(cpu);
+  }
+  return cpus;
+}
+
 void require_usable_cpu(int cpu) {
   // Tried on a thread of its own: what limits pinning is the process's cgroup and the CPUs
   // online, not the CPUs the calling thread happens to be pinned to.

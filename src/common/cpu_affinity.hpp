@@ -7,8 +7,12 @@
 #include <sched.h>
 
 #include <optional>
+#include <vector>
 
 namespace kvbm {
+
+// The CPUs the calling thread may run on, in order. Throws Io when they cannot be read.
+[[nodiscard]] std::vector<int> calling_thread_cpus();
 
 // Throws InvalidArgument naming `cpu` when this process may not run on it.
 void require_usable_cpu(int cpu);

@@ -11,6 +11,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "common/cpu_affinity.hpp"
 #include "distributed/socket_ends.hpp"
 #include "kvbm/distributed/leader.hpp"
 #include "kvbm/distributed/worker.hpp"
@@ -210,10 +211,7 @@ TEST_F(Messaging, PlainDynamoAcksCountAsSuccess) {
 TEST_F(Messaging, PinnedEndpointsServeAndBadCpusAreNamed) {
   cpu_set_t usable;
   ASSERT_EQ(sched_getaffinity(0, sizeof usable, &usable), 0);
-  std::vector<int> cpus;
-  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-    if (CPU_ISSET(cpu, &usable)) cpus.push_back(cpu);
-  }
+  const std::vector<int> cpus = calling_thread_cpus();
   const auto pick = [&](std::size_t i) { return cpus[i % cpus.size()]; };
   {
     Leader leader(endpoint, 2, pick(0));
