@@ -48,10 +48,26 @@ __global__ void __launch_bounds__(1024) scattered_copy(const CopyDescriptor* des
   copy_descriptors(descriptors, count);
 }
 
+// The end of a kernel that signals it (see KernelSignal). Kernels of one stream run one after
+// another, so the last CTA may reset the count for the next launch.
+__device__ void signal_end(const KernelSignal& signal) {
+  if (signal.word == nullptr) return;
+  __threadfence_system();  // this thread's writes, visible to the host before the count moves
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  if (gridDim.x > 1) {
+    if (atomicAdd(signal.arrivals, 1u) != gridDim.x - 1) return;
+    *signal.arrivals = 0;
+    __threadfence_system();  // the other CTAs' writes, fenced before their count, come before the word
+  }
+  *static_cast<volatile std::uint64_t*>(signal.word) = signal.number;
+}
+
 template <std::uint32_t N>
 struct InlineCopyList {
   CopyDescriptor items[N];
   std::uint32_t count;
+  KernelSignal signal;
 };
 static_assert(sizeof(InlineCopyList<kMaxInlineDescriptors>) <= 4096, "kernel parameters are limited to 4 KiB");
 
@@ -63,14 +79,16 @@ __global__ void __launch_bounds__(1024) scattered_copy_inline(const InlineCopyLi
   for (std::uint32_t i = threadIdx.x; i < list.count; i += blockDim.x) descriptors[i] = list.items[i];
   __syncthreads();
   copy_descriptors(descriptors, list.count);
+  signal_end(list.signal);
 }
 
 template <std::uint32_t N>
 cudaError_t launch_inline(const CopyDescriptor* descriptors, std::uint32_t count, int ctas, int threads_per_cta,
-                          cudaStream_t stream) {
+                          cudaStream_t stream, const KernelSignal& signal) {
   InlineCopyList<N> list;
   for (std::uint32_t i = 0; i < count; ++i) list.items[i] = descriptors[i];
   list.count = count;
+  list.signal = signal;
   scattered_copy_inline<N><<<ctas, threads_per_cta, 0, stream>>>(list);
   return cudaGetLastError();
 }
@@ -104,12 +122,12 @@ __global__ void __launch_bounds__(1024) block_pair_copy(const BlockCopyList list
 }  // namespace
 
 cudaError_t launch_inline_copy_kernel(const CopyDescriptor* descriptors, std::uint32_t count, int ctas,
-                                      int threads_per_cta, cudaStream_t stream) {
+                                      int threads_per_cta, cudaStream_t stream, const KernelSignal& signal) {
   if (count == 0) return cudaSuccess;
-  if (count <= 16) return launch_inline<16>(descriptors, count, ctas, threads_per_cta, stream);
-  if (count <= 48) return launch_inline<48>(descriptors, count, ctas, threads_per_cta, stream);
+  if (count <= 16) return launch_inline<16>(descriptors, count, ctas, threads_per_cta, stream, signal);
+  if (count <= 48) return launch_inline<48>(descriptors, count, ctas, threads_per_cta, stream, signal);
   if (count <= kMaxInlineDescriptors) {
-    return launch_inline<kMaxInlineDescriptors>(descriptors, count, ctas, threads_per_cta, stream);
+    return launch_inline<kMaxInlineDescriptors>(descriptors, count, ctas, threads_per_cta, stream, signal);
   }
   return cudaErrorInvalidValue;
 }

@@ -38,11 +38,23 @@ cudaError_t launch_block_copy_kernel(const BlockCopyList& list, int ctas, int th
 cudaError_t launch_copy_kernel(const CopyDescriptor* device_descriptors, std::uint32_t count, int ctas,
                                int threads_per_cta, cudaStream_t stream);
 
+// How a kernel announces its own end, instead of a stream memory operation and an event queued
+// after it (two driver calls on the submitting thread, about 3.5 us, with the context's lock
+// held, and a memory operation the GPU runs only once the kernel has retired). Each thread
+// fences its writes system-wide; the last CTA to finish (counted in `arrivals`, device memory
+// that is zero between launches) writes `number` to `word`, pinned host memory mapped into the
+// device. A host thread that sees the number therefore sees every byte the kernel wrote.
+struct KernelSignal {
+  std::uint64_t* word = nullptr;  // nullptr: the kernel signals nothing
+  std::uint32_t* arrivals = nullptr;
+  std::uint64_t number = 0;
+};
+
 // Lists of up to kMaxInlineDescriptors travel in the launch's own parameters (see copy_limits.hpp).
 // A launch copies its whole parameter block, so the kernel comes in a few list sizes and the
 // smallest that holds `count` descriptors is launched: a one-block request of 8 chunks sends
-// 392 bytes of parameters, not 4 KiB.
+// 416 bytes of parameters, not 4 KiB.
 cudaError_t launch_inline_copy_kernel(const CopyDescriptor* descriptors, std::uint32_t count, int ctas,
-                                      int threads_per_cta, cudaStream_t stream);
+                                      int threads_per_cta, cudaStream_t stream, const KernelSignal& signal = {});
 
 }  // namespace kvbm::cuda

@@ -156,13 +156,19 @@ class CudaStreamExecutor final : public CudaExecutor {
     cuda::DeviceGuard guard(device_);
     const std::size_t lane = next_lane();
     const int ctas = ctas_for(count);
+    // The kernel writes the lane's progress word itself: no event and no memory operation to
+    // queue after it (see KernelSignal). Without stream memory operations there is no word,
+    // and an event is recorded as for the other launches.
+    cuda::StreamProgress* progress = progress_[lane].get();
+    const cuda::KernelSignal signal = progress ? progress->kernel_signal() : cuda::KernelSignal{};
     cuda::check(cuda::launch_inline_copy_kernel(list.data(), static_cast<std::uint32_t>(count), ctas,
-                                                config_.copy_threads, streams_[lane]),
+                                                config_.copy_threads, streams_[lane], signal),
                 [&] {
                   return fmt::format("copy kernel launch ({} CTAs x {} threads, {} inline descriptors)", ctas,
                                      config_.copy_threads, count);
                 });
-    watch_on(lane, std::move(done));
+    if (progress) completions_->watch_signal(streams_[lane], std::move(done), *progress, signal.number);
+    else watch_on(lane, std::move(done));
   }
 
   void submit_kernel(const CopyOps& ops, DoneCallback& done) {

@@ -51,12 +51,29 @@ cudaEvent_t EventCompletions::take_event() {
 
 void EventCompletions::watch(cudaEvent_t event, std::function<void(Status)> callback, const StreamProgress* progress,
                              std::uint64_t number) {
+  enqueue(Pending{event, std::move(callback), number != 0 ? progress : nullptr, number});
+}
+
+void EventCompletions::watch_signal(cudaStream_t stream, std::function<void(Status)> callback,
+                                    const StreamProgress& progress, std::uint64_t number) {
+  enqueue(Pending{nullptr, std::move(callback), &progress, number, stream});
+}
+
+void EventCompletions::enqueue(Pending pending) {
   {
     std::lock_guard lock(mutex_);
-    queue_.push_back(Pending{event, std::move(callback), number != 0 ? progress : nullptr, number});
+    queue_.push_back(std::move(pending));
   }
   bump(queued_);
   ready_.notify_one();
+}
+
+cudaError_t EventCompletions::query(const Pending& pending) {
+  if (pending.event) return cudaEventQuery(pending.event);
+  // The stream holds a sticky error, and is idle only once the kernel (which writes the word
+  // before it ends) is done.
+  if (pending.progress->reached(pending.number)) return cudaSuccess;
+  return cudaStreamQuery(pending.stream);
 }
 
 void EventCompletions::run() {
@@ -77,13 +94,13 @@ void EventCompletions::run() {
     for (Pending& pending : batch) {
       const cudaError_t result = wait_for(pending);
       if (result == cudaSuccess) {
-        {
+        if (pending.event) {
           std::lock_guard lock(mutex_);
           fired_.push_back(pending.event);
         }
         pending.callback(Status{});
       } else {
-        cudaEventDestroy(pending.event);
+        if (pending.event) cudaEventDestroy(pending.event);
         cudaGetLastError();
         pending.callback(make_error(ErrorCode::Cuda, "CUDA copy failed on the GPU: {} ({})", cudaGetErrorString(result),
                                     cudaGetErrorName(result)));
@@ -99,23 +116,27 @@ cudaError_t EventCompletions::wait_for(const Pending& pending) const {
     for (auto next_query = start, now = start; now - start < watch_; now = Clock::now()) {
       if (pending.progress->reached(pending.number)) return cudaSuccess;
       if (now >= next_query) {
-        const cudaError_t result = cudaEventQuery(pending.event);
+        const cudaError_t result = query(pending);
         if (result != cudaErrorNotReady) return result;
         next_query = now + kPollEvery;
       }
       std::this_thread::yield();
     }
   }
-  cudaError_t result = cudaEventQuery(pending.event);
+  cudaError_t result = query(pending);
   while (result == cudaErrorNotReady && Clock::now() - start < spin_) {
     std::this_thread::yield();
-    result = cudaEventQuery(pending.event);
+    result = query(pending);
   }
   while (result == cudaErrorNotReady && Clock::now() - start < kPollFor) {
     std::this_thread::sleep_for(kPollEvery);
-    result = cudaEventQuery(pending.event);
+    result = query(pending);
   }
-  if (result == cudaErrorNotReady) result = cudaEventSynchronize(pending.event);
+  if (result == cudaErrorNotReady) {
+    // Without an event, the stream is waited for whole: later submissions on it end no later
+    // than their own waits would.
+    result = pending.event ? cudaEventSynchronize(pending.event) : cudaStreamSynchronize(pending.stream);
+  }
   return result;
 }
 

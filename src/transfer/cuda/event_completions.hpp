@@ -39,14 +39,22 @@ class EventCompletions {
   // or once `progress` has reached `number` (recorded after the event) when `number` is not 0.
   void watch(cudaEvent_t event, std::function<void(Status)> callback, const StreamProgress* progress = nullptr,
              std::uint64_t number = 0);
+  // The same for a kernel that writes `progress` itself when it ends (KernelSignal), with no
+  // event: errors are learned from `stream`, asked as often as an event would be.
+  void watch_signal(cudaStream_t stream, std::function<void(Status)> callback, const StreamProgress& progress,
+                    std::uint64_t number);
 
  private:
   struct Pending {
-    cudaEvent_t event;
+    cudaEvent_t event;  // nullptr for a signalling kernel
     std::function<void(Status)> callback;
     const StreamProgress* progress;
     std::uint64_t number;
+    cudaStream_t stream = nullptr;  // asked where there is no event
   };
+  void enqueue(Pending pending);
+  // Where the submission stands: cudaSuccess, cudaErrorNotReady, or the error it met.
+  [[nodiscard]] static cudaError_t query(const Pending& pending);
   void run();
   [[nodiscard]] cudaError_t wait_for(const Pending& pending) const;
 

@@ -41,22 +41,32 @@ std::unique_ptr<StreamProgress> StreamProgress::create(cudaStream_t stream) {
   }
   auto* word = static_cast<std::uint64_t*>(memory);
   *word = 0;
+  // The count of a signalling kernel's CTAs, zeroed on the stream its kernels will run on (a
+  // non-blocking stream is not ordered after the default stream's work).
+  void* arrivals = nullptr;
+  const bool counted = cudaMalloc(&arrivals, sizeof(std::uint32_t)) == cudaSuccess &&
+                       cudaMemsetAsync(arrivals, 0, sizeof(std::uint32_t), stream) == cudaSuccess;
   // One real write, waited for: some drivers and devices refuse stream memory operations,
   // and with UVA a mapped host pointer is also its device address (checked here, not assumed).
   void* device_pointer = nullptr;
-  const bool usable = cudaHostGetDevicePointer(&device_pointer, memory, 0) == cudaSuccess && device_pointer == memory &&
+  const bool usable = counted && cudaHostGetDevicePointer(&device_pointer, memory, 0) == cudaSuccess &&
+                      device_pointer == memory &&
                       as_write(entry)(reinterpret_cast<CUstream>(stream), device_address(word), 1, 0) == CUDA_SUCCESS &&
                       cudaStreamSynchronize(stream) == cudaSuccess &&
                       std::atomic_ref<std::uint64_t>(*word).load(std::memory_order_acquire) == 1;
   if (!usable) {
     cudaGetLastError();
+    cudaFree(arrivals);
     cudaFreeHost(memory);
     return nullptr;
   }
-  return std::unique_ptr<StreamProgress>(new StreamProgress(word, entry, 1));
+  return std::unique_ptr<StreamProgress>(new StreamProgress(word, static_cast<std::uint32_t*>(arrivals), entry, 1));
 }
 
-StreamProgress::~StreamProgress() { cudaFreeHost(word_); }
+StreamProgress::~StreamProgress() {
+  cudaFree(arrivals_);
+  cudaFreeHost(word_);
+}
 
 std::uint64_t StreamProgress::advance(cudaStream_t stream) {
   const std::uint64_t number = next_ + 1;
