@@ -1,10 +1,12 @@
 // libFuzzer target: decoding a BlockTransferRequest from untrusted bytes, then validating it
 // against a worker's pools the way the handler does (accepted pair, indices, duplicates). Any
-// crash, hang, sanitizer report or exception other than kvbm::Error is a bug.
+// crash, hang, sanitizer report or exception other than kvbm::Error is a bug, and so is a text
+// that the canonical reader takes but the JSON reader reads otherwise.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
+#include "distributed/request_readers.hpp"
 #include "kvbm/common/error.hpp"
 #include "kvbm/distributed/block_transfer_handler.hpp"
 #include "kvbm/distributed/wire.hpp"
@@ -24,6 +26,9 @@ const kvbm::LayoutPtr& pool() {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
+  if (const auto fast = kvbm::read_canonical_request(bytes)) {
+    if (!(kvbm::read_json_request(bytes) == *fast)) __builtin_trap();  // throws too, when JSON refuses it
+  }
   try {
     const kvbm::BlockTransferRequest request = kvbm::decode_request(bytes);
     if (!kvbm::is_accepted_pair(request.from_pool, request.to_pool)) return 0;

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "distributed/request_readers.hpp"
 #include "kvbm/common/error.hpp"
 
 namespace kvbm {
@@ -95,6 +96,11 @@ std::string encode_request(const BlockTransferRequest& request) {
 }
 
 BlockTransferRequest decode_request(std::string_view bytes) {
+  if (auto request = read_canonical_request(bytes)) return std::move(*request);
+  return read_json_request(bytes);
+}
+
+BlockTransferRequest read_json_request(std::string_view bytes) {
   json parsed = json::parse(bytes, nullptr, false);
   if (parsed.is_discarded()) bad(fmt::format("not valid JSON ({} bytes)", bytes.size()));
   if (!parsed.is_object()) bad(fmt::format("expected a JSON object, got {}", parsed.type_name()));

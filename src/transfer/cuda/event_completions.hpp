@@ -1,7 +1,7 @@
 #pragma once
-// The completion thread of one CUDA stream: it waits on each recorded event in order (events
-// of one stream complete in order) and runs the callback with the outcome. Submitting threads
-// never block on the GPU.
+// The completion thread of one CUDA stream: it waits on each recorded event, or each signalling
+// kernel's progress word, in order (submissions of one stream complete in order) and runs the
+// callback with the outcome. Submitting threads never block on the GPU.
 #include <cuda_runtime_api.h>
 
 #include <atomic>
