@@ -17,13 +17,28 @@
 namespace kvbm::testing {
 namespace {
 
-TEST(StreamProgress, MovesOnlyAfterTheWorkQueuedBeforeIt) {
-  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device: " << cuda::unavailable_reason();
-  cudaStream_t stream = nullptr;
-  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
-  auto progress = cuda::StreamProgress::create(stream);
-  ASSERT_NE(progress, nullptr) << "stream memory operations are expected on the GPU machine's driver";
+// A stream and its progress word, let go after each test that passed. One that failed may have
+// left work held on the stream (the first test's host function): it is left, not waited for.
+class StreamProgress : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device: " << cuda::unavailable_reason();
+    ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+    progress = cuda::StreamProgress::create(stream);
+    ASSERT_NE(progress, nullptr) << "stream memory operations are expected on the GPU machine's driver";
+  }
+  void TearDown() override {
+    if (!stream || HasFailure()) return;
+    cudaStreamSynchronize(stream);
+    progress.reset();
+    cudaStreamDestroy(stream);
+  }
 
+  cudaStream_t stream = nullptr;
+  std::unique_ptr<cuda::StreamProgress> progress;
+};
+
+TEST_F(StreamProgress, MovesOnlyAfterTheWorkQueuedBeforeIt) {
   // A host function holds the stream until the test lets it go.
   std::promise<void> release;
   auto released = release.get_future().share();
@@ -49,8 +64,6 @@ TEST(StreamProgress, MovesOnlyAfterTheWorkQueuedBeforeIt) {
   EXPECT_TRUE(progress->reached(first));
   EXPECT_TRUE(progress->reached(second));
   EXPECT_FALSE(progress->reached(second + 1));
-  progress.reset();
-  cudaStreamDestroy(stream);
 }
 
 // Polls for `number` for up to 5 s (a kernel that never signals fails the test, not hangs it).
@@ -65,12 +78,7 @@ bool wait_for_word(const cuda::StreamProgress& progress, std::uint64_t number) {
 // Pinned -> device -> pinned through signalling kernels of 1 to 5 CTAs, 1000-byte pieces at odd
 // offsets, many launches in a row (the last CTA must leave the count at zero for the next). The
 // destination is poisoned first and read as soon as the word says so.
-TEST(StreamProgress, SignallingKernelsWriteTheWordOnceTheirBytesAreVisible) {
-  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device: " << cuda::unavailable_reason();
-  cudaStream_t stream = nullptr;
-  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
-  auto progress = cuda::StreamProgress::create(stream);
-  ASSERT_NE(progress, nullptr) << "stream memory operations are expected on the GPU machine's driver";
+TEST_F(StreamProgress, SignallingKernelsWriteTheWordOnceTheirBytesAreVisible) {
   constexpr std::size_t kPiece = 1000, kPieces = cuda::kMaxInlineDescriptors, kBytes = kPieces * kPiece + 64;
   auto* source = static_cast<unsigned char*>(cuda::host_alloc(kBytes));
   auto* back = static_cast<unsigned char*>(cuda::host_alloc(kBytes));
@@ -103,11 +111,9 @@ TEST(StreamProgress, SignallingKernelsWriteTheWordOnceTheirBytesAreVisible) {
     EXPECT_EQ(back[offset + count * kPiece], 0xA5) << "a byte after the pieces was written";
   }
   ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
-  progress.reset();
   cuda::device_free(0, device);
   cuda::host_free(source);
   cuda::host_free(back);
-  cudaStreamDestroy(stream);
 }
 
 }  // namespace

@@ -41,10 +41,10 @@ class StreamProgress {
   StreamProgress(std::uint64_t* word, std::uint32_t* arrivals, void* write, std::uint64_t written)
       : word_(word), arrivals_(arrivals), write_(write), next_(written) {}
 
-  std::uint64_t* word_;  // pinned host memory, written by the GPU
-  std::uint32_t* arrivals_;  // device memory: a signalling kernel's finished CTAs (zero between kernels)
-  void* write_;          // the driver's cuStreamWriteValue64
-  std::uint64_t next_;   // the last number enqueued
+  std::uint64_t* word_;       // pinned host memory, written by the GPU
+  std::uint32_t* arrivals_;   // device memory: a signalling kernel's finished CTAs (zero between kernels)
+  void* write_;               // the driver's cuStreamWriteValue64
+  std::uint64_t next_;        // the last number enqueued or handed to a kernel
 };
 
 }  // namespace kvbm::cuda
