@@ -76,7 +76,7 @@ class RawEcho {
   // kvbm. `cpus` places the message threads as kvbm's: [0] the leader's, [1 + w] echo w's
   // (nullopt: not pinned).
   RawEcho(int workers, const std::string& endpoint, const std::vector<std::optional<int>>& cpus)
-      : workers_(workers), context_(make_message_context(cpus[0])), pub_(context_, zmq::socket_type::pub),
+      : workers_(workers), context_(make_message_context(cpus[0])), pub_(context_, zmq::socket_type::xpub),
         pull_(context_, zmq::socket_type::pull) {
     bind_leader_end(pub_, pull_, endpoint);
     for (int w = 0; w < workers; ++w) echoes_.emplace_back([this, endpoint, cpu = cpus[1 + w]] { echo(endpoint, cpu); });

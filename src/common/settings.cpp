@@ -88,6 +88,24 @@ std::size_t wait_spin_us() {
   return env_size("KVBM_WAIT_SPIN_US", kDefaultWaitSpinUs, 0, 1000000);
 }
 
+std::size_t max_message_bytes() {
+  // The canonical text of a request of max_block_pairs() pairs of 7-digit indices fits easily.
+  return env_size("KVBM_MAX_MESSAGE_BYTES", 16u << 20, 1024, std::size_t{1} << 32);
+}
+
+std::size_t max_block_pairs() {
+  // Far more blocks than one request of an inference engine moves (a 128K-token sequence in
+  // 16-token blocks is 8K blocks); a parsed pair costs tens of bytes before it is checked.
+  return env_size("KVBM_MAX_BLOCK_PAIRS", 256u << 10, 1, std::size_t{1} << 28);
+}
+
+std::size_t leader_wait_ms() {
+  // Engines may start their workers well before the leader: minutes, not seconds.
+  return env_size("KVBM_LEADER_WAIT_MS", 300000, 1, std::size_t{1} << 40);
+}
+
+std::size_t shutdown_drain_ms() { return env_size("KVBM_SHUTDOWN_DRAIN_MS", 30000, 0, std::size_t{1} << 40); }
+
 std::string log_level() {
   static constexpr std::array kLevels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   auto text = env("KVBM_LOG");

@@ -47,7 +47,7 @@ class Cursor {
 
 }  // namespace
 
-std::optional<BlockTransferRequest> read_canonical_request(std::string_view text) {
+std::optional<BlockTransferRequest> read_canonical_request(std::string_view text, std::size_t max_block_pairs) {
   Cursor in(text);
   BlockTransferRequest request;
   const auto from = in.take(R"({"from_pool":")") ? in.pool() : std::nullopt;
@@ -60,6 +60,7 @@ std::optional<BlockTransferRequest> read_canonical_request(std::string_view text
       const auto src = in.take("[") ? in.index() : std::nullopt;
       const auto dst = src && in.take(",") ? in.index() : std::nullopt;
       if (!dst || !in.take("]")) return std::nullopt;
+      if (request.blocks.size() == max_block_pairs) too_many_pairs(max_block_pairs + 1, max_block_pairs);
       request.blocks.emplace_back(*src, *dst);
     } while (in.take(","));
     if (!in.take("]")) return std::nullopt;

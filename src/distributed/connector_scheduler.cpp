@@ -4,34 +4,74 @@
 
 namespace kvbm {
 
+ConnectorScheduler::ConnectorScheduler(std::size_t capacity, CompletionObserver observer)
+    : capacity_(std::max<std::size_t>(1, capacity)), observer_(std::move(observer)) {}
+
 void ConnectorScheduler::enqueue(const ConnectorRequest& request) {
   std::lock_guard lock(mutex_);
-  // emplace keeps an earlier "Cancelled" (cancelled before it arrived).
-  operations_.emplace(request.uuid, State::Queued);
+  auto [it, inserted] = operations_.emplace(request.uuid, Entry{State::Queued, 0});
+  // A uuid cancelled in advance stays cancelled; one that finished is a new operation.
+  if (!inserted && it->second.state == State::Finished) it->second = {State::Queued, 0};
 }
 
 SchedulingDecision ConnectorScheduler::schedule(const ConnectorRequest& request) {
   std::lock_guard lock(mutex_);
-  auto [it, inserted] = operations_.emplace(request.uuid, State::Running);
-  if (!inserted && it->second == State::Cancelled) return SchedulingDecision::Cancel;
-  it->second = State::Running;
+  auto [it, inserted] = operations_.emplace(request.uuid, Entry{State::Running, 0});
+  if (!inserted && it->second.state == State::Cancelled) return SchedulingDecision::Cancel;
+  it->second = {State::Running, 0};
   return SchedulingDecision::Execute;
 }
 
 void ConnectorScheduler::mark_complete(const ConnectorRequest& request, const Status& status) {
-  log().debug("connector operation {} of request {} finished: {}", request.uuid, request.request_id, status.to_string());
+  log().debug("connector operation {} of request {} finished: {}", printable(request.uuid),
+              printable(request.request_id), status.to_string());
+  if (observer_) observer_(request, status);
   std::lock_guard lock(mutex_);
-  operations_.erase(request.uuid);
+  remember(request.uuid, State::Finished);
 }
 
 Status ConnectorScheduler::cancel(const std::string& uuid) {
+  if (uuid.empty() || uuid.size() > kMaxConnectorIdBytes) {
+    return make_error(ErrorCode::InvalidArgument, "connector uuid of {} bytes (must be 1 to {})", uuid.size(),
+                      kMaxConnectorIdBytes);
+  }
   std::lock_guard lock(mutex_);
-  auto [it, inserted] = operations_.emplace(uuid, State::Cancelled);
-  if (inserted || it->second == State::Queued || it->second == State::Cancelled) {
-    it->second = State::Cancelled;
+  const auto it = operations_.find(uuid);
+  if (it == operations_.end()) {
+    remember(uuid, State::Cancelled);
     return {};
   }
-  return make_error(ErrorCode::InvalidArgument, "connector operation {} is already running and cannot be cancelled", uuid);
+  switch (it->second.state) {
+    case State::Queued: it->second.state = State::Cancelled; return {};
+    case State::Cancelled: return {};
+    case State::Running:
+      return make_error(ErrorCode::InvalidArgument, "connector operation {} is already running and cannot be cancelled",
+                        printable(uuid));
+    case State::Finished:
+      return make_error(ErrorCode::InvalidArgument, "connector operation {} has already finished", printable(uuid));
+  }
+  return {};
+}
+
+void ConnectorScheduler::remember(const std::string& uuid, State state) {
+  const std::uint64_t stamp = next_stamp_++;
+  operations_.insert_or_assign(uuid, Entry{state, stamp});
+  remembered_.emplace_back(uuid, stamp);
+  // An older record of a uuid that has been recorded again since (or is queued or running
+  // again) no longer matches its entry's stamp, and forgets nothing.
+  while (remembered_.size() > capacity_) {
+    const auto& [oldest, oldest_stamp] = remembered_.front();
+    const auto it = operations_.find(oldest);
+    if (it != operations_.end() && it->second.stamp == oldest_stamp) operations_.erase(it);
+    remembered_.pop_front();
+  }
+}
+
+std::optional<ConnectorScheduler::State> ConnectorScheduler::state(const std::string& uuid) const {
+  std::lock_guard lock(mutex_);
+  const auto it = operations_.find(uuid);
+  if (it == operations_.end()) return std::nullopt;
+  return it->second.state;
 }
 
 std::size_t ConnectorScheduler::tracked() const {

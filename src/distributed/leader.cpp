@@ -1,6 +1,7 @@
 #include "kvbm/distributed/leader.hpp"
 
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
@@ -9,13 +10,36 @@
 #include <zmq_addon.hpp>
 
 #include "common/cpu_affinity.hpp"
+#include "common/json_input.hpp"
 #include "common/poll.hpp"
+#include "distributed/handler_data.hpp"
 #include "distributed/message_receiver.hpp"
 #include "distributed/socket_ends.hpp"
-#include "kvbm/common/settings.hpp"
 #include "kvbm/common/log.hpp"
+#include "kvbm/common/settings.hpp"
 
 namespace kvbm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A registered rank: the process (nonce) that holds it, and a newcomer claiming it, if any.
+struct RankState {
+  std::uint64_t nonce = 0;
+  Clock::time_point last_heard{};  // the registered process's latest reply
+  bool restarted = false;          // replaced since registration: its blocks are gone
+  std::uint64_t claimant = 0;      // a second process's nonce, while the probe runs
+  bool claimant_heard = false;     // it answered a leader message, so it receives them
+  Clock::time_point claimed_at{};
+  Clock::time_point probed_at{};
+};
+
+// Rejected nonces remembered, so that their later replies are refused without a new probe.
+constexpr std::size_t kRememberedRejections = 1024;
+// While a claim is open, the registered process is pinged this often.
+constexpr std::chrono::milliseconds kProbeInterval{200};
+
+}  // namespace
 
 struct Leader::Impl {
   struct Pending {
@@ -23,18 +47,21 @@ struct Leader::Impl {
     std::vector<protocol::Outcome> plain_acks;
   };
 
-  Impl(std::string endpoint, int world, std::optional<int> cpu)
-      : world_size(world),
+  explicit Impl(LeaderOptions opts)
+      : options(std::move(opts)),
+        world_size(options.world_size),
         message_spin(settings::message_spin_us()),
-        message_cpu(cpu),
-        context(make_message_context(cpu)),
-        publisher(context, zmq::socket_type::pub),
+        context(make_message_context(options.message_cpu)),
+        publisher(context, zmq::socket_type::xpub),
         puller(context, zmq::socket_type::pull) {
     if (world_size <= 0) throw make_error(ErrorCode::InvalidArgument, "leader world size must be > 0, got {}", world_size);
+    if (options.publish_hwm <= 0) {
+      throw make_error(ErrorCode::InvalidArgument, "leader publish_hwm must be > 0, got {}", options.publish_hwm);
+    }
     try {
-      bind_leader_end(publisher, puller, endpoint);
+      bind_leader_end(publisher, puller, options.message_endpoint, options.publish_hwm, options.max_message_bytes);
     } catch (const zmq::error_t& error) {
-      throw make_error(ErrorCode::Io, "leader cannot bind '{}' / '{}': {}", endpoint, protocol::reply_endpoint(endpoint),
+      throw make_error(ErrorCode::Io, "leader cannot bind '{}': {}", printable(options.message_endpoint, 300),
                        error.what());
     }
     receiver = std::thread([this] { receive_loop(); });
@@ -45,7 +72,14 @@ struct Leader::Impl {
     receiver.join();
   }
 
-  std::uint64_t publish(const std::string& handler, const std::vector<std::string>& frames) {
+  // Queues [id, handler, frames...] for every worker; fails when it cannot within `deadline`.
+  std::uint64_t publish(const std::string& handler, const std::vector<std::string>& frames, Clock::time_point deadline) {
+    std::size_t bytes = handler.size() + 8;
+    for (const auto& frame : frames) bytes += frame.size();
+    if (bytes > options.max_message_bytes) {
+      throw make_error(ErrorCode::InvalidArgument, "{} message of {} bytes is larger than the {} allowed",
+                       printable(handler), bytes, options.max_message_bytes);
+    }
     std::lock_guard lock(send_mutex);
     const std::uint64_t id = next_id++;
     {
@@ -56,113 +90,213 @@ struct Leader::Impl {
     message.addstr(protocol::encode_id(id));
     message.addstr(handler);
     for (const auto& frame : frames) message.addstr(frame);
-    message.send(publisher);
+    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    bool sent = false;
+    try {
+      publisher.set(zmq::sockopt::sndtimeo, static_cast<int>(std::clamp<std::int64_t>(wait.count(), 0, INT32_MAX)));
+      sent = message.send(publisher);
+    } catch (...) {
+      forget(id);
+      throw current_exception_as_error("leader: publishing");
+    }
+    if (!sent) {
+      forget(id);
+      throw make_error(ErrorCode::Timeout,
+                       "could not publish {} message {} within {} ms: a worker's queue of {} messages is full (is it "
+                       "reading?)", printable(handler), id, std::max<std::int64_t>(0, wait.count()), options.publish_hwm);
+    }
     return id;
   }
 
-  void on_reply(zmq::multipart_t& reply) {
-    std::uint64_t id = 0;
-    try {
-      if (reply.empty()) return;
-      id = protocol::decode_id(reply[0].to_string());
-    } catch (const Error& error) {
-      log().warn("leader: dropped a reply: {}", error.message());
+  void forget(std::uint64_t id) {
+    std::lock_guard lock(mutex);
+    pending.erase(id);
+  }
+
+  // The receive thread's own messages (rejections, liveness probes): sent only if the socket is
+  // free and has room at once, else left for the next turn of the loop. The receive thread
+  // must never wait on a sender, which may be waiting for workers that wait for their replies.
+  void flush_internal() {
+    std::unique_lock send_lock(send_mutex, std::try_to_lock);
+    if (!send_lock.owns_lock()) return;
+    std::deque<std::pair<std::string, std::string>> todo;
+    {
+      std::lock_guard lock(mutex);
+      todo.swap(internal);
+    }
+    while (!todo.empty()) {
+      zmq::multipart_t message;
+      message.addstr(protocol::encode_id(next_id++));
+      message.addstr(todo.front().first);
+      if (!todo.front().second.empty()) message.addstr(todo.front().second);
+      bool sent = false;
+      try {
+        sent = message.send(publisher, ZMQ_DONTWAIT);
+      } catch (...) {
+        log().warn("leader: {}", current_exception_as_error("sending a control message").message());
+      }
+      if (!sent) break;
+      todo.pop_front();
+    }
+    if (!todo.empty()) {
+      std::lock_guard lock(mutex);
+      internal.insert(internal.begin(), todo.begin(), todo.end());
+    }
+  }
+
+  // Called with `mutex` held.
+  void reject(std::uint64_t nonce, const std::string& reason) {
+    if (!rejected.contains(nonce)) {
+      log().warn("leader: rejecting a worker: {}", reason);
+      rejected.insert(nonce);
+      rejected_order.push_back(nonce);
+      if (rejected_order.size() > kRememberedRejections) {
+        rejected.erase(rejected_order.front());
+        rejected_order.pop_front();
+      }
+    }
+    internal.emplace_back(protocol::kReject, handler_data::encode_reject({nonce, reason}));
+  }
+
+  // A process other than the registered one speaks for `rank`: probe the registered one.
+  // Called with `mutex` held.
+  void claim(int rank, RankState& state, std::uint64_t nonce) {
+    if (state.claimant == nonce) return;
+    if (state.claimant != 0) {
+      reject(nonce, fmt::format("rank {} is already claimed by another worker", rank));
+      return;
+    }
+    log().warn("leader: a second process claims rank {}; checking whether the registered one still answers", rank);
+    state.claimant = nonce;
+    state.claimed_at = Clock::now();
+    state.probed_at = state.claimed_at;
+    internal.emplace_back(protocol::kPing, std::string());
+  }
+
+  // Whether a reply from (rank, nonce) counts; `answer`: it answers a leader message (id != 0),
+  // where a worker's own announcement does not. Called with `mutex` held.
+  bool accept(int rank, std::uint64_t nonce, bool answer) {
+    if (rank < 0 || rank >= world_size || nonce == 0) return false;  // 0: no process named
+    if (rejected.contains(nonce)) {
+      reject(nonce, fmt::format("rank {} is already taken by another worker", rank));
+      return false;
+    }
+    const auto it = ranks.find(rank);
+    if (it == ranks.end()) return false;  // not registered: a hello registers it
+    if (it->second.nonce == nonce) {
+      it->second.last_heard = Clock::now();
+      return true;
+    }
+    claim(rank, it->second, nonce);
+    if (it->second.claimant == nonce && answer) it->second.claimant_heard = true;
+    return false;
+  }
+
+  // Handshake: {"rank":R,"nonce":N,"ok":true,"data":{"nonce":N,"world_size":W}}, as the answer
+  // to the leader's hello (id != 0) or as a worker's announcement (id 0). Only an answer
+  // registers a rank: it proves that the worker receives what the leader publishes.
+  void on_hello(std::uint64_t id, const protocol::Outcome& outcome) {
+    const protocol::Hello hello = protocol::decode_hello(outcome.data);
+    if (hello.nonce == 0) throw make_error(ErrorCode::InvalidArgument, "hello from rank {} names no nonce", outcome.rank);
+    const bool answer = id != 0;
+    std::lock_guard lock(mutex);
+    if (outcome.rank < 0 || outcome.rank >= world_size) {
+      reject(hello.nonce, fmt::format("rank {} is outside [0, {})", outcome.rank, world_size));
+    } else if (hello.world_size != world_size) {
+      reject(hello.nonce, fmt::format("worker says world size {}, leader has {}", hello.world_size, world_size));
+    } else if (ranks.contains(outcome.rank) || rejected.contains(hello.nonce)) {
+      (void)accept(outcome.rank, hello.nonce, answer);
+    } else if (answer) {
+      ranks[outcome.rank] = RankState{.nonce = hello.nonce, .last_heard = Clock::now()};
+      log().info("leader: rank {} registered", outcome.rank);
+      changed.notify_all();
+    }
+  }
+
+  void on_reply(const zmq::multipart_t& reply) {
+    if (reply.empty()) return;
+    const std::uint64_t id = protocol::decode_id(reply[0].to_string());
+    if (reply.size() < 3) {  // Dynamo's plain [id] ack: success, rank unknown
+      std::lock_guard lock(mutex);
+      if (auto it = pending.find(id); it != pending.end()) it->second.plain_acks.push_back({});
+      changed.notify_all();
+      return;
+    }
+    protocol::Outcome outcome = protocol::decode_outcome({reply[2].data<char>(), reply[2].size()});
+    if (reply[1].to_string() == protocol::kHello) {
+      on_hello(id, outcome);
       return;
     }
     std::lock_guard lock(mutex);
-    if (reply.size() >= 3 && reply[1].to_string() == protocol::kHello) {
-      on_hello(id, reply[2].to_string());
-      return;
-    }
+    if (!accept(outcome.rank, outcome.nonce, id != 0)) return;
     auto it = pending.find(id);
-    if (it == pending.end()) return;  // a late reply to a request that timed out
-    if (reply.size() < 3) {
-      it->second.plain_acks.push_back({});  // Dynamo's plain [id] ack: success, rank unknown
-    } else {
-      try {
-        protocol::Outcome outcome = protocol::decode_outcome(reply[2].to_string());
-        if (outcome.rank < 0 || outcome.rank >= world_size) return;
-        it->second.by_rank[outcome.rank] = std::move(outcome);
-      } catch (const Error& error) {
-        log().warn("leader: reply to message {}: {}", id, error.message());
-        return;
-      }
-    }
+    if (it == pending.end()) return;  // a late reply to a request that timed out, or a probe's
+    it->second.by_rank[outcome.rank] = std::move(outcome);
     changed.notify_all();
   }
 
-  // Handshake replies: {"rank":R,"ok":true,"data":{"nonce":N,"world_size":W}}.
-  void on_hello(std::uint64_t, const std::string& payload) {
-    protocol::Outcome outcome;
-    try {
-      outcome = protocol::decode_outcome(payload);
-    } catch (const Error&) {
-      return;
+  // Settles open claims: the registered process answered since (the newcomer is an impostor),
+  // or it stayed silent through the probe while the newcomer answered (its restart).
+  void settle_claims() {
+    std::lock_guard lock(mutex);
+    const auto now = Clock::now();
+    for (auto& [rank, state] : ranks) {
+      if (state.claimant == 0) continue;
+      if (state.last_heard > state.claimed_at) {
+        reject(state.claimant, fmt::format("rank {} is already taken by another worker", rank));
+        state.claimant = 0;
+      } else if (now - state.claimed_at >= options.liveness_probe && state.claimant_heard) {
+        log().error("leader: rank {} restarted (its process did not answer for {} ms); its blocks are gone", rank,
+                    options.liveness_probe.count());
+        state = RankState{.nonce = state.claimant, .last_heard = now, .restarted = true};
+        changed.notify_all();
+      } else if (now - state.probed_at >= kProbeInterval) {
+        state.probed_at = now;
+        internal.emplace_back(protocol::kPing, std::string());
+      }
     }
-    const std::uint64_t nonce = outcome.data.value("nonce", std::uint64_t{0});
-    std::string reason;
-    if (outcome.rank < 0 || outcome.rank >= world_size) {
-      reason = fmt::format("rank {} is outside [0, {})", outcome.rank, world_size);
-    } else if (outcome.data.value("world_size", 0) != world_size) {
-      reason = fmt::format("worker says world size {}, leader has {}", outcome.data.value("world_size", 0), world_size);
-    } else {
-      auto [it, inserted] = registered.emplace(outcome.rank, nonce);
-      if (!inserted && it->second != nonce) reason = fmt::format("rank {} is already taken by another worker", outcome.rank);
-    }
-    if (!reason.empty()) {
-      log().warn("leader: rejecting a worker: {}", reason);
-      rejections.emplace_back(nonce, reason);
-    }
-    changed.notify_all();
   }
 
   void receive_loop() {
     std::optional<ScopedThreadCpu> on_message_cpu;
     try {
-      on_message_cpu.emplace(message_cpu);
+      on_message_cpu.emplace(options.message_cpu);
     } catch (const Error& error) {  // checked when the context was made: the CPU went away since
       log().warn("leader: reply loop stays unpinned: {}", error.message());
     }
     MessageReceiver replies(puller, message_spin);
     while (!stopping.load()) {
-      if (auto reply = replies.next(std::chrono::milliseconds(50))) {
-        on_reply(*reply);
-        bump(replies_seen);  // after on_reply has let go of the lock: see poll_for
+      try {
+        if (auto reply = replies.next(std::chrono::milliseconds(50))) {
+          on_reply(*reply);
+          bump(replies_seen);  // after on_reply has let go of the lock: see poll_for
+        }
+      } catch (...) {
+        // Nothing a worker sends may end the leader: the reply is dropped with a word.
+        log().warn("leader: dropped a reply: {}", current_exception_as_error("leader: reply").message());
       }
-    }
-  }
-
-  void send_rejections() {
-    std::vector<std::pair<std::uint64_t, std::string>> todo;
-    {
-      std::lock_guard lock(mutex);
-      todo.swap(rejections);
-    }
-    for (const auto& [nonce, reason] : todo) {
-      const std::uint64_t id = publish(protocol::kReject, {nlohmann::json{{"nonce", nonce}, {"reason", reason}}.dump()});
-      std::lock_guard lock(mutex);
-      pending.erase(id);
+      try {
+        settle_claims();
+        flush_internal();
+      } catch (...) {
+        log().warn("leader: {}", current_exception_as_error("leader: housekeeping").message());
+      }
     }
   }
 
   void wait_for_workers(std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    const auto deadline = Clock::now() + timeout;
     for (;;) {
-      const std::uint64_t id = publish(protocol::kHello, {});
-      {
-        std::unique_lock lock(mutex);
-        pending.erase(id);
-        changed.wait_for(lock, std::chrono::milliseconds(100), [&] { return registered.size() == std::size_t(world_size); });
-        if (registered.size() == std::size_t(world_size)) break;
+      forget(publish(protocol::kHello, {}, deadline));
+      std::unique_lock lock(mutex);
+      if (changed.wait_for(lock, std::chrono::milliseconds(100), [&] { return ranks.size() == std::size_t(world_size); })) {
+        break;
       }
-      send_rejections();
-      if (std::chrono::steady_clock::now() >= deadline) {
-        std::lock_guard lock(mutex);
+      if (Clock::now() >= deadline) {
         throw make_error(ErrorCode::Timeout, "workers did not all register within {} ms; missing ranks: {}",
-                         timeout.count(), fmt::join(missing_ranks(registered), ", "));
+                         timeout.count(), fmt::join(missing_ranks(ranks), ", "));
       }
     }
-    send_rejections();
     log().info("leader: all {} ranks registered", world_size);
   }
 
@@ -175,59 +309,124 @@ struct Leader::Impl {
     return missing;
   }
 
-  LeaderResult send(const std::string& handler, const std::vector<std::string>& frames, std::chrono::milliseconds timeout) {
-    const std::uint64_t id = publish(handler, frames);
+  bool is_restarted(int rank) const {
+    const auto it = ranks.find(rank);
+    return it != ranks.end() && it->second.restarted;
+  }
+
+  // Waits for every rank's answer to message `id` and builds the result.
+  LeaderResult collect(std::uint64_t id, const std::string& handler, Clock::time_point deadline,
+                       std::chrono::milliseconds timeout) {
     std::unique_lock lock(mutex);
     Pending& entry = pending.at(id);
-    const auto answered = [&] { return entry.by_rank.size() + entry.plain_acks.size() >= std::size_t(world_size); };
+    const auto answered = [&] {
+      std::size_t count = entry.plain_acks.size();
+      for (int rank = 0; rank < world_size; ++rank) count += entry.by_rank.contains(rank) || is_restarted(rank);
+      return count >= std::size_t(world_size);
+    };
     // A round trip on loopback takes about 100 us: poll for up to kSpin before sleeping.
-    const bool all = poll_for(lock, std::min<std::chrono::nanoseconds>(kSpin, timeout), replies_seen, answered) ||
-                     changed.wait_for(lock, timeout, answered);
+    const auto left = std::max<Clock::duration>(Clock::duration::zero(), deadline - Clock::now());
+    const bool all = poll_for(lock, std::min<std::chrono::nanoseconds>(kSpin, left), replies_seen, answered) ||
+                     changed.wait_until(lock, deadline, answered);
     LeaderResult result;
     std::vector<std::string> failures;
-    for (auto& [rank, outcome] : entry.by_rank) {
-      if (!outcome.status.ok()) failures.push_back(fmt::format("rank {}: {}", rank, outcome.status.error().message()));
-      result.outcomes.push_back(outcome);
+    std::optional<ErrorCode> first_code;
+    bool any_restarted = false;
+    std::set<int> heard;
+    for (int rank = 0; rank < world_size; ++rank) {
+      auto it = entry.by_rank.find(rank);
+      if (is_restarted(rank)) {
+        any_restarted = true;
+        heard.insert(rank);
+        result.outcomes.push_back({rank, ranks.at(rank).nonce,
+                                   make_error(ErrorCode::Restarted, "rank {} restarted; its blocks are gone", rank), {}});
+      } else if (it != entry.by_rank.end()) {
+        heard.insert(rank);
+        result.outcomes.push_back(it->second);
+      } else {
+        continue;
+      }
+      const Status& status = result.outcomes.back().status;
+      if (!status.ok()) {
+        failures.push_back(fmt::format("rank {}: {}", rank, status.error().message()));
+        if (!first_code) first_code = status.error().code();
+      }
     }
     for (auto& ack : entry.plain_acks) result.outcomes.push_back(ack);
     if (!all) {
       failures.push_back(fmt::format("no answer within {} ms from rank(s) {}", timeout.count(),
-                                     fmt::join(missing_ranks(entry.by_rank), ", ")));
+                                     fmt::join(missing_ranks(heard), ", ")));
     }
     pending.erase(id);
     if (!failures.empty()) {
-      const bool cancelled = all && std::all_of(result.outcomes.begin(), result.outcomes.end(), [](const auto& outcome) {
+      const bool cancelled = std::all_of(result.outcomes.begin(), result.outcomes.end(), [](const auto& outcome) {
         return outcome.status.ok() || outcome.status.error().code() == ErrorCode::Cancelled;
       });
-      const ErrorCode code = !all ? ErrorCode::Timeout : cancelled ? ErrorCode::Cancelled : ErrorCode::InvalidArgument;
-      result.status = make_error(code, "{} message {} failed: {}", handler, id, fmt::join(failures, "; "));
+      // A missing rank outweighs a restart, a restart any one rank's error; otherwise the code
+      // of the lowest failing rank (all Cancelled: Cancelled).
+      const ErrorCode code = !all ? ErrorCode::Timeout
+                             : any_restarted ? ErrorCode::Restarted
+                             : cancelled ? ErrorCode::Cancelled
+                                         : first_code.value_or(ErrorCode::Internal);
+      result.status = make_error(code, "{} message {} failed: {}", printable(handler), id, fmt::join(failures, "; "));
     }
     return result;
   }
 
+  LeaderResult send(const std::string& handler, const std::vector<std::string>& frames, std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    std::uint64_t id = 0;
+    try {
+      id = publish(handler, frames, deadline);
+    } catch (const Error& error) {
+      return {error, {}};
+    }
+    return collect(id, handler, deadline, timeout);
+  }
+
+  std::future<LeaderResult> send_async(const std::string& handler, const std::vector<std::string>& frames,
+                                       std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    std::uint64_t id = 0;
+    try {
+      id = publish(handler, frames, deadline);
+    } catch (const Error& error) {
+      std::promise<LeaderResult> failed;
+      failed.set_value({error, {}});
+      return failed.get_future();
+    }
+    return std::async(std::launch::deferred,
+                      [this, id, handler, deadline, timeout] { return collect(id, handler, deadline, timeout); });
+  }
+
   static constexpr std::chrono::microseconds kSpin{200};
+  LeaderOptions options;
   int world_size;
   std::chrono::microseconds message_spin;
-  std::optional<int> message_cpu;
   zmq::context_t context;
   zmq::socket_t publisher;
   zmq::socket_t puller;
-  std::mutex send_mutex;
+  std::mutex send_mutex;  // the publisher and next_id
   std::uint64_t next_id = 1;
-  std::mutex mutex;
+  mutable std::mutex mutex;  // everything below but the atomics
   std::condition_variable changed;
-  std::atomic<std::uint64_t> replies_seen{0};  // bumped after each reply, for send()'s poll
+  std::atomic<std::uint64_t> replies_seen{0};  // bumped after each reply, for collect()'s poll
   std::map<std::uint64_t, Pending> pending;
-  std::map<int, std::uint64_t> registered;  // rank -> worker nonce
-  std::vector<std::pair<std::uint64_t, std::string>> rejections;
+  std::map<int, RankState> ranks;
+  std::set<std::uint64_t> rejected;
+  std::deque<std::uint64_t> rejected_order;
+  std::deque<std::pair<std::string, std::string>> internal;  // (handler, data) for flush_internal
   std::mutex finished_mutex;
   FinishedRequests finished;
   std::atomic<bool> stopping{false};
   std::thread receiver;
 };
 
+Leader::Leader(LeaderOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
 Leader::Leader(std::string message_endpoint, int world_size, std::optional<int> message_cpu)
-    : impl_(std::make_unique<Impl>(std::move(message_endpoint), world_size, message_cpu)) {}
+    : Leader(LeaderOptions{.message_endpoint = std::move(message_endpoint), .world_size = world_size,
+                           .message_cpu = message_cpu}) {}
 
 Leader::~Leader() = default;
 
@@ -236,6 +435,11 @@ void Leader::wait_for_workers(std::chrono::milliseconds timeout) { impl_->wait_f
 LeaderResult Leader::send(const std::string& handler, const std::vector<std::string>& frames,
                           std::chrono::milliseconds timeout) {
   return impl_->send(handler, frames, timeout);
+}
+
+std::future<LeaderResult> Leader::send_async(const std::string& handler, const std::vector<std::string>& frames,
+                                             std::chrono::milliseconds timeout) {
+  return impl_->send_async(handler, frames, timeout);
 }
 
 LeaderResult Leader::transfer(const BlockTransferRequest& request, std::chrono::milliseconds timeout) {
@@ -249,7 +453,25 @@ LeaderResult Leader::transfer(const BlockTransferRequest& request, std::chrono::
 }
 
 LeaderResult Leader::cancel(const std::string& uuid, std::chrono::milliseconds timeout) {
-  return send(protocol::kCancel, {nlohmann::json{{"uuid", uuid}}.dump()}, timeout);
+  return send(protocol::kCancel, {json_input::dump({{"uuid", uuid}})}, timeout);
+}
+
+std::vector<int> Leader::restarted_ranks() const {
+  std::lock_guard lock(impl_->mutex);
+  std::vector<int> restarted;
+  for (const auto& [rank, state] : impl_->ranks) {
+    if (state.restarted) restarted.push_back(rank);
+  }
+  return restarted;
+}
+
+void Leader::acknowledge_restart(int rank) {
+  std::lock_guard lock(impl_->mutex);
+  const auto it = impl_->ranks.find(rank);
+  if (it == impl_->ranks.end() || !it->second.restarted) {
+    throw make_error(ErrorCode::InvalidArgument, "rank {} has not restarted", rank);
+  }
+  it->second.restarted = false;
 }
 
 FinishedRequests Leader::get_finished() {

@@ -15,7 +15,8 @@ class MessageReceiver {
   // `spin`: how long after a message to keep polling before sleeping (0: always sleep).
   MessageReceiver(zmq::socket_t& socket, std::chrono::microseconds spin) : socket_(socket), spin_(spin) {}
 
-  // The next message, or nullopt when none came within `wait` (the caller checks whether to stop).
+  // The next message, or nullopt when none came within `wait` or a signal interrupted the wait
+  // (the caller checks whether to stop). Other ZeroMQ errors throw zmq::error_t.
   std::optional<zmq::multipart_t> next(std::chrono::milliseconds wait);
 
  private:

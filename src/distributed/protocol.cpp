@@ -1,5 +1,9 @@
 #include "kvbm/distributed/protocol.hpp"
 
+#include <climits>
+
+#include "common/json_input.hpp"
+
 namespace kvbm::protocol {
 
 std::string encode_id(std::uint64_t id) {
@@ -29,47 +33,65 @@ std::string reply_endpoint(const std::string& message_endpoint) {
     }
     if (colon < 6 || number <= 0 || number >= 65535 || std::to_string(number) != port) {
       throw make_error(ErrorCode::InvalidArgument, "endpoint '{}' needs a numeric port below 65535 (replies use port+1)",
-                       message_endpoint);
+                       printable(message_endpoint));
     }
     return message_endpoint.substr(0, colon + 1) + std::to_string(number + 1);
   }
   if (message_endpoint.rfind("ipc://", 0) == 0) return message_endpoint + ".replies";
-  throw make_error(ErrorCode::InvalidArgument, "endpoint '{}' is neither tcp://HOST:PORT nor ipc://PATH", message_endpoint);
+  throw make_error(ErrorCode::InvalidArgument, "endpoint '{}' is neither tcp://HOST:PORT nor ipc://PATH",
+                   printable(message_endpoint));
 }
 
 std::string encode_outcome(const Outcome& outcome) {
-  nlohmann::json out{{"rank", outcome.rank}, {"ok", outcome.status.ok()}};
+  nlohmann::json out{{"rank", outcome.rank}, {"nonce", outcome.nonce}, {"ok", outcome.status.ok()}};
   if (!outcome.status.ok()) {
     out["code"] = std::string(to_string(outcome.status.error().code()));
     out["error"] = outcome.status.error().message();
   }
   if (!outcome.data.is_null()) out["data"] = outcome.data;
-  return out.dump();
+  return json_input::dump(out);
 }
 
-namespace {
-ErrorCode code_from(const std::string& name) {
-  for (ErrorCode code : {ErrorCode::InvalidArgument, ErrorCode::OutOfRange, ErrorCode::Unsupported, ErrorCode::Io,
-                         ErrorCode::Cuda, ErrorCode::Timeout, ErrorCode::Cancelled}) {
-    if (to_string(code) == name) return code;
+Outcome decode_outcome(std::string_view payload) {
+  const auto json = json_input::parse_object(payload, "reply payload");
+  const auto* ok = json_input::find(json, "ok");
+  const auto* rank = json_input::find(json, "rank");
+  if (ok == nullptr || !ok->is_boolean()) {
+    throw make_error(ErrorCode::InvalidArgument, "reply payload: 'ok' must be true or false, got {}",
+                     ok ? json_input::describe(*ok) : "nothing");
   }
-  return ErrorCode::Internal;
-}
-}  // namespace
-
-Outcome decode_outcome(const std::string& payload) {
-  const auto json = nlohmann::json::parse(payload, nullptr, false);
-  if (json.is_discarded() || !json.is_object() || !json.contains("ok") || !json["ok"].is_boolean() ||
-      !json.contains("rank") || !json["rank"].is_number_integer()) {
-    throw make_error(ErrorCode::InvalidArgument, "malformed reply payload: {}", payload.substr(0, 200));
+  if (rank == nullptr || !rank->is_number_integer() || rank->get<std::int64_t>() < INT_MIN ||
+      rank->get<std::int64_t>() > INT_MAX) {
+    throw make_error(ErrorCode::InvalidArgument, "reply payload: 'rank' must be an integer, got {}",
+                     rank ? json_input::describe(*rank) : "nothing");
   }
   Outcome outcome;
-  outcome.rank = json["rank"].get<int>();
-  if (!json["ok"].get<bool>()) {
-    outcome.status = Error(code_from(json.value("code", "")), json.value("error", "(no message)"));
+  outcome.rank = static_cast<int>(rank->get<std::int64_t>());
+  outcome.nonce = json_input::optional_u64(json, "nonce", "reply payload").value_or(0);
+  if (!ok->get<bool>()) {
+    const auto code = json_input::optional_string(json, "code", "reply payload", 64);
+    const auto message = json_input::optional_string(json, "error", "reply payload", Error::kMaxErrorMessageBytes);
+    outcome.status = Error(parse_error_code(code.value_or("")).value_or(ErrorCode::Internal),
+                           message.value_or("(no message)"));
   }
-  if (json.contains("data")) outcome.data = json["data"];
+  if (const auto* data = json_input::find(json, "data")) outcome.data = *data;
   return outcome;
+}
+
+nlohmann::json encode_hello(const Hello& hello) { return {{"nonce", hello.nonce}, {"world_size", hello.world_size}}; }
+
+Hello decode_hello(const nlohmann::json& data) {
+  if (!data.is_object()) {
+    throw make_error(ErrorCode::InvalidArgument, "hello data must be an object, got {}", json_input::describe(data));
+  }
+  Hello hello;
+  hello.nonce = json_input::required_u64(data, "nonce", "hello data");
+  const std::uint64_t world = json_input::required_u64(data, "world_size", "hello data");
+  if (world == 0 || world > INT_MAX) {
+    throw make_error(ErrorCode::InvalidArgument, "hello data: world_size {} is not a positive int", world);
+  }
+  hello.world_size = static_cast<int>(world);
+  return hello;
 }
 
 }  // namespace kvbm::protocol

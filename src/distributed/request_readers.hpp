@@ -12,9 +12,14 @@ namespace kvbm {
 // JSON library: on a worker's critical path, parsing a one-block request into a JSON document
 // costs 1.6-2.5 us. nullopt for any other text (spacing, field order, a connector, a number
 // JSON would refuse or that would not fit), which read_json_request then reads or rejects.
-[[nodiscard]] std::optional<BlockTransferRequest> read_canonical_request(std::string_view text);
+// More than `max_block_pairs` pairs is an InvalidArgument naming the count.
+[[nodiscard]] std::optional<BlockTransferRequest> read_canonical_request(std::string_view text,
+                                                                         std::size_t max_block_pairs);
 
 // Any JSON form; throws InvalidArgument naming the problem (see decode_request).
-[[nodiscard]] BlockTransferRequest read_json_request(std::string_view bytes);
+[[nodiscard]] BlockTransferRequest read_json_request(std::string_view bytes, std::size_t max_block_pairs);
+
+// Throws the InvalidArgument for a request of `pairs` block pairs.
+[[noreturn]] void too_many_pairs(std::size_t pairs, std::size_t max_block_pairs);
 
 }  // namespace kvbm

@@ -1,6 +1,8 @@
 #pragma once
 // The two ends of kvbm's framing on ZeroMQ (see kvbm/distributed/protocol.hpp), set up in one
 // place for the leader, the worker, and the tests and bench that stand in for either.
+#include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -24,23 +26,49 @@ inline zmq::context_t make_message_context(std::optional<int> io_cpu) {
   return context;
 }
 
-// The leader's end: PUB bound to `message_endpoint`, PULL bound to its reply endpoint.
-// A malformed endpoint is refused (protocol::reply_endpoint) before anything is bound.
-inline void bind_leader_end(zmq::socket_t& publisher, zmq::socket_t& puller, const std::string& message_endpoint) {
-  const std::string replies = protocol::reply_endpoint(message_endpoint);
-  publisher.set(zmq::sockopt::linger, 0);
-  puller.set(zmq::sockopt::linger, 0);
-  publisher.bind(message_endpoint);
-  puller.bind(replies);
+// Endpoint mistakes (no port, a name that does not parse, an ipc path too long for a socket
+// address) surface from ZeroMQ as zmq::error_t: an InvalidArgument naming the endpoint instead.
+template <typename Fn>
+void with_endpoint(const std::string& endpoint, const char* verb, Fn&& fn) {
+  try {
+    fn();
+  } catch (const zmq::error_t& error) {
+    throw make_error(ErrorCode::InvalidArgument, "cannot {} '{}': {}", verb, printable(endpoint, 300), error.what());
+  }
 }
 
-// A worker's end: SUB to every message on `message_endpoint`, PUSH to its reply endpoint.
-inline void connect_worker_end(zmq::socket_t& subscriber, zmq::socket_t& pusher, const std::string& message_endpoint) {
+// The leader's end: XPUB bound to `message_endpoint`, PULL bound to its reply endpoint. The
+// publisher never drops a message: when a worker's queue is full (ZMQ_SNDHWM messages it has
+// not read), a send waits for room up to its ZMQ_SNDTIMEO and then fails, where a plain PUB
+// would drop the message without a word. Replies larger than `max_message_bytes` are refused by
+// ZeroMQ. A malformed endpoint is refused (protocol::reply_endpoint) before anything is bound.
+inline void bind_leader_end(zmq::socket_t& publisher, zmq::socket_t& puller, const std::string& message_endpoint,
+                            int publish_hwm = 1000, std::size_t max_message_bytes = std::size_t{16} << 20) {
+  const std::string replies = protocol::reply_endpoint(message_endpoint);
+  publisher.set(zmq::sockopt::linger, 0);
+  publisher.set(zmq::sockopt::xpub_nodrop, 1);
+  publisher.set(zmq::sockopt::sndhwm, publish_hwm);
+  puller.set(zmq::sockopt::linger, 0);
+  puller.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(max_message_bytes));
+  with_endpoint(message_endpoint, "bind", [&] { publisher.bind(message_endpoint); });
+  with_endpoint(replies, "bind", [&] { puller.bind(replies); });
+}
+
+// A worker's end: SUB to every message on `message_endpoint`, PUSH to its reply endpoint. A
+// message frame past four times `max_message_bytes` is dropped by ZeroMQ (which then reconnects);
+// up to that, the worker itself answers an oversized message with an error. A reply that cannot
+// be queued within `reply_timeout` (no leader reading) fails instead of blocking for good.
+inline void connect_worker_end(zmq::socket_t& subscriber, zmq::socket_t& pusher, const std::string& message_endpoint,
+                               std::size_t max_message_bytes = std::size_t{16} << 20,
+                               std::chrono::milliseconds reply_timeout = std::chrono::seconds(10)) {
+  const std::string replies = protocol::reply_endpoint(message_endpoint);
   subscriber.set(zmq::sockopt::linger, 0);
   subscriber.set(zmq::sockopt::subscribe, "");
+  subscriber.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(4 * max_message_bytes));
   pusher.set(zmq::sockopt::linger, 0);
-  subscriber.connect(message_endpoint);
-  pusher.connect(protocol::reply_endpoint(message_endpoint));
+  pusher.set(zmq::sockopt::sndtimeo, static_cast<int>(reply_timeout.count()));
+  with_endpoint(message_endpoint, "connect to", [&] { subscriber.connect(message_endpoint); });
+  with_endpoint(replies, "connect to", [&] { pusher.connect(replies); });
 }
 
 }  // namespace kvbm

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_input.hpp"
 #include "distributed/request_readers.hpp"
 #include "kvbm/common/error.hpp"
 
@@ -14,6 +15,16 @@ using nlohmann::json;
   throw make_error(ErrorCode::InvalidArgument, "bad BlockTransferRequest: {}", what);
 }
 
+}  // namespace
+
+void too_many_pairs(std::size_t pairs, std::size_t max_block_pairs) {
+  throw make_error(ErrorCode::InvalidArgument,
+                   "bad BlockTransferRequest: {} block pairs, more than the {} allowed (KVBM_MAX_BLOCK_PAIRS)", pairs,
+                   max_block_pairs);
+}
+
+namespace {
+
 const json& field(const json& object, const char* name) {
   const auto it = object.find(name);
   if (it == object.end()) bad(fmt::format("missing field '{}'", name));
@@ -22,8 +33,12 @@ const json& field(const json& object, const char* name) {
 
 std::string string_field(const json& object, const char* name, std::string_view context) {
   const json& value = field(object, name);
-  if (!value.is_string()) bad(fmt::format("{}'{}' must be a string, got {}", context, name, value.type_name()));
-  return value.get<std::string>();
+  if (!value.is_string()) bad(fmt::format("{}'{}' must be a string, got {}", context, name, json_input::describe(value)));
+  const auto& text = value.get_ref<const std::string&>();
+  if (text.size() > kMaxConnectorIdBytes) {
+    bad(fmt::format("{}'{}' is {} bytes long, more than the {} allowed", context, name, text.size(), kMaxConnectorIdBytes));
+  }
+  return text;
 }
 
 BlockTransferPool pool_field(const json& object, const char* name) {
@@ -31,19 +46,20 @@ BlockTransferPool pool_field(const json& object, const char* name) {
   try {
     return parse_pool(text);
   } catch (const Error&) {
-    bad(fmt::format("'{}' is '{}', not one of Device, Host, Disk", name, text));
+    bad(fmt::format("'{}' is '{}', not one of Device, Host, Disk", name, printable(text, 60)));
   }
 }
 
-std::vector<BlockPair> blocks_field(const json& object) {
+std::vector<BlockPair> blocks_field(const json& object, std::size_t max_block_pairs) {
   const json& blocks = field(object, "blocks");
-  if (!blocks.is_array()) bad(fmt::format("'blocks' must be an array, got {}", blocks.type_name()));
+  if (!blocks.is_array()) bad(fmt::format("'blocks' must be an array, got {}", json_input::describe(blocks)));
+  if (blocks.size() > max_block_pairs) too_many_pairs(blocks.size(), max_block_pairs);
   std::vector<BlockPair> pairs;
   pairs.reserve(blocks.size());
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     const json& pair = blocks[i];
     if (!pair.is_array() || pair.size() != 2 || !pair[0].is_number_unsigned() || !pair[1].is_number_unsigned()) {
-      bad(fmt::format("blocks[{}] must be a pair of non-negative integers, got {}", i, pair.dump()));
+      bad(fmt::format("blocks[{}] must be a pair of non-negative integers, got {}", i, json_input::describe(pair)));
     }
     pairs.emplace_back(pair[0].get<std::uint64_t>(), pair[1].get<std::uint64_t>());
   }
@@ -53,7 +69,7 @@ std::vector<BlockPair> blocks_field(const json& object) {
 std::optional<ConnectorRequest> connector_field(const json& object) {
   const auto it = object.find("connector_req");
   if (it == object.end() || it->is_null()) return std::nullopt;
-  if (!it->is_object()) bad(fmt::format("'connector_req' must be an object or null, got {}", it->type_name()));
+  if (!it->is_object()) bad(fmt::format("'connector_req' must be an object or null, got {}", json_input::describe(*it)));
   return ConnectorRequest{string_field(*it, "request_id", "connector_req."), string_field(*it, "uuid", "connector_req.")};
 }
 
@@ -87,7 +103,7 @@ std::string encode_request(const BlockTransferRequest& request) {
   }
   out += R"(],"connector_req":)";
   if (request.connector_req) {
-    out += json{{"request_id", request.connector_req->request_id}, {"uuid", request.connector_req->uuid}}.dump();
+    out += json_input::dump(json{{"request_id", request.connector_req->request_id}, {"uuid", request.connector_req->uuid}});
   } else {
     out += "null";
   }
@@ -95,19 +111,25 @@ std::string encode_request(const BlockTransferRequest& request) {
   return out;
 }
 
-BlockTransferRequest decode_request(std::string_view bytes) {
-  if (auto request = read_canonical_request(bytes)) return std::move(*request);
-  return read_json_request(bytes);
+BlockTransferRequest decode_request(std::string_view bytes, std::size_t max_block_pairs) {
+  if (auto request = read_canonical_request(bytes, max_block_pairs)) return std::move(*request);
+  return read_json_request(bytes, max_block_pairs);
 }
 
-BlockTransferRequest read_json_request(std::string_view bytes) {
-  json parsed = json::parse(bytes, nullptr, false);
-  if (parsed.is_discarded()) bad(fmt::format("not valid JSON ({} bytes)", bytes.size()));
-  if (!parsed.is_object()) bad(fmt::format("expected a JSON object, got {}", parsed.type_name()));
+BlockTransferRequest read_json_request(std::string_view bytes, std::size_t max_block_pairs) {
+  // One array per pair, the blocks array and two objects: more containers than that cannot be
+  // a request, and is refused before a document of them is built.
+  json parsed;
+  try {
+    parsed = json_input::parse(bytes, "the request", max_block_pairs + 4);
+  } catch (const Error& error) {
+    bad(error.message());
+  }
+  if (!parsed.is_object()) bad(fmt::format("expected a JSON object, got {}", json_input::describe(parsed)));
   BlockTransferRequest request;
   request.from_pool = pool_field(parsed, "from_pool");
   request.to_pool = pool_field(parsed, "to_pool");
-  request.blocks = blocks_field(parsed);
+  request.blocks = blocks_field(parsed, max_block_pairs);
   request.connector_req = connector_field(parsed);
   return request;
 }

@@ -7,119 +7,133 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
 #include "common/cpu_affinity.hpp"
 #include "common/thread_pool.hpp"
+#include "distributed/handler_data.hpp"
 #include "distributed/message_receiver.hpp"
-#include "kvbm/common/settings.hpp"
+#include "distributed/socket_ends.hpp"
 #include "kvbm/common/log.hpp"
+#include "kvbm/common/settings.hpp"
 #include "kvbm/distributed/protocol.hpp"
 #include "kvbm/memory/region.hpp"
 #include "layout/chunk_io.hpp"
-#include "distributed/socket_ends.hpp"
 
 namespace kvbm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Until the leader is heard from, how often the worker says it is still waiting, and how often
+// it announces itself (the leader's reply may be lost while this worker's subscription is not
+// yet in place: ZeroMQ's publisher drops messages for subscribers it does not know yet).
+constexpr std::chrono::milliseconds kUnheardReportInterval{10000};
+constexpr std::chrono::milliseconds kAnnounceInterval{250};
+
+std::uint64_t random_nonce() {
+  std::random_device device;
+  std::uint64_t nonce = 0;
+  while (nonce == 0) nonce = (std::uint64_t{device()} << 32) | device();  // 0 means "no nonce" on the wire
+  return nonce;
+}
+
+void check_block_indices(const std::vector<std::size_t>& blocks, const Layout& layout) {
+  for (std::size_t block : blocks) {
+    if (block >= layout.config().num_blocks) {
+      throw make_error(ErrorCode::OutOfRange, "block {} is not an index below {}", block, layout.config().num_blocks);
+    }
+  }
+}
+
+}  // namespace
 
 struct Worker::Impl {
   Impl(WorkerOptions opts, std::shared_ptr<BlockTransferHandler> h)
-      : options(std::move(opts)), handler(std::move(h)), nonce(std::random_device{}() | (std::uint64_t{std::random_device{}()} << 32)),
+      : options(std::move(opts)), handler(std::move(h)), nonce(random_nonce()),
         context(make_message_context(options.message_cpu)), subscriber(context, zmq::socket_type::sub),
-        pusher(context, zmq::socket_type::push),
-        pool(std::max<std::size_t>(1, options.concurrent_transfers)) {
+        pusher(context, zmq::socket_type::push), pool(std::max<std::size_t>(1, options.concurrent_transfers)) {
     if (options.world_size <= 0 || options.rank < 0 || options.rank >= options.world_size) {
       throw make_error(ErrorCode::InvalidArgument, "worker rank {} is outside [0, world_size={})", options.rank,
                        options.world_size);
     }
-    connect_worker_end(subscriber, pusher, options.leader_endpoint);
+    if (options.max_message_bytes == 0 || options.max_block_pairs == 0) {
+      throw make_error(ErrorCode::InvalidArgument, "worker limits must be positive (max_message_bytes {}, max_block_pairs {})",
+                       options.max_message_bytes, options.max_block_pairs);
+    }
+    connect_worker_end(subscriber, pusher, options.leader_endpoint, options.max_message_bytes);
   }
 
-  void reply(std::uint64_t id, const std::string& handler_name, const Status& status, nlohmann::json data = nullptr) {
-    if (!status.ok()) log().warn("rank {}: {} message {} failed: {}", options.rank, handler_name, id, status.to_string());
-    // Most replies are a plain success: that payload is encoded once.
-    const bool plain_ok = status.ok() && data.is_null();
-    const std::string encoded = plain_ok ? std::string() : protocol::encode_outcome({options.rank, status, std::move(data)});
-    const std::string& payload = plain_ok ? ok_payload : encoded;
-    std::lock_guard lock(push_mutex);
-    zmq::multipart_t reply;
-    reply.addstr(protocol::encode_id(id));
-    reply.addstr(handler_name);
-    reply.addstr(payload);
-    reply.send(pusher);
+  ~Impl() {
+    // Completions reply through the sockets: let every admitted transfer finish first.
+    std::unique_lock lock(admission_mutex);
+    drained.wait(lock, [&] { return in_flight == 0; });
   }
 
-  // The one data frame a handler needs, as JSON; errors name the frame count.
-  static nlohmann::json single_json_frame(const zmq::multipart_t& message, const std::string& name) {
-    if (message.size() != 3) {
-      throw make_error(ErrorCode::InvalidArgument, "{} message must carry exactly one data frame, got {}", name,
-                       message.size() - 2);
-    }
-    auto json = nlohmann::json::parse(message[2].to_string(), nullptr, false);
-    if (json.is_discarded() || !json.is_object()) {
-      throw make_error(ErrorCode::InvalidArgument, "{} data frame is not a JSON object", name);
-    }
-    return json;
-  }
-
-  std::vector<std::size_t> blocks_of(const nlohmann::json& json, const Layout& layout) {
-    std::vector<std::size_t> blocks;
-    if (!json.contains("blocks") || !json["blocks"].is_array()) {
-      throw make_error(ErrorCode::InvalidArgument, "'blocks' must be an array of block indices");
-    }
-    for (const auto& block : json["blocks"]) {
-      if (!block.is_number_unsigned() || block.get<std::size_t>() >= layout.config().num_blocks) {
-        throw make_error(ErrorCode::OutOfRange, "block {} is not an index below {}", block.dump(),
-                         layout.config().num_blocks);
+  // Never throws: a reply that cannot be sent is logged (the leader will time out on it).
+  void reply(std::uint64_t id, const std::string& handler_name, const Status& status,
+             nlohmann::json data = nullptr) noexcept {
+    try {
+      if (!status.ok()) {
+        log().warn("rank {}: {} message {} failed: {}", options.rank, printable(handler_name), id, status.to_string());
       }
-      blocks.push_back(block.get<std::size_t>());
+      // Most replies are a plain success: that payload is encoded once.
+      const bool plain_ok = status.ok() && data.is_null();
+      const std::string encoded =
+          plain_ok ? std::string() : protocol::encode_outcome({options.rank, nonce, status, std::move(data)});
+      const std::string& payload = plain_ok ? ok_payload : encoded;
+      std::lock_guard lock(push_mutex);
+      zmq::multipart_t reply;
+      reply.addstr(protocol::encode_id(id));
+      reply.addstr(handler_name);
+      reply.addstr(payload);
+      if (!reply.send(pusher)) log().error("rank {}: the reply to message {} could not be queued (no leader reading)",
+                                           options.rank, id);
+    } catch (...) {
+      log().error("rank {}: replying to message {}: {}", options.rank, id,
+                  current_exception_as_error("reply").message());
     }
-    return blocks;
   }
 
-  const LayoutPtr& pool_of(const nlohmann::json& json) {
-    if (!json.contains("pool") || !json["pool"].is_string()) throw make_error(ErrorCode::InvalidArgument, "'pool' must be a string");
-    return handler->pool(parse_pool(json["pool"].get<std::string>()));
+  // The one data frame a handler needs; errors name the frame count.
+  static std::string_view single_frame(const zmq::multipart_t& message, const std::string& name) {
+    if (message.size() != 3) {
+      throw make_error(ErrorCode::InvalidArgument, "{} message must carry exactly one data frame, got {}",
+                       printable(name), message.size() - 2);
+    }
+    return {message[2].data<char>(), message[2].size()};
   }
 
   // kvbm.fill: deterministic random bytes per (seed, rank, block), so a test can check them.
-  nlohmann::json fill(const nlohmann::json& json) {
-    const LayoutPtr& layout = pool_of(json);
-    const std::uint64_t seed = json.value("seed", std::uint64_t{0});
-    for (std::size_t block : blocks_of(json, *layout)) {
-      std::mt19937_64 rng(seed ^ (std::uint64_t(options.rank) << 48) ^ (block * 0x9e3779b97f4a7c15ULL));
-      std::vector<std::byte> bytes(block_bytes(*layout));
+  void fill(const handler_data::BlockList& request) {
+    const Layout& layout = *handler->pool(request.pool);
+    check_block_indices(request.blocks, layout);
+    for (std::size_t block : request.blocks) {
+      std::mt19937_64 rng(request.seed ^ (std::uint64_t(options.rank) << 48) ^ (block * 0x9e3779b97f4a7c15ULL));
+      std::vector<std::byte> bytes(block_bytes(layout));
       for (auto& b : bytes) b = static_cast<std::byte>(rng());
-      write_block(*layout, block, bytes);
+      write_block(layout, block, bytes);
     }
-    return nullptr;
   }
 
-  nlohmann::json hash(const nlohmann::json& json) {
-    const LayoutPtr& layout = pool_of(json);
+  nlohmann::json hash(const handler_data::BlockList& request) {
+    const Layout& layout = *handler->pool(request.pool);
+    check_block_indices(request.blocks, layout);
     nlohmann::json hashes = nlohmann::json::array();
-    for (std::size_t block : blocks_of(json, *layout)) {
-      const auto bytes = read_block(*layout, block);
+    for (std::size_t block : request.blocks) {
+      const auto bytes = read_block(layout, block);
       hashes.push_back(XXH3_64bits(bytes.data(), bytes.size()));
     }
     return {{"hashes", hashes}};
   }
 
   void handle_transfer(std::uint64_t id, const zmq::multipart_t& message) {
-    std::optional<BlockTransferRequest> request;
-    try {
-      if (message.size() != 3) {
-        throw make_error(ErrorCode::InvalidArgument,
-                         "block transfer request must carry exactly one data frame, got {}", message.size() - 2);
-      }
-      request = decode_request(std::string_view(message[2].data<char>(), message[2].size()));
-    } catch (const Error& error) {
-      // The seed returns without acknowledging here, leaving the leader to time out: kvbm acks.
-      reply(id, protocol::kTransferHandler, error);
-      return;
-    }
-    if (request->connector_req && handler->scheduler()) handler->scheduler()->enqueue(*request->connector_req);
-    admit(id, std::move(*request));
+    BlockTransferRequest request = decode_request(single_frame(message, protocol::kTransferHandler),
+                                                  options.max_block_pairs);
+    if (request.connector_req && handler->scheduler()) handler->scheduler()->enqueue(*request.connector_req);
+    admit(id, std::move(request));
   }
 
   // Transfers start on the receiving thread and are acknowledged from the thread that finishes
@@ -133,13 +147,27 @@ struct Worker::Impl {
         return;
       }
       ++in_flight;
+      running.insert(id);
     }
     launch(id, request);
   }
 
   void launch(std::uint64_t id, const BlockTransferRequest& request) {
     handler->start(request, [this, id](const Status& status) {
-      reply(id, protocol::kTransferHandler, status);
+      bool owed = false;
+      {
+        std::lock_guard lock(admission_mutex);
+        const auto it = running.find(id);
+        if (it != running.end()) {
+          running.erase(it);
+          owed = true;
+        }
+      }
+      if (owed) {
+        reply(id, protocol::kTransferHandler, status);
+      } else {
+        log().warn("rank {}: transfer {} ended after shutdown answered it: {}", options.rank, id, status.to_string());
+      }
       finished();
     });
   }
@@ -154,18 +182,47 @@ struct Worker::Impl {
       }
       next = std::move(waiting.front());
       waiting.pop_front();
+      running.insert(next->first);
     }
     launch(next->first, next->second);
   }
 
-  ~Impl() {
-    // Completions reply through the sockets: let every admitted transfer finish first.
-    std::unique_lock lock(admission_mutex);
-    drained.wait(lock, [&] { return in_flight == 0; });
+  void handle_reject(const zmq::multipart_t& message) {
+    try {
+      const auto rejection = handler_data::read_reject(single_frame(message, protocol::kReject));
+      if (rejection.nonce != nonce) return;  // meant for another worker
+      rejection_status = make_error(ErrorCode::InvalidArgument, "the leader rejected rank {}: {}", options.rank,
+                                    printable(rejection.reason, 300));
+    } catch (const Error& error) {
+      log().warn("rank {}: ignored a malformed rejection: {}", options.rank, error.message());
+    }
   }
 
-  // Returns false when the worker should stop.
-  bool dispatch(zmq::multipart_t& message) {
+  void handle_diagnostic(std::uint64_t id, const std::string& name, const zmq::multipart_t& message) {
+    if (name == protocol::kCancel) {
+      const std::string uuid = handler_data::read_cancel(single_frame(message, name));
+      if (!handler->scheduler()) throw make_error(ErrorCode::InvalidArgument, "this worker has no connector scheduler");
+      reply(id, name, handler->scheduler()->cancel(uuid));
+      return;
+    }
+    auto request = handler_data::read_block_list(single_frame(message, name), name, options.max_block_pairs);
+    pool.post([this, id, name, request = std::move(request)] {
+      try {
+        if (name == protocol::kFill) {
+          fill(request);
+          reply(id, name, {});
+        } else {
+          reply(id, name, {}, hash(request));
+        }
+      } catch (...) {
+        reply(id, name, current_exception_as_error(name));
+      }
+    });
+  }
+
+  // Returns false when the worker should stop. Never throws: whatever goes wrong with one
+  // message is that message's error reply.
+  bool dispatch(const zmq::multipart_t& message) {
     if (message.size() < 2) {
       log().warn("rank {}: dropped a message of {} frames (need id and handler)", options.rank, message.size());
       return true;
@@ -178,73 +235,118 @@ struct Worker::Impl {
       return true;
     }
     const std::string name = message[1].to_string();
-    if (name == protocol::kTransferHandler) {
-      handle_transfer(id, message);
-      return true;
-    }
-    if (name == protocol::kHello) {
-      reply(id, name, {}, {{"nonce", nonce}, {"world_size", options.world_size}});
-      return true;
-    }
-    if (name == protocol::kReject) {
-      const auto json = nlohmann::json::parse(message.size() == 3 ? message[2].to_string() : "{}", nullptr, false);
-      if (json.is_object() && json.value("nonce", std::uint64_t{0}) == nonce) {
-        rejection = make_error(ErrorCode::InvalidArgument, "the leader rejected rank {}: {}", options.rank,
-                               json.value("reason", std::string("no reason given")));
-        return false;
-      }
-      return true;
-    }
-    if (name == protocol::kPing) {
-      reply(id, name, {});
-      return true;
-    }
-    if (name == protocol::kShutdown) {
-      reply(id, name, {});
-      return false;
-    }
     try {
-      const nlohmann::json json = single_json_frame(message, name);
-      if (name == protocol::kCancel) {
-        if (!handler->scheduler()) throw make_error(ErrorCode::InvalidArgument, "this worker has no connector scheduler");
-        if (!json.contains("uuid") || !json["uuid"].is_string()) throw make_error(ErrorCode::InvalidArgument, "'uuid' must be a string");
-        reply(id, name, handler->scheduler()->cancel(json["uuid"].get<std::string>()));
-      } else if (name == protocol::kFill || name == protocol::kHash) {
-        pool.post([this, id, name, json] {
-          try {
-            reply(id, name, {}, name == protocol::kFill ? fill(json) : hash(json));
-          } catch (const Error& error) {
-            reply(id, name, error);
-          }
-        });
-      } else {
-        throw make_error(ErrorCode::InvalidArgument, "no handler named '{}'", name);
+      std::size_t bytes = 0;
+      for (const auto& frame : message) bytes += frame.size();
+      if (bytes > options.max_message_bytes) {
+        throw make_error(ErrorCode::InvalidArgument,
+                         "{} message of {} bytes is larger than the {} allowed (KVBM_MAX_MESSAGE_BYTES)", printable(name),
+                         bytes, options.max_message_bytes);
       }
-    } catch (const Error& error) {
-      reply(id, name, error);
+      if (name == protocol::kTransferHandler) {
+        handle_transfer(id, message);
+      } else if (name == protocol::kHello) {
+        reply(id, name, {}, protocol::encode_hello({nonce, options.world_size}));
+      } else if (name == protocol::kReject) {
+        handle_reject(message);
+        return rejection_status.ok();
+      } else if (name == protocol::kPing) {
+        reply(id, name, {});
+      } else if (name == protocol::kShutdown) {
+        reply(id, name, {});
+        return false;
+      } else if (name == protocol::kCancel || name == protocol::kFill || name == protocol::kHash) {
+        handle_diagnostic(id, name, message);
+      } else {
+        throw make_error(ErrorCode::InvalidArgument, "no handler named '{}'", printable(name));
+      }
+    } catch (...) {
+      reply(id, name, current_exception_as_error(fmt::format("rank {}: {} message", options.rank, printable(name))));
     }
     return true;
   }
 
+  // Answers what was admitted but not started, and gives running transfers drain_timeout.
+  void drain() {
+    std::deque<std::pair<std::uint64_t, BlockTransferRequest>> not_started;
+    {
+      std::lock_guard lock(admission_mutex);
+      not_started.swap(waiting);
+    }
+    for (const auto& [id, request] : not_started) {
+      const Error error = make_error(ErrorCode::Cancelled, "rank {} is shutting down; the request was not started",
+                                     options.rank);
+      if (request.connector_req && handler->scheduler()) handler->scheduler()->mark_complete(*request.connector_req, error);
+      reply(id, protocol::kTransferHandler, error);
+    }
+    std::vector<std::uint64_t> unfinished;
+    {
+      std::unique_lock lock(admission_mutex);
+      if (drained.wait_for(lock, options.drain_timeout, [&] { return in_flight == 0; })) return;
+      unfinished.assign(running.begin(), running.end());
+      running.clear();
+      abandoned = in_flight;
+    }
+    for (std::uint64_t id : unfinished) {
+      reply(id, protocol::kTransferHandler,
+            make_error(ErrorCode::Timeout, "rank {} shut down before the transfer finished (waited {} ms)", options.rank,
+                       options.drain_timeout.count()));
+    }
+  }
+
   Status run() {
-    log().info("rank {}/{} serving {}", options.rank, options.world_size, options.leader_endpoint);
+    log().info("rank {}/{} serving {}", options.rank, options.world_size, printable(options.leader_endpoint, 300));
     std::optional<ScopedThreadCpu> on_message_cpu;
     try {
       on_message_cpu.emplace(options.message_cpu);
     } catch (const Error& error) {  // checked when the context was made: the CPU went away since
       return error;
     }
+    // Announced (id 0) until the leader is heard from: it learns of a new, restarted or
+    // impostor process of a rank without asking.
+    const auto announce = [&] { reply(0, protocol::kHello, {}, protocol::encode_hello({nonce, options.world_size})); };
     MessageReceiver receiver(subscriber, message_spin);
+    const auto started = Clock::now();
+    auto next_report = started + std::min(kUnheardReportInterval, options.leader_wait);
+    bool heard = false;
+    Status status;
+    announce();
     while (!stopping.load()) {
-      auto message = receiver.next(std::chrono::milliseconds(100));
-      if (message && !dispatch(*message)) break;
+      std::optional<zmq::multipart_t> message;
+      try {
+        message = receiver.next(heard ? std::chrono::milliseconds(100) : kAnnounceInterval);
+      } catch (...) {
+        status = current_exception_as_error(fmt::format("rank {}: receiving", options.rank));
+        break;
+      }
+      if (message) {
+        heard = true;
+        if (!dispatch(*message)) break;
+        continue;
+      }
+      if (heard) continue;
+      const auto now = Clock::now();
+      const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(now - started);
+      if (waited >= options.leader_wait) {
+        status = make_error(ErrorCode::Timeout, "rank {}: no word from the leader at {} within {} ms; is it running and "
+                            "reachable from here?", options.rank, printable(options.leader_endpoint, 300),
+                            options.leader_wait.count());
+        break;
+      }
+      announce();
+      if (now >= next_report) {
+        log().warn("rank {}: no word yet from the leader at {} after {} ms (giving up after {} ms)", options.rank,
+                   printable(options.leader_endpoint, 300), waited.count(), options.leader_wait.count());
+        next_report = now + kUnheardReportInterval;
+      }
     }
-    return rejection;
+    drain();
+    return status.ok() ? rejection_status : status;
   }
 
   WorkerOptions options;
   std::shared_ptr<BlockTransferHandler> handler;
-  std::uint64_t nonce;
+  std::uint64_t nonce;  // this process's incarnation of the rank, on every reply
   zmq::context_t context;
   zmq::socket_t subscriber;
   zmq::socket_t pusher;
@@ -252,11 +354,13 @@ struct Worker::Impl {
   std::mutex admission_mutex;
   std::condition_variable drained;
   std::size_t in_flight = 0;
+  std::multiset<std::uint64_t> running;  // ids of started transfers not yet answered
   std::deque<std::pair<std::uint64_t, BlockTransferRequest>> waiting;
+  std::size_t abandoned = 0;
   std::atomic<bool> stopping{false};
   std::chrono::microseconds message_spin{settings::message_spin_us()};  // read here: a bad value throws to the caller
-  const std::string ok_payload = protocol::encode_outcome({options.rank, Status{}, nullptr});
-  Status rejection;
+  const std::string ok_payload = protocol::encode_outcome({options.rank, nonce, Status{}, nullptr});
+  Status rejection_status;
   ThreadPool pool;  // declared last: destroyed first, so queued work finishes while sockets live
 };
 
@@ -267,6 +371,11 @@ Worker::~Worker() = default;
 
 Status Worker::run() { return impl_->run(); }
 
-void Worker::stop() { impl_->stopping = true; }
+void Worker::stop() { impl_->stopping.store(true); }
+
+std::size_t Worker::abandoned_transfers() const {
+  std::lock_guard lock(impl_->admission_mutex);
+  return impl_->abandoned;
+}
 
 }  // namespace kvbm

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "commands.hpp"
+#include "common/json_input.hpp"
 #include "kvbm/distributed/leader.hpp"
 
 namespace kvbm::tools {
@@ -23,12 +24,12 @@ struct LeaderCliOptions {
 
 // A line is a BlockTransferRequest, or {"handler": NAME, "data": {...}} for another handler.
 LeaderResult send_line(Leader& leader, const std::string& line, std::chrono::milliseconds timeout) {
-  const auto json = nlohmann::json::parse(line, nullptr, false);
+  const auto json = json_input::parse(line, "the request line");
   if (json.is_object() && json.contains("handler")) {
-    if (!json["handler"].is_string()) throw make_error(ErrorCode::InvalidArgument, "'handler' must be a string");
+    const std::string handler = json_input::required_string(json, "handler", "the request line", 256);
     std::vector<std::string> frames;
-    if (json.contains("data")) frames.push_back(json["data"].dump());
-    return leader.send(json["handler"].get<std::string>(), frames, timeout);
+    if (const auto* data = json_input::find(json, "data")) frames.push_back(json_input::dump(*data));
+    return leader.send(handler, frames, timeout);
   }
   return leader.transfer(decode_request(line), timeout);
 }
@@ -77,7 +78,7 @@ Command add_leader_command(CLI::App& app) {
         out["error"] = error.message();
       }
       all_ok &= out["ok"].get<bool>();
-      std::cout << out.dump() << std::endl;
+      std::cout << json_input::dump(out) << std::endl;
     }
     if (o->shutdown) (void)leader.send(protocol::kShutdown, {}, std::chrono::milliseconds(o->timeout_ms));
     return all_ok ? 0 : 1;

@@ -4,6 +4,7 @@
 
 #include "commands.hpp"
 #include "kvbm/common/error.hpp"
+#include "kvbm/common/settings.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"kvbm: KV-cache block manager and transfer engine"};
@@ -20,12 +21,14 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& error) {
     return app.exit(error);
   }
+  // Whatever goes wrong ends in one line on stderr and exit status 1, never an abort.
   try {
+    (void)kvbm::settings::log_level();  // every command refuses a bad KVBM_LOG, logging or not
     for (const auto& command : commands) {
       if (command.app->parsed()) return command.run();
     }
-  } catch (const kvbm::Error& error) {
-    std::cerr << "kvbm: " << error.what() << '\n';
+  } catch (...) {
+    std::cerr << "kvbm: " << kvbm::current_exception_as_error("kvbm").what() << '\n';
     return 1;
   }
   return 1;

@@ -1,6 +1,7 @@
 // `kvbm worker`: one rank of a tensor-parallel deployment, serving the leader's requests on
 // its own Device, Host and Disk pools until killed or told to shut down.
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 
@@ -25,14 +26,26 @@ struct WorkerCliOptions {
   std::string layout = "fc";
   std::string disk_layout;  // empty: as `layout`
   std::optional<int> message_cpu;  // unset: not pinned
+  std::optional<std::size_t> leader_wait_ms;  // unset: KVBM_LEADER_WAIT_MS
   LayoutConfig config{.num_blocks = 0, .num_layers = 4, .outer_dim = 2, .page_size = 16, .inner_dim = 128,
                       .dtype_bytes = 2};
 };
 
 std::atomic<Worker*> running_worker{nullptr};
+static_assert(std::atomic<Worker*>::is_always_lock_free, "the signal handler needs a lock-free load");
 
 void stop_on_signal(int) {
   if (Worker* worker = running_worker.load()) worker->stop();
+}
+
+// SIGINT and SIGTERM stop the worker; without SA_RESTART, so a blocking poll returns at once.
+void stop_on_signals() {
+  struct sigaction action {};
+  action.sa_handler = stop_on_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
 }
 
 LayoutPtr make_pool(const WorkerCliOptions& options, std::size_t blocks, StorageKind kind) {
@@ -67,6 +80,9 @@ Command add_worker_command(CLI::App& app) {
       ->check(CLI::IsMember({"fc", "ls-block", "ls-outer"}));
   command->add_option("--message-cpu", o->message_cpu,
                       "CPU for the receive loop and ZeroMQ I/O thread (default: not pinned)");
+  command->add_option("--leader-wait-ms", o->leader_wait_ms,
+                      "Give up when the leader has not been heard from within this long (default: KVBM_LEADER_WAIT_MS)")
+      ->check(CLI::PositiveNumber);
   command->add_option("--num-layers", o->config.num_layers, "Layers per block")->check(CLI::PositiveNumber);
   command->add_option("--outer-dim", o->config.outer_dim, "1 or 2 (K and V)")->check(CLI::Range(1, 2));
   command->add_option("--page-size", o->config.page_size, "Tokens per block")->check(CLI::PositiveNumber);
@@ -82,18 +98,28 @@ Command add_worker_command(CLI::App& app) {
                      make_pool(*o, o->disk_blocks, StorageKind::disk(0))};
     auto context = std::make_shared<TransferContext>();
     auto handler = std::make_shared<BlockTransferHandler>(std::move(pools), context, std::make_shared<ConnectorScheduler>());
-    Worker worker({o->leader, o->rank, o->world_size, settings::max_concurrent_transfers(), o->message_cpu},
-                  handler);
-    running_worker = &worker;
-    std::signal(SIGINT, stop_on_signal);
-    std::signal(SIGTERM, stop_on_signal);
-    const Status status = worker.run();
+    WorkerOptions options{.leader_endpoint = o->leader,
+                          .rank = o->rank,
+                          .world_size = o->world_size,
+                          .concurrent_transfers = settings::max_concurrent_transfers(),
+                          .message_cpu = o->message_cpu,
+                          .max_message_bytes = settings::max_message_bytes(),
+                          .max_block_pairs = settings::max_block_pairs(),
+                          .leader_wait = std::chrono::milliseconds(o->leader_wait_ms.value_or(settings::leader_wait_ms())),
+                          .drain_timeout = std::chrono::milliseconds(settings::shutdown_drain_ms())};
+    auto worker = std::make_unique<Worker>(std::move(options), handler);
+    running_worker = worker.get();
+    stop_on_signals();
+    const Status status = worker->run();
     running_worker = nullptr;
-    if (!status.ok()) {
-      std::cerr << "kvbm worker: " << status.error().message() << '\n';
-      return 1;
+    const int code = status.ok() ? 0 : 1;
+    if (!status.ok()) std::cerr << "kvbm worker: " << status.error().message() << std::endl;
+    if (worker->abandoned_transfers() > 0) {
+      // They were answered with an error; waiting for them (the destructor would) could be forever.
+      std::cerr << "kvbm worker: exiting with " << worker->abandoned_transfers() << " transfer(s) unfinished" << std::endl;
+      std::_Exit(code);
     }
-    return 0;
+    return code;
   }};
 }
 

@@ -71,13 +71,13 @@ TEST_F(Handler, ConnectorOperationsAreScheduledCompletedOrCancelled) {
   const ConnectorRequest op{"req-1", "op-1"};
   scheduler->enqueue(op);
   EXPECT_TRUE(handler.execute({P::Host, P::Disk, {{0, 0}}, op}).ok());
-  EXPECT_EQ(scheduler->tracked(), 0u);
+  EXPECT_EQ(scheduler->state("op-1"), ConnectorScheduler::State::Finished);
 
   const ConnectorRequest queued{"req-2", "op-2"};
   scheduler->enqueue(queued);
   EXPECT_TRUE(scheduler->cancel("op-2").ok());
   expect_error(handler.execute({P::Host, P::Disk, {{1, 1}}, queued}), ErrorCode::Cancelled, "op-2 of request req-2 was cancelled");
-  EXPECT_EQ(scheduler->tracked(), 0u);
+  EXPECT_EQ(scheduler->state("op-2"), ConnectorScheduler::State::Finished);
 
   // Cancelled before it even arrived.
   EXPECT_TRUE(scheduler->cancel("op-3").ok());
@@ -91,6 +91,38 @@ TEST_F(Handler, ConnectorOperationsAreScheduledCompletedOrCancelled) {
   ASSERT_FALSE(late.ok());
   EXPECT_NE(late.error().message().find("already running"), std::string::npos);
   scheduler->mark_complete(running, {});
+
+  // Finished operations cannot be cancelled; the uuid used again is a new operation.
+  const Status finished = scheduler->cancel("op-1");
+  ASSERT_FALSE(finished.ok());
+  EXPECT_NE(finished.error().message().find("op-1 has already finished"), std::string::npos);
+  scheduler->enqueue(op);
+  EXPECT_TRUE(handler.execute({P::Host, P::Disk, {{0, 0}}, op}).ok());
+}
+
+// The table remembers at most its capacity of operations that are not queued or running.
+TEST(ConnectorSchedulerMemory, CancelledAndFinishedEntriesAreBounded) {
+  ConnectorScheduler scheduler(8);
+  const ConnectorRequest live{"req", "live"};
+  scheduler.enqueue(live);
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(scheduler.cancel("early-" + std::to_string(i)).ok());
+    const ConnectorRequest done{"req", "done-" + std::to_string(i)};
+    scheduler.enqueue(done);
+    ASSERT_EQ(scheduler.schedule(done), SchedulingDecision::Execute);
+    scheduler.mark_complete(done, {});
+  }
+  EXPECT_LE(scheduler.tracked(), 9u);
+  EXPECT_EQ(scheduler.state("live"), ConnectorScheduler::State::Queued);  // never forgotten
+  EXPECT_EQ(scheduler.state("early-999"), ConnectorScheduler::State::Cancelled);
+  EXPECT_EQ(scheduler.state("done-999"), ConnectorScheduler::State::Finished);
+  EXPECT_FALSE(scheduler.state("early-0").has_value());
+  for (const std::string& bad : {std::string(), std::string(kMaxConnectorIdBytes + 1, 'x')}) {
+    const Status status = scheduler.cancel(bad);
+    ASSERT_FALSE(status.ok());
+    EXPECT_EQ(status.error().code(), ErrorCode::InvalidArgument);
+    EXPECT_NE(status.error().message().find(std::to_string(bad.size()) + " bytes"), std::string::npos);
+  }
 }
 
 }  // namespace

@@ -33,13 +33,13 @@ TEST(Wire, BadInputNamesTheProblem) {
   const std::pair<const char*, const char*> cases[] = {
       {"", "not valid JSON"},
       {"not json", "not valid JSON"},
-      {"[1,2]", "expected a JSON object, got array"},
+      {"[1,2]", "expected a JSON object, got an array of 2 elements"},
       {R"({"to_pool":"Host","blocks":[]})", "missing field 'from_pool'"},
       {R"({"from_pool":"Host","blocks":[]})", "missing field 'to_pool'"},
       {R"({"from_pool":"Host","to_pool":"Disk"})", "missing field 'blocks'"},
       {R"({"from_pool":"Gpu","to_pool":"Disk","blocks":[]})", "'from_pool' is 'Gpu'"},
-      {R"({"from_pool":7,"to_pool":"Disk","blocks":[]})", "'from_pool' must be a string, got number"},
-      {R"({"from_pool":"Host","to_pool":"Disk","blocks":{}})", "'blocks' must be an array, got object"},
+      {R"({"from_pool":7,"to_pool":"Disk","blocks":[]})", "'from_pool' must be a string, got 7"},
+      {R"({"from_pool":"Host","to_pool":"Disk","blocks":{}})", "'blocks' must be an array, got an object"},
       {R"({"from_pool":"Host","to_pool":"Disk","blocks":[[1]]})", "blocks[0] must be a pair"},
       {R"({"from_pool":"Host","to_pool":"Disk","blocks":[[1,2],[-1,2]]})", "blocks[1] must be a pair"},
       {R"({"from_pool":"Host","to_pool":"Disk","blocks":[[1,2.5]]})", "blocks[0] must be a pair"},
@@ -71,13 +71,13 @@ TEST(Wire, CanonicalReaderTakesWhatTheEncoderWrites) {
   };
   for (const auto& request : requests) {
     const std::string text = encode_request(request);
-    const auto read = read_canonical_request(text);
+    const auto read = read_canonical_request(text, kDefaultMaxBlockPairs);
     ASSERT_TRUE(read.has_value()) << text;
     EXPECT_EQ(*read, request) << text;
   }
   BlockTransferRequest with_connector = requests[0];
   with_connector.connector_req = ConnectorRequest{"r", "u"};
-  EXPECT_FALSE(read_canonical_request(encode_request(with_connector)).has_value());
+  EXPECT_FALSE(read_canonical_request(encode_request(with_connector), kDefaultMaxBlockPairs).has_value());
 }
 
 // Every text the canonical reader takes, the JSON reader reads the same; every text it leaves,
@@ -108,8 +108,8 @@ TEST(Wire, CanonicalReaderAgreesWithTheJsonReader) {
   };
   int canonical = 0;
   for (const auto& text : texts) {
-    const auto by_json = outcome([&] { return read_json_request(text); });
-    if (const auto fast = read_canonical_request(text)) {
+    const auto by_json = outcome([&] { return read_json_request(text, kDefaultMaxBlockPairs); });
+    if (const auto fast = read_canonical_request(text, kDefaultMaxBlockPairs)) {
       ++canonical;
       ASSERT_TRUE(std::holds_alternative<BlockTransferRequest>(by_json)) << text;
       EXPECT_EQ(*fast, std::get<BlockTransferRequest>(by_json)) << text;

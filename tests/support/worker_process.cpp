@@ -1,10 +1,15 @@
 #include "support/worker_process.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <utility>
 
 extern char** environ;
 
@@ -15,13 +20,38 @@ std::string kvbm_cli(const std::string& built) {
   return cli ? cli : built;
 }
 
-WorkerProcess::WorkerProcess(const std::string& cli, const std::vector<std::string>& worker_args) {
+WorkerProcess::WorkerProcess(const std::string& cli, const std::vector<std::string>& worker_args,
+                             std::optional<std::string> stderr_path) {
   std::vector<std::string> args = {cli, "worker"};
   args.insert(args.end(), worker_args.begin(), worker_args.end());
+  spawn(args, stderr_path, {});
+}
+
+WorkerProcess WorkerProcess::command(const std::string& cli, const std::vector<std::string>& args,
+                                     const std::string& stderr_path, const std::vector<std::string>& env) {
+  WorkerProcess process;
+  std::vector<std::string> all = {cli};
+  all.insert(all.end(), args.begin(), args.end());
+  process.spawn(all, stderr_path, env);
+  return process;
+}
+
+void WorkerProcess::spawn(const std::vector<std::string>& args, const std::optional<std::string>& stderr_path,
+                          const std::vector<std::string>& env) {
+  std::vector<std::string> arg_copies = args;
   std::vector<char*> argv;
-  for (auto& arg : args) argv.push_back(arg.data());
+  for (auto& arg : arg_copies) argv.push_back(arg.data());
   argv.push_back(nullptr);
-  if (posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
+  std::vector<std::string> env_copies = env;
+  std::vector<char*> envp;
+  for (auto& entry : env_copies) envp.push_back(entry.data());
+  for (char** entry = environ; *entry != nullptr; ++entry) envp.push_back(*entry);
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (stderr_path) posix_spawn_file_actions_addopen(&actions, 2, stderr_path->c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data()) != 0) pid_ = -1;
+  posix_spawn_file_actions_destroy(&actions);
 }
 
 void WorkerProcess::kill() {
@@ -29,6 +59,33 @@ void WorkerProcess::kill() {
   ::kill(pid_, SIGKILL);
   ::waitpid(pid_, nullptr, 0);
   pid_ = -1;
+}
+
+void WorkerProcess::signal(int number) const {
+  if (pid_ > 0) ::kill(pid_, number);
+}
+
+std::optional<int> WorkerProcess::wait_exit(std::chrono::milliseconds limit) {
+  if (pid_ <= 0) return std::nullopt;
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    int status = 0;
+    const pid_t done = ::waitpid(pid_, &status, WNOHANG);
+    if (done == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    // Polling the process's state, which only the kernel can report: no ordering rests on it.
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 }  // namespace kvbm::testing

@@ -1,8 +1,11 @@
 #pragma once
-// A `kvbm worker` process started for real, killed (SIGKILL) and reaped when the object goes:
-// for the multi-process tests and the control bench's process mode.
+// A `kvbm` process started for real (by default `kvbm worker ARGS...`), killed (SIGKILL) and
+// reaped when the object goes: for the multi-process tests and the control bench's process mode.
 #include <sys/types.h>
 
+#include <chrono>
+#include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -13,17 +16,33 @@ namespace kvbm::testing {
 
 class WorkerProcess {
  public:
-  // Runs `cli worker ARGS...`; started() says whether the process could be spawned.
-  WorkerProcess(const std::string& cli, const std::vector<std::string>& worker_args);
+  // Runs `cli worker ARGS...`; started() says whether the process could be spawned. With
+  // `stderr_path`, the process's standard error goes to that file.
+  WorkerProcess(const std::string& cli, const std::vector<std::string>& worker_args,
+                std::optional<std::string> stderr_path = std::nullopt);
+  // Runs `cli ARGS...` (any subcommand), with the extra environment `env` ("NAME=VALUE").
+  static WorkerProcess command(const std::string& cli, const std::vector<std::string>& args,
+                               const std::string& stderr_path, const std::vector<std::string>& env = {});
   ~WorkerProcess() { kill(); }
+  WorkerProcess(WorkerProcess&& other) noexcept : pid_(std::exchange(other.pid_, -1)) {}
   WorkerProcess(const WorkerProcess&) = delete;
   WorkerProcess& operator=(const WorkerProcess&) = delete;
 
   void kill();
+  void signal(int number) const;
+  // Waits up to `limit` for the process to end: its exit status, or 128 + the signal that
+  // ended it; nullopt if it is still running.
+  [[nodiscard]] std::optional<int> wait_exit(std::chrono::milliseconds limit);
   [[nodiscard]] bool started() const { return pid_ > 0; }
 
  private:
+  WorkerProcess() = default;
+  void spawn(const std::vector<std::string>& args, const std::optional<std::string>& stderr_path,
+             const std::vector<std::string>& env);
   pid_t pid_ = -1;
 };
+
+// The whole text of a file (a process's captured stderr).
+[[nodiscard]] std::string read_text(const std::string& path);
 
 }  // namespace kvbm::testing

@@ -27,6 +27,10 @@ namespace kvbm::settings {
 [[nodiscard]] std::string log_level();                // KVBM_LOG
 [[nodiscard]] std::size_t message_spin_us();          // KVBM_MESSAGE_SPIN_US
 [[nodiscard]] std::size_t wait_spin_us();             // KVBM_WAIT_SPIN_US
+[[nodiscard]] std::size_t max_message_bytes();        // KVBM_MAX_MESSAGE_BYTES
+[[nodiscard]] std::size_t max_block_pairs();          // KVBM_MAX_BLOCK_PAIRS
+[[nodiscard]] std::size_t leader_wait_ms();           // KVBM_LEADER_WAIT_MS
+[[nodiscard]] std::size_t shutdown_drain_ms();        // KVBM_SHUTDOWN_DRAIN_MS
 inline constexpr std::size_t kDefaultWaitSpinUs = 10000;
 
 }  // namespace kvbm::settings

@@ -2,7 +2,8 @@
 // Framing on ZeroMQ, as Dynamo's KVBM does it: the leader binds PUB (messages) and PULL
 // (replies); workers SUB and PUSH. A message is [id: 8-byte big-endian, handler, data...]; a
 // reply is [id] (Dynamo's plain ack) or [id, handler, payload]. kvbm's payload is JSON with the
-// rank and the outcome, so the leader can tell success from failure.
+// rank, the worker's incarnation nonce and the outcome, so the leader can tell success from
+// failure and a rank's process from an impostor or a restarted one.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -14,7 +15,7 @@
 namespace kvbm::protocol {
 
 inline constexpr const char* kTransferHandler = "transfer_blocks";
-inline constexpr const char* kHello = "kvbm.hello";         // start-up handshake, repeated until all ranks answer
+inline constexpr const char* kHello = "kvbm.hello";         // handshake: the leader asks until all ranks answer; a worker also announces itself
 inline constexpr const char* kReject = "kvbm.reject";       // the leader refuses a worker (rank taken or out of range)
 inline constexpr const char* kCancel = "kvbm.cancel";       // {"uuid": ...}: cancel a connector operation not yet started
 inline constexpr const char* kPing = "kvbm.ping";           // no-op: the control path alone
@@ -30,12 +31,23 @@ inline constexpr const char* kShutdown = "kvbm.shutdown";   // the worker exits 
 [[nodiscard]] std::string reply_endpoint(const std::string& message_endpoint);
 
 struct Outcome {
-  int rank = -1;        // -1: a plain Dynamo ack, which names no rank
+  int rank = -1;            // -1: a plain Dynamo ack, which names no rank
+  std::uint64_t nonce = 0;  // the replying worker process's incarnation (0: none given)
   Status status;
-  nlohmann::json data;  // handler-specific results (hashes, ...)
+  nlohmann::json data;      // handler-specific results (hashes, ...)
 };
 
 [[nodiscard]] std::string encode_outcome(const Outcome& outcome);
-[[nodiscard]] Outcome decode_outcome(const std::string& payload);
+// Throws InvalidArgument naming what is wrong with the payload; nothing else escapes. An
+// unknown error code reads as Internal; a missing message as "(no message)".
+[[nodiscard]] Outcome decode_outcome(std::string_view payload);
+
+// A worker's handshake data: {"nonce":N,"world_size":W}. Throws InvalidArgument.
+struct Hello {
+  std::uint64_t nonce = 0;
+  int world_size = 0;
+};
+[[nodiscard]] nlohmann::json encode_hello(const Hello& hello);
+[[nodiscard]] Hello decode_hello(const nlohmann::json& data);
 
 }  // namespace kvbm::protocol

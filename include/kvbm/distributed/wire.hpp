@@ -32,9 +32,16 @@ struct BlockTransferRequest {
   bool operator==(const BlockTransferRequest&) const = default;
 };
 
+// The most block pairs a request may carry unless a caller says otherwise (KVBM_MAX_BLOCK_PAIRS
+// sets a worker's), and the longest connector request id or uuid.
+inline constexpr std::size_t kDefaultMaxBlockPairs = 256u << 10;
+inline constexpr std::size_t kMaxConnectorIdBytes = 1024;
+
 [[nodiscard]] std::string encode_request(const BlockTransferRequest& request);
-// Throws InvalidArgument naming the problem: not JSON, not an object, a missing or mistyped
-// field, an unknown pool, a block that is not a pair of non-negative integers.
-[[nodiscard]] BlockTransferRequest decode_request(std::string_view bytes);
+// Throws InvalidArgument naming the problem: not JSON, not an object, nested too deep, a
+// missing or mistyped field, an unknown pool, a block that is not a pair of non-negative
+// integers, more than `max_block_pairs` pairs, a connector id longer than kMaxConnectorIdBytes.
+[[nodiscard]] BlockTransferRequest decode_request(std::string_view bytes,
+                                                  std::size_t max_block_pairs = kDefaultMaxBlockPairs);
 
 }  // namespace kvbm

@@ -1,8 +1,9 @@
 #pragma once
-// A worker (one per GPU rank): connects to the leader, registers its rank, and serves messages
+// A worker (one per GPU rank): connects to the leader, announces its rank, and serves messages
 // by handler name until shut down. Every message is acknowledged, success or error, and the
-// worker keeps serving after any error.
+// worker keeps serving after any error: nothing a leader sends ends the process.
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,22 +20,39 @@ struct WorkerOptions {
   // When set, run() pins its thread, and the worker its ZeroMQ I/O thread, to this CPU: each
   // message then reaches the receive loop without waking a thread on an idle CPU.
   std::optional<int> message_cpu;
+  // Limits on what a leader may send (KVBM_MAX_MESSAGE_BYTES, KVBM_MAX_BLOCK_PAIRS): larger
+  // messages and requests are answered with an error that names the size and the limit.
+  std::size_t max_message_bytes = std::size_t{16} << 20;
+  std::size_t max_block_pairs = kDefaultMaxBlockPairs;
+  // Until the first message from the leader, run() warns every report interval and gives up
+  // after this long (KVBM_LEADER_WAIT_MS).
+  std::chrono::milliseconds leader_wait = std::chrono::minutes(5);
+  // When stopping, how long running transfers may take to finish before they are answered with
+  // an error (KVBM_SHUTDOWN_DRAIN_MS).
+  std::chrono::milliseconds drain_timeout = std::chrono::seconds(30);
 };
 
 class Worker {
  public:
-  // Throws InvalidArgument for a rank outside [0, world_size), a malformed endpoint, or a
-  // message_cpu this process may not run on.
+  // Throws InvalidArgument for a rank outside [0, world_size), a malformed endpoint, a zero
+  // limit, or a message_cpu this process may not run on.
   Worker(WorkerOptions options, std::shared_ptr<BlockTransferHandler> handler);
+  // Waits for every transfer it started to end (their completions use the worker).
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Serves until stop(), a shutdown message, or the leader rejecting this worker (then the
-  // returned status says why). With message_cpu, the calling thread runs on that CPU until
-  // run() returns, then gets its former CPUs back.
+  // Serves until stop(), a shutdown message, the leader rejecting this worker, or no word from
+  // the leader within leader_wait; the returned status says which of the last two. On the way
+  // out, requests not yet started are answered Cancelled, and running transfers get
+  // drain_timeout to finish, after which they are answered Timeout. With message_cpu, the
+  // calling thread runs on that CPU until run() returns, then gets its former CPUs back.
   [[nodiscard]] Status run();
+  // Safe from a signal handler: one store to a lock-free atomic.
   void stop();
+  // Transfers still running that run() gave up on (answered Timeout): the destructor waits
+  // for them, so a process that must exit now should not destroy the worker.
+  [[nodiscard]] std::size_t abandoned_transfers() const;
 
  private:
   struct Impl;
