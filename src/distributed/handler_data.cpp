@@ -45,7 +45,11 @@ Rejection read_reject(std::string_view data) {
   const auto json = json_input::parse_object(data, "kvbm.reject data");
   Rejection rejection;
   rejection.nonce = json_input::required_u64(json, "nonce", "kvbm.reject data");
-  rejection.reason = json_input::optional_string(json, "reason", "kvbm.reject data").value_or("no reason given");
+  // The reason is only for the message: one that is not a string does not void the rejection.
+  const nlohmann::json* reason = json_input::find(json, "reason");
+  rejection.reason = reason == nullptr ? "no reason given"
+                     : reason->is_string() ? printable(reason->get_ref<const std::string&>(), 300)
+                                           : "(reason not a string: " + json_input::describe(*reason) + ")";
   return rejection;
 }
 

@@ -195,22 +195,24 @@ struct Leader::Impl {
   // Handshake: {"rank":R,"nonce":N,"ok":true,"data":{"nonce":N,"world_size":W}}, as the answer
   // to the leader's hello (id != 0) or as a worker's announcement (id 0). Only an answer
   // registers a rank: it proves that the worker receives what the leader publishes.
-  void on_hello(std::uint64_t id, const protocol::Outcome& outcome) {
+  // Returns whether the reply is from a rank's registered process. Called with `mutex` held.
+  bool on_hello(std::uint64_t id, const protocol::Outcome& outcome) {
     const protocol::Hello hello = protocol::decode_hello(outcome.data);
     if (hello.nonce == 0) throw make_error(ErrorCode::InvalidArgument, "hello from rank {} names no nonce", outcome.rank);
     const bool answer = id != 0;
-    std::lock_guard lock(mutex);
     if (outcome.rank < 0 || outcome.rank >= world_size) {
       reject(hello.nonce, fmt::format("rank {} is outside [0, {})", outcome.rank, world_size));
     } else if (hello.world_size != world_size) {
       reject(hello.nonce, fmt::format("worker says world size {}, leader has {}", hello.world_size, world_size));
     } else if (ranks.contains(outcome.rank) || rejected.contains(hello.nonce)) {
-      (void)accept(outcome.rank, hello.nonce, answer);
+      return accept(outcome.rank, hello.nonce, answer);
     } else if (answer) {
       ranks[outcome.rank] = RankState{.nonce = hello.nonce, .last_heard = Clock::now()};
       log().info("leader: rank {} registered", outcome.rank);
       changed.notify_all();
+      return true;
     }
+    return false;
   }
 
   void on_reply(const zmq::multipart_t& reply) {
@@ -223,12 +225,9 @@ struct Leader::Impl {
       return;
     }
     protocol::Outcome outcome = protocol::decode_outcome({reply[2].data<char>(), reply[2].size()});
-    if (reply[1].to_string() == protocol::kHello) {
-      on_hello(id, outcome);
-      return;
-    }
+    const bool hello = reply[1].to_string() == protocol::kHello;
     std::lock_guard lock(mutex);
-    if (!accept(outcome.rank, outcome.nonce, id != 0)) return;
+    if (!(hello ? on_hello(id, outcome) : accept(outcome.rank, outcome.nonce, id != 0))) return;
     auto it = pending.find(id);
     if (it == pending.end()) return;  // a late reply to a request that timed out, or a probe's
     it->second.by_rank[outcome.rank] = std::move(outcome);

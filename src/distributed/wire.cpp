@@ -88,7 +88,7 @@ BlockTransferPool parse_pool(std::string_view text) {
   if (text == "Device") return BlockTransferPool::Device;
   if (text == "Host") return BlockTransferPool::Host;
   if (text == "Disk") return BlockTransferPool::Disk;
-  throw make_error(ErrorCode::InvalidArgument, "unknown pool '{}' (expected Device, Host or Disk)", text);
+  throw make_error(ErrorCode::InvalidArgument, "unknown pool '{}' (expected Device, Host or Disk)", printable(text, 60));
 }
 
 std::string encode_request(const BlockTransferRequest& request) {

@@ -114,14 +114,15 @@ Row run_case(TransferContext& context, const std::string& src_name, const std::s
   auto dst = bench_layout(blocks, block_bytes, bench_kind(dst_name, options.device, 1), options.dir);
   row.plan = to_string(context.plan(*src, *dst));
 
-  HostBytes source(src->regions().front()->size());
+  HostBytes source(blocks * block_bytes);
   for (std::size_t i = 0; i < source.size(); i += 8) {
     const std::uint64_t word = rng();
     std::memcpy(source.data() + i, &word, std::min<std::size_t>(8, source.size() - i));
   }
-  store_region(*src, source);
+  store_blocks(*src, source);
   constexpr std::byte kPoison{0xa5};
-  store_region(*dst, HostBytes(dst->regions().front()->size(), kPoison));
+  const HostBytes poison(blocks * block_bytes, kPoison);
+  store_blocks(*dst, poison);
 
   std::vector<double> ceilings;
   std::vector<std::size_t> even(count + 1);
@@ -141,7 +142,7 @@ Row run_case(TransferContext& context, const std::string& src_name, const std::s
     // destination, which is poisoned again before kvbm's run.
     ceilings.push_back(ceiling_gbps(*src, *dst, row.bytes));
     row.ceiling_gbps = median(ceilings);
-    store_region(*dst, HostBytes(dst->regions().front()->size(), kPoison));
+    store_blocks(*dst, poison);
     std::shuffle(even.begin(), even.end(), rng);
     std::vector<std::size_t> to(even.begin(), even.begin() + static_cast<long>(count));
     std::shuffle(even.begin(), even.end(), rng);
@@ -167,7 +168,7 @@ Row run_case(TransferContext& context, const std::string& src_name, const std::s
     }
     speeds.push_back(static_cast<double>(row.bytes) / seconds / 1e9);
     if (gpu_pair && pinned_or_device && options.copy_engine) baselines.push_back(plain_batch_gbps(*src, *dst, pairs));
-    const HostBytes result = load_region(*dst);
+    const HostBytes result = load_blocks(*dst);
     for (const auto& [from, dest] : pairs) {
       ever_written[dest] = true;
       row.verified &= std::memcmp(result.data() + dest * block_bytes, source.data() + from * block_bytes, block_bytes) == 0;

@@ -13,14 +13,17 @@ namespace kvbm::tools {
 
 using HostBytes = std::vector<std::byte>;
 
-// Writes `bytes` into the layout's single region from its start.
-void store_region(const Layout& layout, const HostBytes& bytes);
-// Reads the layout's whole region into host memory.
-[[nodiscard]] HostBytes load_region(const Layout& layout);
+// Writes `bytes` into the layout's blocks, block b from b * block_bytes(layout): one copy of the
+// region when the blocks lie end to end in it, block by block where a disk layout pads each
+// chunk to the O_DIRECT alignment.
+void store_blocks(const Layout& layout, const HostBytes& bytes);
+// Reads every block into host memory, laid out as store_blocks takes them.
+[[nodiscard]] HostBytes load_blocks(const Layout& layout);
 
 // GB/s of one contiguous copy of `bytes` from the start of src's region to the start of dst's,
 // done the plainest fast way for the pair: one memcpy (host), one O_DIRECT pread or pwrite
-// (disk; disk -> disk reads then writes), one cudaMemcpy (device; CUDA builds).
+// (disk; disk -> disk reads then writes; `bytes` rounded up to the O_DIRECT alignment), one
+// cudaMemcpy (device; CUDA builds).
 [[nodiscard]] double ceiling_gbps(const Layout& src, const Layout& dst, std::size_t bytes);
 
 // GB/s of one plain cudaMemcpyBatchAsync (one stream, default attributes) over the chunks of

@@ -4,6 +4,7 @@
 // worker killed with SIGKILL is named by rank.
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <random>
 #include <set>
 
@@ -19,15 +20,16 @@ using namespace std::chrono_literals;
 using P = BlockTransferPool;
 constexpr std::size_t kBlocks = 48;
 
-// A worker with Host and Disk pools (and a Device pool with a GPU) of kBlocks blocks each.
+// A worker with Host and Disk pools (and a Device pool with a GPU) of kBlocks blocks each; its
+// stderr to `log` when given.
 std::unique_ptr<WorkerProcess> start_worker(const std::string& endpoint, int rank, int world, const std::string& dir,
-                                            bool device) {
+                                            bool device, std::optional<std::string> log = std::nullopt) {
   std::vector<std::string> args = {"--leader", endpoint, "--rank", std::to_string(rank), "--world-size",
                                    std::to_string(world), "--host-blocks", std::to_string(kBlocks), "--disk-blocks",
                                    std::to_string(kBlocks), "--disk-dir", dir, "--layout", "ls-outer", "--disk-layout",
                                    "fc", "--num-layers", "3", "--page-size", "8", "--inner-dim", "100"};
   if (device) args.insert(args.end(), {"--device-blocks", std::to_string(kBlocks)});
-  return std::make_unique<WorkerProcess>(kvbm_cli(KVBM_CLI_PATH), args);
+  return std::make_unique<WorkerProcess>(kvbm_cli(KVBM_CLI_PATH), args, std::move(log));
 }
 
 std::string frame(const nlohmann::json& json) { return json.dump(); }
@@ -126,6 +128,80 @@ TEST_F(MultiProcess, KilledWorkerIsReportedByRank) {
   ASSERT_EQ(result.outcomes.size(), 1u);
   EXPECT_TRUE(result.outcomes[0].status.ok());
   EXPECT_FALSE(leader->send(protocol::kPing, {}, 500ms).status.ok());
+}
+
+// A second process claiming rank 0 after registration: its replies never count (30 transfers
+// all succeed on the real ranks), and it is told no and exits with status 1.
+TEST_F(MultiProcess, AnImpostorOfARegisteredRankIsRejectedAndIgnored) {
+  const std::string log = dir.path() + "/impostor.log";
+  auto impostor = start_worker(endpoint, 0, 2, dir.path(), false, log);
+  for (int i = 0; i < 30; ++i) {
+    const LeaderResult result = leader->transfer({P::Host, P::Disk, {{std::size_t(i), std::size_t(47 - i)}}, std::nullopt}, 20s);
+    ASSERT_TRUE(result.status.ok()) << i << ": " << result.status.to_string();
+    ASSERT_EQ(result.outcomes.size(), 2u);
+  }
+  EXPECT_EQ(impostor->wait_exit(30s), 1) << read_text(log);
+  EXPECT_NE(read_text(log).find("rank 0 is already taken by another worker"), std::string::npos) << read_text(log);
+  EXPECT_TRUE(leader->restarted_ranks().empty());
+}
+
+// A rank killed and started again: the leader reports it as restarted (its blocks are gone)
+// on every request until the caller acknowledges it.
+TEST_F(MultiProcess, ARestartedRankIsReportedUntilAcknowledged) {
+  ASSERT_TRUE(leader->send(protocol::kFill, {frame({{"pool", "Host"}, {"blocks", {1, 2}}, {"seed", 5}})}, 20s).status.ok());
+  workers[1]->kill();
+  workers[1] = start_worker(endpoint, 1, 2, dir.path(), gpu);
+  // Until the new process has announced itself and the old one missed its probe, rank 1 is
+  // silent (Timeout); then Restarted.
+  LeaderResult result;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  do {
+    result = leader->send(protocol::kPing, {}, 2s);
+  } while (!result.status.ok() && result.status.error().code() == ErrorCode::Timeout &&
+           std::chrono::steady_clock::now() < deadline);
+  ASSERT_FALSE(result.status.ok());
+  EXPECT_EQ(result.status.error().code(), ErrorCode::Restarted) << result.status.to_string();
+  EXPECT_NE(result.status.error().message().find("rank 1: rank 1 restarted; its blocks are gone"), std::string::npos)
+      << result.status.to_string();
+  EXPECT_EQ(leader->restarted_ranks(), std::vector<int>{1});
+  const LeaderResult hashes =
+      leader->send(protocol::kHash, {frame({{"pool", "Host"}, {"blocks", {1, 2}}})}, 20s);
+  ASSERT_FALSE(hashes.status.ok());
+  EXPECT_EQ(hashes.status.error().code(), ErrorCode::Restarted);
+  ASSERT_EQ(hashes.outcomes.size(), 2u);
+  EXPECT_TRUE(hashes.outcomes[0].status.ok()) << "rank 0 kept its blocks";
+  leader->acknowledge_restart(1);
+  EXPECT_TRUE(leader->send(protocol::kPing, {}, 20s).status.ok());
+  EXPECT_THROW(leader->acknowledge_restart(1), Error);
+  EXPECT_THROW(leader->acknowledge_restart(7), Error);
+}
+
+// Two processes claiming rank 0 at start-up: one registers, the other is told no.
+TEST(MultiProcessStartUp, OfTwoClaimantsOfARankOneIsRejected) {
+  TempDir dir;
+  const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(20001 + 2 * (::getpid() % 9000));
+  Leader leader(endpoint, 1);
+  std::vector<std::unique_ptr<WorkerProcess>> claimants;
+  for (int i = 0; i < 2; ++i) {
+    claimants.push_back(start_worker(endpoint, 0, 1, dir.path(), false, dir.path() + "/claimant" + std::to_string(i)));
+  }
+  leader.wait_for_workers(30s);
+  std::optional<int> rejected;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (!rejected && std::chrono::steady_clock::now() < deadline) {
+    for (int i = 0; i < 2 && !rejected; ++i) {
+      if (const auto status = claimants[i]->wait_exit(20ms)) {
+        EXPECT_EQ(*status, 1);
+        rejected = i;
+      }
+    }
+  }
+  ASSERT_TRUE(rejected.has_value()) << "neither claimant was rejected";
+  const std::string log = read_text(dir.path() + "/claimant" + std::to_string(*rejected));
+  EXPECT_NE(log.find("rank 0 is already"), std::string::npos) << log;
+  const LeaderResult ping = leader.send(protocol::kPing, {}, 20s);
+  EXPECT_TRUE(ping.status.ok()) << ping.status.to_string();
+  EXPECT_FALSE(claimants[1 - *rejected]->wait_exit(0ms).has_value()) << "the registered claimant still serves";
 }
 
 }  // namespace

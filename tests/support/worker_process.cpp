@@ -24,7 +24,7 @@ WorkerProcess::WorkerProcess(const std::string& cli, const std::vector<std::stri
                              std::optional<std::string> stderr_path) {
   std::vector<std::string> args = {cli, "worker"};
   args.insert(args.end(), worker_args.begin(), worker_args.end());
-  spawn(args, stderr_path, {});
+  spawn(args, stderr_path, {}, false);
 }
 
 WorkerProcess WorkerProcess::command(const std::string& cli, const std::vector<std::string>& args,
@@ -32,12 +32,12 @@ WorkerProcess WorkerProcess::command(const std::string& cli, const std::vector<s
   WorkerProcess process;
   std::vector<std::string> all = {cli};
   all.insert(all.end(), args.begin(), args.end());
-  process.spawn(all, stderr_path, env);
+  process.spawn(all, stderr_path, env, true);
   return process;
 }
 
 void WorkerProcess::spawn(const std::vector<std::string>& args, const std::optional<std::string>& stderr_path,
-                          const std::vector<std::string>& env) {
+                          const std::vector<std::string>& env, bool output_too) {
   std::vector<std::string> arg_copies = args;
   std::vector<char*> argv;
   for (auto& arg : arg_copies) argv.push_back(arg.data());
@@ -49,7 +49,10 @@ void WorkerProcess::spawn(const std::vector<std::string>& args, const std::optio
   envp.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  if (stderr_path) posix_spawn_file_actions_addopen(&actions, 2, stderr_path->c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (stderr_path) {
+    posix_spawn_file_actions_addopen(&actions, 2, stderr_path->c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (output_too) posix_spawn_file_actions_adddup2(&actions, 2, 1);
+  }
   if (posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data()) != 0) pid_ = -1;
   posix_spawn_file_actions_destroy(&actions);
 }

@@ -20,7 +20,8 @@ class WorkerProcess {
   // `stderr_path`, the process's standard error goes to that file.
   WorkerProcess(const std::string& cli, const std::vector<std::string>& worker_args,
                 std::optional<std::string> stderr_path = std::nullopt);
-  // Runs `cli ARGS...` (any subcommand), with the extra environment `env` ("NAME=VALUE").
+  // Runs `cli ARGS...` (any subcommand), with the extra environment `env` ("NAME=VALUE"); its
+  // standard output goes to the file too, after what it wrote to standard error.
   static WorkerProcess command(const std::string& cli, const std::vector<std::string>& args,
                                const std::string& stderr_path, const std::vector<std::string>& env = {});
   ~WorkerProcess() { kill(); }
@@ -38,7 +39,7 @@ class WorkerProcess {
  private:
   WorkerProcess() = default;
   void spawn(const std::vector<std::string>& args, const std::optional<std::string>& stderr_path,
-             const std::vector<std::string>& env);
+             const std::vector<std::string>& env, bool output_too);
   pid_t pid_ = -1;
 };
 

@@ -1,0 +1,83 @@
+// libFuzzer target: every decoder of bytes that come from another process, fed the same input.
+// - a BlockTransferRequest (both readers, which must agree), then validated against a worker's
+//   pools the way the handler does, and encoded and decoded again to the same request;
+// - a worker's reply payload as the leader reads it, and the handshake data inside it;
+// - the data frames of kvbm.fill / kvbm.hash, kvbm.cancel and kvbm.reject;
+// - any text quoted in an error message.
+// Any crash, hang, sanitizer report or exception other than kvbm::Error is a bug.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "common/json_input.hpp"
+#include "distributed/handler_data.hpp"
+#include "distributed/request_readers.hpp"
+#include "kvbm/common/error.hpp"
+#include "kvbm/distributed/block_transfer_handler.hpp"
+#include "kvbm/distributed/protocol.hpp"
+#include "kvbm/distributed/wire.hpp"
+#include "kvbm/layout/layout.hpp"
+#include "transfer/expand.hpp"
+
+namespace {
+
+const kvbm::LayoutPtr& pool() {
+  static const kvbm::LayoutPtr layout = kvbm::Layout::allocate(
+      {.num_blocks = 32, .num_layers = 2, .outer_dim = 2, .page_size = 1, .inner_dim = 16, .dtype_bytes = 1},
+      kvbm::StorageKind::system(), kvbm::LayoutForm::FullyContiguous);
+  return layout;
+}
+
+constexpr std::size_t kMaxPairs = 64;  // small, so that the limit itself is reached
+
+void request(std::string_view bytes) {
+  if (const auto fast = kvbm::read_canonical_request(bytes, kMaxPairs)) {
+    if (!(kvbm::read_json_request(bytes, kMaxPairs) == *fast)) __builtin_trap();  // throws too, when JSON refuses it
+  }
+  try {
+    const kvbm::BlockTransferRequest request = kvbm::decode_request(bytes, kMaxPairs);
+    if (request.blocks.size() > kMaxPairs) __builtin_trap();
+    // What decodes must encode and decode to the same request.
+    if (!(kvbm::decode_request(kvbm::encode_request(request), kMaxPairs) == request)) __builtin_trap();
+    if (!kvbm::is_accepted_pair(request.from_pool, request.to_pool)) return;
+    kvbm::validate_request(*pool(), *pool(), request.blocks);
+  } catch (const kvbm::Error&) {
+    // Expected for bad input: a clear error, nothing else.
+  }
+}
+
+void reply(std::string_view bytes) {
+  try {
+    const kvbm::protocol::Outcome outcome = kvbm::protocol::decode_outcome(bytes);
+    (void)kvbm::protocol::encode_outcome(outcome);  // what was read can be written back
+    (void)kvbm::protocol::decode_hello(outcome.data);
+  } catch (const kvbm::Error&) {
+  }
+}
+
+template <typename Read>
+void handler_data(Read&& read) {
+  try {
+    read();
+  } catch (const kvbm::Error&) {
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view bytes(reinterpret_cast<const char*>(data), size);
+  request(bytes);
+  reply(bytes);
+  handler_data([&] {
+    const auto list = kvbm::handler_data::read_block_list(bytes, "kvbm.hash", kMaxPairs);
+    if (list.blocks.size() > kMaxPairs) __builtin_trap();
+  });
+  handler_data([&] { (void)kvbm::handler_data::read_cancel(bytes); });
+  handler_data([&] { (void)kvbm::handler_data::encode_reject(kvbm::handler_data::read_reject(bytes)); });
+  // Error text from outside input is valid UTF-8 and bounded, whatever the input.
+  const std::string text = kvbm::printable(bytes, 100);
+  if (text.size() > 100 + 4 * 1 + 32) __builtin_trap();
+  (void)kvbm::json_input::dump(nlohmann::json(text));  // throws if the text is not valid UTF-8
+  return 0;
+}
