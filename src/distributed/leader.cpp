@@ -58,12 +58,7 @@ struct Leader::Impl {
     if (options.publish_hwm <= 0) {
       throw make_error(ErrorCode::InvalidArgument, "leader publish_hwm must be > 0, got {}", options.publish_hwm);
     }
-    try {
-      bind_leader_end(publisher, puller, options.message_endpoint, options.publish_hwm, options.max_message_bytes);
-    } catch (const zmq::error_t& error) {
-      throw make_error(ErrorCode::Io, "leader cannot bind '{}': {}", printable(options.message_endpoint, 300),
-                       error.what());
-    }
+    bind_leader_end(publisher, puller, options.message_endpoint, options.publish_hwm, options.max_message_bytes);
     receiver = std::thread([this] { receive_loop(); });
   }
 
@@ -145,17 +140,19 @@ struct Leader::Impl {
   }
 
   // Called with `mutex` held.
+  // The rejection may reach a worker before its subscription does, and be lost: it is sent
+  // again whenever the rejected process speaks.
   void reject(std::uint64_t nonce, const std::string& reason) {
-    if (!rejected.contains(nonce)) {
+    auto [it, inserted] = rejected.emplace(nonce, reason);
+    if (inserted) {
       log().warn("leader: rejecting a worker: {}", reason);
-      rejected.insert(nonce);
       rejected_order.push_back(nonce);
       if (rejected_order.size() > kRememberedRejections) {
         rejected.erase(rejected_order.front());
         rejected_order.pop_front();
       }
     }
-    internal.emplace_back(protocol::kReject, handler_data::encode_reject({nonce, reason}));
+    internal.emplace_back(protocol::kReject, handler_data::encode_reject({nonce, it->second}));
   }
 
   // A process other than the registered one speaks for `rank`: probe the registered one.
@@ -176,9 +173,13 @@ struct Leader::Impl {
   // Whether a reply from (rank, nonce) counts; `answer`: it answers a leader message (id != 0),
   // where a worker's own announcement does not. Called with `mutex` held.
   bool accept(int rank, std::uint64_t nonce, bool answer) {
-    if (rank < 0 || rank >= world_size || nonce == 0) return false;  // 0: no process named
-    if (rejected.contains(nonce)) {
-      reject(nonce, fmt::format("rank {} is already taken by another worker", rank));
+    if (nonce == 0) return false;  // no process named
+    if (const auto it = rejected.find(nonce); it != rejected.end()) {
+      reject(nonce, it->second);
+      return false;
+    }
+    if (rank < 0 || rank >= world_size) {
+      reject(nonce, fmt::format("rank {} is outside [0, {})", rank, world_size));
       return false;
     }
     const auto it = ranks.find(rank);
@@ -412,7 +413,7 @@ struct Leader::Impl {
   std::atomic<std::uint64_t> replies_seen{0};  // bumped after each reply, for collect()'s poll
   std::map<std::uint64_t, Pending> pending;
   std::map<int, RankState> ranks;
-  std::set<std::uint64_t> rejected;
+  std::map<std::uint64_t, std::string> rejected;  // nonce -> why
   std::deque<std::uint64_t> rejected_order;
   std::deque<std::pair<std::string, std::string>> internal;  // (handler, data) for flush_internal
   std::mutex finished_mutex;

@@ -1,6 +1,7 @@
 #pragma once
 // The two ends of kvbm's framing on ZeroMQ (see kvbm/distributed/protocol.hpp), set up in one
 // place for the leader, the worker, and the tests and bench that stand in for either.
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -26,14 +27,18 @@ inline zmq::context_t make_message_context(std::optional<int> io_cpu) {
   return context;
 }
 
-// Endpoint mistakes (no port, a name that does not parse, an ipc path too long for a socket
-// address) surface from ZeroMQ as zmq::error_t: an InvalidArgument naming the endpoint instead.
+// ZeroMQ's errors for an endpoint as a kvbm Error naming it: a malformed one (no port, a name
+// that does not parse, an ipc path too long for a socket address) is InvalidArgument, one the
+// system refuses (an address in use, no permission) is Io.
 template <typename Fn>
 void with_endpoint(const std::string& endpoint, const char* verb, Fn&& fn) {
   try {
     fn();
   } catch (const zmq::error_t& error) {
-    throw make_error(ErrorCode::InvalidArgument, "cannot {} '{}': {}", verb, printable(endpoint, 300), error.what());
+    const bool malformed = error.num() == EINVAL || error.num() == ENAMETOOLONG || error.num() == EPROTONOSUPPORT ||
+                           error.num() == ENOCOMPATPROTO;
+    throw make_error(malformed ? ErrorCode::InvalidArgument : ErrorCode::Io, "cannot {} '{}': {}", verb,
+                     printable(endpoint, 300), error.what());
   }
 }
 

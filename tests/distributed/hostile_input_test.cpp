@@ -5,10 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
-#include <random>
 #include <sstream>
 
 #include "kvbm/distributed/leader.hpp"
+#include "support/leader_port.hpp"
 #include "support/roundtrip.hpp"
 #include "support/worker_process.hpp"
 
@@ -18,19 +18,12 @@ namespace {
 using namespace std::chrono_literals;
 using P = BlockTransferPool;
 
-int random_port() {
-  std::mt19937 rng(std::random_device{}());
-  return 20000 + static_cast<int>(rng() % 20000) * 2;
-}
-
 // A worker of 16 Host and 16 Disk blocks (at most 1000 block pairs a request), serving a leader
 // that sends messages up to 64 MiB (the worker's limit is KVBM_MAX_MESSAGE_BYTES' 16 MiB).
 class HostileInput : public ::testing::Test {
  protected:
   void SetUp() override {
-    endpoint = "tcp://127.0.0.1:" + std::to_string(random_port());
-    leader = std::make_unique<Leader>(
-        LeaderOptions{.message_endpoint = endpoint, .world_size = 1, .max_message_bytes = std::size_t{64} << 20});
+    leader = leader_on_free_port({.world_size = 1, .max_message_bytes = std::size_t{64} << 20}, endpoint);
     worker = std::make_unique<WorkerProcess>(WorkerProcess::command(
         kvbm_cli(KVBM_CLI_PATH),
         {"worker", "--leader", endpoint, "--rank", "0", "--world-size", "1", "--host-blocks", "16", "--disk-blocks", "16",
@@ -174,7 +167,7 @@ TEST(HostileCommandLine, BadLeaderEndpointsAreOneLineErrors) {
 
 TEST(HostileCommandLine, AWorkerWhoseLeaderNeverAnswersGivesUp) {
   TempDir dir;
-  const std::string nobody = "tcp://127.0.0.1:" + std::to_string(random_port());
+  const std::string nobody = "ipc://" + dir.path() + "/nobody";  // no other test can be listening there
   expect_one_line_error({"worker", "--leader", nobody, "--rank", "0", "--world-size", "1", "--leader-wait-ms", "300"}, {},
                         dir.path() + "/log", "no word from the leader at " + nobody + " within 300 ms");
   expect_one_line_error({"worker", "--leader", "tcp://no-such-host.invalid:5555", "--rank", "0", "--world-size", "1",

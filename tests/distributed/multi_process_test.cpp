@@ -10,6 +10,7 @@
 
 #include "cuda/cuda_runtime.hpp"
 #include "kvbm/distributed/leader.hpp"
+#include "support/leader_port.hpp"
 #include "support/roundtrip.hpp"
 #include "support/worker_process.hpp"
 
@@ -49,10 +50,7 @@ std::vector<std::vector<std::uint64_t>> hashes(Leader& leader, P pool, const std
 class MultiProcess : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::mt19937 rng(static_cast<unsigned>(::getpid()));
-    port = 20000 + static_cast<int>(rng() % 20000) * 2;
-    endpoint = "tcp://127.0.0.1:" + std::to_string(port);
-    leader = std::make_unique<Leader>(endpoint, 2);
+    leader = leader_on_free_port({.world_size = 2}, endpoint);
     for (int rank = 0; rank < 2; ++rank) workers.push_back(start_worker(endpoint, rank, 2, dir.path(), gpu));
     leader->wait_for_workers(30s);
   }
@@ -87,7 +85,6 @@ class MultiProcess : public ::testing::Test {
 
   bool gpu = cuda::device_count() > 0;
   TempDir dir;
-  int port = 0;
   std::string endpoint;
   std::unique_ptr<Leader> leader;
   std::vector<std::unique_ptr<WorkerProcess>> workers;
@@ -179,8 +176,9 @@ TEST_F(MultiProcess, ARestartedRankIsReportedUntilAcknowledged) {
 // Two processes claiming rank 0 at start-up: one registers, the other is told no.
 TEST(MultiProcessStartUp, OfTwoClaimantsOfARankOneIsRejected) {
   TempDir dir;
-  const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(20001 + 2 * (::getpid() % 9000));
-  Leader leader(endpoint, 1);
+  std::string endpoint;
+  const auto leader_ptr = leader_on_free_port({.world_size = 1}, endpoint);
+  Leader& leader = *leader_ptr;
   std::vector<std::unique_ptr<WorkerProcess>> claimants;
   for (int i = 0; i < 2; ++i) {
     claimants.push_back(start_worker(endpoint, 0, 1, dir.path(), false, dir.path() + "/claimant" + std::to_string(i)));
