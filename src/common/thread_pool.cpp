@@ -1,5 +1,8 @@
 #include "common/thread_pool.hpp"
 
+#include "kvbm/common/error.hpp"
+#include "kvbm/common/log.hpp"
+
 namespace kvbm {
 
 ThreadPool::ThreadPool(std::size_t threads) {
@@ -34,7 +37,13 @@ void ThreadPool::run() {
       task = std::move(tasks_.front());
       tasks_.pop_front();
     }
-    task();
+    // Tasks report their own errors through their completions; one that throws anyway must
+    // not take the process down with it.
+    try {
+      task();
+    } catch (...) {
+      log().error("a thread-pool task failed: {}", current_exception_as_error("thread-pool task").message());
+    }
   }
 }
 

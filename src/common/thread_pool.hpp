@@ -1,5 +1,6 @@
 #pragma once
-// A fixed set of worker threads draining one FIFO queue of tasks.
+// A fixed set of worker threads draining one FIFO queue of tasks. A task that throws is logged
+// as an error; the thread goes on to the next task.
 #include <condition_variable>
 #include <deque>
 #include <functional>
