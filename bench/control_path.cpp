@@ -26,7 +26,7 @@
 #include "cuda/cuda_runtime.hpp"
 #include "distributed/message_receiver.hpp"
 #include "distributed/socket_ends.hpp"
-#include "kvbm/common/settings.hpp"
+#include "kvbm/config/environment.hpp"
 #include "kvbm/distributed/leader.hpp"
 #include "kvbm/distributed/worker.hpp"
 #include "support/worker_process.hpp"
@@ -124,7 +124,7 @@ class RawEcho {
   zmq::context_t context_;
   zmq::socket_t pub_;
   zmq::socket_t pull_;
-  std::chrono::microseconds spin_{settings::message_spin_us()};
+  std::chrono::microseconds spin_{environment::leader_options({}).message_spin};
   MessageReceiver replies_{pull_, spin_};
   std::atomic<bool> stop_{false};
   std::vector<std::thread> echoes_;
@@ -150,7 +150,7 @@ struct Workers {
 void start_threads(Workers& workers, const std::string& endpoint, int count, const LayoutConfig& config, bool gpu,
                    const std::vector<std::optional<int>>& cpus) {
   for (int rank = 0; rank < count; ++rank) {
-    auto context = std::make_shared<TransferContext>();
+    auto context = std::make_shared<TransferContext>(environment::transfer_config());
     DiskFileOptions disk;
     disk.directory = "/tmp";
     BlockPools pools{gpu ? Layout::allocate(config, StorageKind::device(0), LayoutForm::LayerSeparate) : nullptr,

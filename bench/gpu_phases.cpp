@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "cuda/cuda_runtime.hpp"
+#include "kvbm/config/environment.hpp"
 #include "kvbm/transfer/transfer_context.hpp"
 #include "transfer/batch_sizes.hpp"
 #include "transfer/block_geometry.hpp"
@@ -132,7 +133,7 @@ std::vector<std::size_t> kvbm_batches(const TransferContext&, const Layout&, con
 #endif
 
 int run(int repeat, const std::vector<std::size_t>& block_sizes) {
-  TransferContext context;
+  TransferContext context(environment::transfer_config());
   std::mt19937_64 rng(1);
   std::cout << "direction   block  submit us  callback us  wall us  ceiling us  ratio  kernel alone us  ratio"
                "  kvbm's batches us  on 2 streams us  validate us  expand us  block kernel alone us  ratio\n";

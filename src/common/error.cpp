@@ -108,6 +108,11 @@ Error current_exception_as_error(std::string_view where) noexcept {
   }
 }
 
+const Error& Status::error() const noexcept {
+  static const Error kNoError(ErrorCode::Internal, std::string_view("error() asked of an ok Status: there is no error"));
+  return error_ ? *error_ : kNoError;
+}
+
 std::string printable(std::string_view text, std::size_t max_bytes) { return to_valid_utf8(text, max_bytes, true); }
 
 }  // namespace kvbm

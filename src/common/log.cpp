@@ -2,7 +2,10 @@
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 
-#include "kvbm/common/settings.hpp"
+#include <algorithm>
+#include <array>
+
+#include "kvbm/common/error.hpp"
 
 namespace kvbm {
 
@@ -10,10 +13,19 @@ spdlog::logger& log() {
   static std::shared_ptr<spdlog::logger> logger = [] {
     auto made = spdlog::stderr_color_mt("kvbm");
     made->set_pattern("[%H:%M:%S.%e] [kvbm] [%^%l%$] %v");
-    made->set_level(spdlog::level::from_str(settings::log_level()));
+    made->set_level(spdlog::level::info);
     return made;
   }();
   return *logger;
+}
+
+void set_log_level(std::string_view level) {
+  static constexpr std::array kLevels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+  if (std::find(kLevels.begin(), kLevels.end(), level) == kLevels.end()) {
+    throw make_error(ErrorCode::InvalidArgument, "'{}' is not a log level (trace, debug, info, warn, error, critical, off)",
+                     printable(level));
+  }
+  log().set_level(spdlog::level::from_str(std::string(level)));
 }
 
 }  // namespace kvbm

@@ -82,7 +82,7 @@ void BlockTransferHandler::start(const BlockTransferRequest& request, Completion
 Status BlockTransferHandler::execute(const BlockTransferRequest& request) {
   // A transfer handle's state, for its wait: it polls before it sleeps (a future would sleep
   // at once and pay a wake-up longer than a one-block transfer).
-  auto outcome = std::make_shared<CompletionState>();
+  auto outcome = std::make_shared<CompletionState>(std::chrono::microseconds(context_->config().wait_spin_us));
   start(request, [outcome](const Status& status) { outcome->complete(status); });
   return outcome->wait();
 }

@@ -16,7 +16,6 @@
 #include "distributed/message_receiver.hpp"
 #include "distributed/socket_ends.hpp"
 #include "kvbm/common/log.hpp"
-#include "kvbm/common/settings.hpp"
 
 namespace kvbm {
 namespace {
@@ -50,7 +49,6 @@ struct Leader::Impl {
   explicit Impl(LeaderOptions opts)
       : options(std::move(opts)),
         world_size(options.world_size),
-        message_spin(settings::message_spin_us()),
         context(make_message_context(options.message_cpu)),
         publisher(context, zmq::socket_type::xpub),
         puller(context, zmq::socket_type::pull) {
@@ -264,7 +262,7 @@ struct Leader::Impl {
     } catch (const Error& error) {  // checked when the context was made: the CPU went away since
       log().warn("leader: reply loop stays unpinned: {}", error.message());
     }
-    MessageReceiver replies(puller, message_spin);
+    MessageReceiver replies(puller, options.message_spin);
     while (!stopping.load()) {
       try {
         if (auto reply = replies.next(std::chrono::milliseconds(50))) {
@@ -402,7 +400,6 @@ struct Leader::Impl {
   static constexpr std::chrono::microseconds kSpin{200};
   LeaderOptions options;
   int world_size;
-  std::chrono::microseconds message_spin;
   zmq::context_t context;
   zmq::socket_t publisher;
   zmq::socket_t puller;

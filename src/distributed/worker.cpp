@@ -17,7 +17,6 @@
 #include "distributed/message_receiver.hpp"
 #include "distributed/socket_ends.hpp"
 #include "kvbm/common/log.hpp"
-#include "kvbm/common/settings.hpp"
 #include "kvbm/distributed/protocol.hpp"
 #include "kvbm/memory/region.hpp"
 #include "layout/chunk_io.hpp"
@@ -305,7 +304,7 @@ struct Worker::Impl {
     // Announced (id 0) until the leader is heard from: it learns of a new, restarted or
     // impostor process of a rank without asking.
     const auto announce = [&] { reply(0, protocol::kHello, {}, protocol::encode_hello({nonce, options.world_size})); };
-    MessageReceiver receiver(subscriber, message_spin);
+    MessageReceiver receiver(subscriber, options.message_spin);
     const auto started = Clock::now();
     auto next_report = started + std::min(kUnheardReportInterval, options.leader_wait);
     bool heard = false;
@@ -358,7 +357,6 @@ struct Worker::Impl {
   std::deque<std::pair<std::uint64_t, BlockTransferRequest>> waiting;
   std::size_t abandoned = 0;
   std::atomic<bool> stopping{false};
-  std::chrono::microseconds message_spin{settings::message_spin_us()};  // read here: a bad value throws to the caller
   const std::string ok_payload = protocol::encode_outcome({options.rank, nonce, Status{}, nullptr});
   Status rejection_status;
   ThreadPool pool;  // declared last: destroyed first, so queued work finishes while sockets live

@@ -11,7 +11,6 @@
 #include "kvbm/common/checked_math.hpp"
 #include "kvbm/common/error.hpp"
 #include "kvbm/common/log.hpp"
-#include "kvbm/common/settings.hpp"
 
 namespace kvbm {
 namespace {
@@ -28,7 +27,7 @@ int open_disk_file(const DiskFileOptions& options, std::size_t bytes, std::strin
     fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0644);
     if (fd < 0) throw errno_error("open (O_DIRECT)", path, errno);
   } else {
-    const std::string directory = options.directory.value_or(settings::env("KVBM_DISK_DIR").value_or("."));
+    const std::string directory = options.directory.value_or(".");
     std::string name = directory + "/kvbm-disk-XXXXXX";
     fd = ::mkostemp(name.data(), O_DIRECT | O_CLOEXEC);
     if (fd < 0) throw errno_error("create file (O_DIRECT) in", directory, errno);

@@ -14,6 +14,7 @@
 #include "cuda/cuda_runtime.hpp"
 #include "kvbm/common/error.hpp"
 #include "kvbm/common/settings.hpp"
+#include "kvbm/config/environment.hpp"
 #include "kvbm/transfer/transfer_context.hpp"
 
 namespace kvbm::tools {
@@ -23,7 +24,7 @@ struct BenchOptions {
   std::string pairs;
   std::string sizes = "4K,64K,256K,2M";
   std::string bytes = "256M";
-  std::string dir = settings::env("KVBM_DISK_DIR").value_or(".");
+  std::string dir = environment::disk_dir();
   std::uint32_t device = 0;
   int repeat = 3;
   int sms = 0;               // copy-kernel CTAs (one per SM); 0 = the library's setting
@@ -240,7 +241,7 @@ Command add_bench_command(CLI::App& app) {
     }
     const std::size_t total = settings::parse_size("--bytes", options->bytes);
     if (total == 0) throw make_error(ErrorCode::InvalidArgument, "--bytes: '{}' is zero", options->bytes);
-    TransferConfig config = TransferConfig::from_env();
+    TransferConfig config = environment::transfer_config();
     if (options->sms > 0) config.cuda_copy_ctas = options->sms;
     if (options->copy_engine) config.cuda_copy_engine = true;
     if (options->gds) config.capabilities.allow_gds = true;

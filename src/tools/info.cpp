@@ -1,4 +1,5 @@
-// `kvbm info`: what this machine offers kvbm (GPUs, pinned memory, io_uring, O_DIRECT).
+// `kvbm info`: what this machine offers kvbm (GPUs, pinned memory, io_uring, O_DIRECT), or
+// with --config the settings in effect.
 #include <filesystem>
 #include <iostream>
 
@@ -7,17 +8,45 @@
 
 #include "commands.hpp"
 #include "cuda/cuda_runtime.hpp"
+#include "kvbm/config/environment.hpp"
 #include "kvbm/transfer/system_probe.hpp"
 
 namespace kvbm::tools {
+namespace {
+
+// Every environment variable kvbm reads: its effective value and whether the environment set it.
+int print_config(bool json) {
+  const auto settings = environment::describe();
+  if (json) {
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    for (const auto& setting : settings) {
+      out.push_back({{"name", setting.name},
+                     {"value", setting.value},
+                     {"source", setting.from_environment ? "environment" : "default"},
+                     {"meaning", setting.meaning}});
+    }
+    std::cout << out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
+    return 0;
+  }
+  for (const auto& setting : settings) {
+    std::cout << fmt::format("{:<34} {:<12} {:<11} {}\n", setting.name, printable(setting.value, 60),
+                             setting.from_environment ? "environment" : "default", setting.meaning);
+  }
+  return 0;
+}
+
+}  // namespace
 
 Command add_info_command(CLI::App& app) {
   auto* command = app.add_subcommand("info", "Print the GPUs, pinned memory, io_uring and O_DIRECT support here");
   auto json = std::make_shared<bool>(false);
   auto directory = std::make_shared<std::string>(".");
+  auto config = std::make_shared<bool>(false);
   command->add_flag("--json", *json, "Print JSON instead of text");
+  command->add_flag("--config", *config, "Print the effective settings and where each value came from");
   command->add_option("--dir", *directory, "Directory whose O_DIRECT support to check")->check(CLI::ExistingDirectory);
-  return {command, [json, directory] {
+  return {command, [json, directory, config] {
+    if (*config) return print_config(*json);
     const auto devices = cuda::devices();
     const ProbeResult pinned = probe_pinned_memory();
     const ProbeResult uring = probe_io_uring();

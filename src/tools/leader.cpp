@@ -6,6 +6,7 @@
 
 #include "commands.hpp"
 #include "common/json_input.hpp"
+#include "kvbm/config/environment.hpp"
 #include "kvbm/distributed/leader.hpp"
 
 namespace kvbm::tools {
@@ -57,7 +58,8 @@ Command add_leader_command(CLI::App& app) {
         if (line.find_first_not_of(" \t\r") != std::string::npos) lines.push_back(line);
       }
     }
-    Leader leader(o->bind, o->world_size, o->message_cpu);
+    Leader leader(environment::leader_options(
+        {.message_endpoint = o->bind, .world_size = o->world_size, .message_cpu = o->message_cpu}));
     leader.wait_for_workers(std::chrono::milliseconds(o->register_timeout_ms));
     bool all_ok = true;
     for (std::size_t i = 0; i < lines.size(); ++i) {

@@ -4,7 +4,8 @@
 
 #include "commands.hpp"
 #include "kvbm/common/error.hpp"
-#include "kvbm/common/settings.hpp"
+#include "kvbm/common/log.hpp"
+#include "kvbm/config/environment.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"kvbm: KV-cache block manager and transfer engine"};
@@ -23,7 +24,7 @@ int main(int argc, char** argv) {
   }
   // Whatever goes wrong ends in one line on stderr and exit status 1, never an abort.
   try {
-    (void)kvbm::settings::log_level();  // every command refuses a bad KVBM_LOG, logging or not
+    kvbm::set_log_level(kvbm::environment::log_level());  // every command refuses a bad KVBM_LOG
     for (const auto& command : commands) {
       if (command.app->parsed()) return command.run();
     }

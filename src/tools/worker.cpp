@@ -7,7 +7,7 @@
 
 #include "commands.hpp"
 #include "cuda/cuda_runtime.hpp"
-#include "kvbm/common/settings.hpp"
+#include "kvbm/config/environment.hpp"
 #include "kvbm/distributed/worker.hpp"
 
 namespace kvbm::tools {
@@ -22,7 +22,7 @@ struct WorkerCliOptions {
   std::size_t disk_blocks = 0;
   std::uint32_t device = 0;
   std::string host_kind;  // pinned | system; default pinned with a GPU, system without
-  std::string disk_dir = settings::env("KVBM_DISK_DIR").value_or(".");
+  std::string disk_dir = environment::disk_dir();
   std::string layout = "fc";
   std::string disk_layout;  // empty: as `layout`
   std::optional<int> message_cpu;  // unset: not pinned
@@ -96,17 +96,11 @@ Command add_worker_command(CLI::App& app) {
     BlockPools pools{make_pool(*o, o->device_blocks, StorageKind::device(o->device)),
                      make_pool(*o, o->host_blocks, pinned ? StorageKind::pinned() : StorageKind::system()),
                      make_pool(*o, o->disk_blocks, StorageKind::disk(0))};
-    auto context = std::make_shared<TransferContext>();
+    auto context = std::make_shared<TransferContext>(environment::transfer_config());
     auto handler = std::make_shared<BlockTransferHandler>(std::move(pools), context, std::make_shared<ConnectorScheduler>());
-    WorkerOptions options{.leader_endpoint = o->leader,
-                          .rank = o->rank,
-                          .world_size = o->world_size,
-                          .concurrent_transfers = settings::max_concurrent_transfers(),
-                          .message_cpu = o->message_cpu,
-                          .max_message_bytes = settings::max_message_bytes(),
-                          .max_block_pairs = settings::max_block_pairs(),
-                          .leader_wait = std::chrono::milliseconds(o->leader_wait_ms.value_or(settings::leader_wait_ms())),
-                          .drain_timeout = std::chrono::milliseconds(settings::shutdown_drain_ms())};
+    WorkerOptions options = environment::worker_options(
+        {.leader_endpoint = o->leader, .rank = o->rank, .world_size = o->world_size, .message_cpu = o->message_cpu});
+    if (o->leader_wait_ms) options.leader_wait = std::chrono::milliseconds(*o->leader_wait_ms);
     auto worker = std::make_unique<Worker>(std::move(options), handler);
     running_worker = worker.get();
     stop_on_signals();

@@ -8,7 +8,6 @@
 #include "common/thread_pool.hpp"
 #include "cuda/cuda_runtime.hpp"
 #include "kvbm/common/log.hpp"
-#include "kvbm/common/settings.hpp"
 #include "transfer/batch_sizes.hpp"
 #include "transfer/block_geometry.hpp"
 #include "transfer/bounce_pool.hpp"
@@ -37,49 +36,13 @@ class DiskExecutor final : public Executor {
 
 }  // namespace
 
-TransferConfig TransferConfig::from_env() {
-  TransferConfig config;
-  const std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
-  config.max_transfer_batch_size = settings::max_transfer_batch_size();
-  config.memcpy_threads = settings::env_size("KVBM_MEMCPY_THREADS", std::min<std::size_t>(4, cores), 1, 256);
-  config.memcpy_parallel_bytes = settings::env_size("KVBM_MEMCPY_PARALLEL_BYTES", config.memcpy_parallel_bytes);
-  config.disk_backend = settings::env("KVBM_DISK_BACKEND").value_or(config.disk_backend);
-  config.disk_queue_depth = settings::env_size("KVBM_DISK_QUEUE_DEPTH", config.disk_queue_depth, 1, 4096);
-  config.disk_io_bytes = settings::env_size("KVBM_DISK_IO_BYTES", config.disk_io_bytes, kDirectIoAlignment, 1u << 30);
-  config.bounce_buffer_bytes =
-      settings::env_size("KVBM_BOUNCE_BUFFER_BYTES", config.bounce_buffer_bytes, kDirectIoAlignment, 1ull << 32);
-  config.bounce_buffers = settings::env_size("KVBM_BOUNCE_BUFFERS", config.bounce_buffers, 1, 1024);
-  if (auto path = settings::env("KVBM_CUDA_COPY_PATH")) {
-    if (*path != "kernel" && *path != "copy_engine") {
-      throw make_error(ErrorCode::InvalidArgument, "KVBM_CUDA_COPY_PATH='{}' is not one of kernel, copy_engine", *path);
-    }
-    config.cuda_copy_engine = *path == "copy_engine";
-  }
-  config.cuda_copy_ctas = static_cast<int>(settings::env_size("KVBM_CUDA_COPY_CTAS", config.cuda_copy_ctas, 1, 1024));
-  config.cuda_copy_threads = static_cast<int>(settings::env_size("KVBM_CUDA_COPY_THREADS", config.cuda_copy_threads, 32, 1024));
-  config.cuda_copy_engine_streams = static_cast<int>(settings::env_size("KVBM_CUDA_CE_STREAMS", config.cuda_copy_engine_streams, 1, 16));
-  config.cuda_copy_engine_call_copies =
-      settings::env_size("KVBM_CUDA_CE_CALL_COPIES", config.cuda_copy_engine_call_copies, 1, std::size_t{1} << 30);
-  config.cuda_kernel_streams = static_cast<int>(settings::env_size("KVBM_CUDA_KERNEL_STREAMS", config.cuda_kernel_streams, 1, 8));
-  config.cuda_upload_descriptors = settings::env_bool("KVBM_CUDA_UPLOAD_DESCRIPTORS", config.cuda_upload_descriptors);
-  config.cuda_block_kernel = settings::env_bool("KVBM_CUDA_BLOCK_KERNEL", config.cuda_block_kernel);
-  config.cuda_completion_spin_us = static_cast<int>(settings::env_size("KVBM_CUDA_SPIN_US", config.cuda_completion_spin_us, 0, 100000));
-  config.cuda_completion_watch_us =
-      static_cast<int>(settings::env_size("KVBM_CUDA_WATCH_US", config.cuda_completion_watch_us, 0, 1000000));
-  config.cuda_idle_spin_us = static_cast<int>(settings::env_size("KVBM_CUDA_IDLE_SPIN_US", config.cuda_idle_spin_us, 0, 100000));
-  config.capabilities.allow_gds = settings::env_bool("KVBM_ALLOW_GDS", config.capabilities.allow_gds);
-  config.cuda_batch_bytes = settings::env_size("KVBM_CUDA_BATCH_BYTES", config.cuda_batch_bytes, 1, 1ull << 40);
-  (void)settings::wait_spin_us();  // read by TransferHandle::wait, which cannot report a bad value
-  config.validate();
-  return config;
-}
-
 void TransferConfig::validate() const {
   const auto require = [](bool ok, std::string_view field, std::size_t value, std::string_view rule) {
     if (!ok) throw make_error(ErrorCode::InvalidArgument, "transfer config {}={} {}", field, value, rule);
   };
   require(max_transfer_batch_size > 0, "max_transfer_batch_size", max_transfer_batch_size, "must be > 0");
-  require(memcpy_threads > 0, "memcpy_threads", memcpy_threads, "must be > 0");
+  require(memcpy_threads <= 256, "memcpy_threads", memcpy_threads, "must be at most 256 (0: min(4, cores))");
+  require(wait_spin_us <= 1000000, "wait_spin_us", wait_spin_us, "must be at most 1000000");
   require(disk_queue_depth > 0, "disk_queue_depth", disk_queue_depth, "must be > 0");
   require(disk_io_bytes > 0 && disk_io_bytes % kDirectIoAlignment == 0, "disk_io_bytes", disk_io_bytes,
           "must be a positive multiple of 4096");
@@ -101,8 +64,16 @@ void TransferConfig::validate() const {
 struct TransferContext::Impl {
   static constexpr std::size_t kGdsThreads = 8;  // cuFile calls block: this many run at once
 
+  // The config checked, with its automatic values filled in.
+  static TransferConfig resolved(TransferConfig config) {
+    if (config.memcpy_threads == 0) {
+      config.memcpy_threads = std::min<std::size_t>(4, std::max(1u, std::thread::hardware_concurrency()));
+    }
+    return config;
+  }
+
   explicit Impl(TransferConfig config)
-      : config(std::move(config)),
+      : config(resolved(std::move(config))),
         pool(this->config.memcpy_threads),
         memcpy(pool, this->config.memcpy_parallel_bytes),
         disk_backend(make_disk_backend(this->config.disk_backend, this->config.disk_queue_depth,
@@ -112,7 +83,8 @@ struct TransferContext::Impl {
       std::string reason;
       gds = make_gds_executor(
           kGdsThreads, this->config.disk_io_bytes,
-          [this](CopyOps ops, DoneCallback done) { run_without_gds(std::move(ops), std::move(done)); }, reason);
+          [this](CopyOps ops, DoneCallback done) { run_without_gds(std::move(ops), std::move(done)); },
+          this->config.cufile_library, reason);
       if (!gds) {
         // GDS is a capability, not a requirement: without it, device <-> disk is planned as the
         // two-hop through pinned memory, and config() says so.
@@ -286,7 +258,7 @@ TransferHandle TransferContext::transfer(const LayoutPtr& src, const LayoutPtr& 
     return TransferHandle::completed(error);
   }
 
-  auto state = std::make_shared<CompletionState>();
+  auto state = std::make_shared<CompletionState>(std::chrono::microseconds(impl_->config.wait_spin_us));
   impl_->begin();
   const std::vector<std::size_t> batches = batch_sizes(impl_->config, chosen, *src, pairs.size());
   // The layouts ride along until the last byte has moved (the ops point into their regions),

@@ -1,22 +1,9 @@
 #include "kvbm/transfer/transfer_handle.hpp"
 
 #include "common/poll.hpp"
-#include "kvbm/common/settings.hpp"
 
 namespace kvbm {
 namespace {
-
-// Read once; TransferConfig::from_env reports a malformed value, so here it falls back.
-std::chrono::microseconds poll_before_sleep() {
-  static const std::chrono::microseconds spin = [] {
-    try {
-      return std::chrono::microseconds(settings::wait_spin_us());
-    } catch (const Error&) {
-      return std::chrono::microseconds(settings::kDefaultWaitSpinUs);
-    }
-  }();
-  return spin;
-}
 
 // How long a waiter told that the end is near polls before it sleeps again: the last two
 // batches of a large GPU transfer (64 MiB each at PCIe speed) take about 2.4 ms.
@@ -60,9 +47,9 @@ Status CompletionState::wait() {
   std::unique_lock lock(mutex_);
   const auto done = [&] { return visible(); };
   // A condition variable's wake-up costs tens of microseconds on a VM, as much as a small
-  // transfer takes: poll first (KVBM_WAIT_SPIN_US, see settings.cpp). A long transfer says
+  // transfer takes: poll first (TransferConfig::wait_spin_us). A long transfer says
   // when its last part is under way: the waiter wakes then and polls for the end.
-  if (poll_for(lock, poll_before_sleep(), version_, done)) return *status_;
+  if (poll_for(lock, poll_before_sleep_, version_, done)) return *status_;
   done_.wait(lock, [&] { return visible() || end_is_near_; });
   if (!poll_for(lock, kPollNearTheEnd, version_, done)) done_.wait(lock, done);
   return *status_;

@@ -3,10 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "kvbm/common/error.hpp"
-#include "test_env.hpp"
 
 namespace kvbm {
-using testing::ScopedEnv;
 
 TEST(Settings, ParseSizeAcceptsSuffixes) {
   EXPECT_EQ(settings::parse_size("X", "4096"), 4096u);
@@ -35,36 +33,6 @@ TEST(Settings, ParseBool) {
   EXPECT_TRUE(settings::parse_bool("X", "TRUE"));
   EXPECT_FALSE(settings::parse_bool("X", "off"));
   EXPECT_THROW((void)settings::parse_bool("X", "maybe"), Error);
-}
-
-TEST(Settings, BatchSizeFromEnvironment) {
-  {
-    ScopedEnv env("DYN_KVBM_MAX_TRANSFER_BATCH_SIZE", nullptr);
-    EXPECT_GT(settings::max_transfer_batch_size(), 0u);
-  }
-  {
-    ScopedEnv env("DYN_KVBM_MAX_TRANSFER_BATCH_SIZE", "8");
-    EXPECT_EQ(settings::max_transfer_batch_size(), 8u);
-  }
-  for (const char* bad : {"0", "eight", "-1"}) {
-    ScopedEnv env("DYN_KVBM_MAX_TRANSFER_BATCH_SIZE", bad);
-    try {
-      (void)settings::max_transfer_batch_size();
-      FAIL() << "accepted " << bad;
-    } catch (const Error& error) {
-      EXPECT_NE(error.message().find("DYN_KVBM_MAX_TRANSFER_BATCH_SIZE"), std::string::npos) << error.what();
-    }
-  }
-}
-
-TEST(Settings, LogLevelValidated) {
-  ScopedEnv env("KVBM_LOG", "loud");
-  try {
-    (void)settings::log_level();
-    FAIL();
-  } catch (const Error& error) {
-    EXPECT_NE(error.message().find("KVBM_LOG='loud'"), std::string::npos);
-  }
 }
 
 }  // namespace kvbm

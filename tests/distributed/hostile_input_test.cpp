@@ -180,7 +180,7 @@ TEST(HostileCommandLine, ABadLogLevelIsRefusedByEveryCommand) {
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"info"}, {"plan", "system", "disk"},
         {"bench", "--pairs", "system:system", "--sizes", "4K", "--bytes", "4K", "--repeat", "1"}}) {
-    expect_one_line_error(args, {"KVBM_LOG=loud"}, dir.path() + "/log", "KVBM_LOG='loud' is not a log level");
+    expect_one_line_error(args, {"KVBM_LOG=loud"}, dir.path() + "/log", "KVBM_LOG='loud' is not one of trace, debug");
   }
 }
 

@@ -11,7 +11,7 @@ namespace kvbm::testing {
 namespace {
 
 TransferConfig gds_config() {
-  TransferConfig config = TransferConfig::from_env();
+  TransferConfig config = TransferConfig{};
   config.capabilities.allow_gds = true;
   return config;
 }

@@ -41,7 +41,7 @@ class GpuBatches : public ::testing::Test {
   }
   // Batches of `first` blocks growing to `largest` (a fixed size when they are equal), run as `path` says.
   static TransferContext context_with_batches(std::size_t first, std::size_t largest_bytes, KernelPath path = {}) {
-    TransferConfig config = TransferConfig::from_env();
+    TransferConfig config = TransferConfig{};
     config.cuda_copy_engine = false;
     config.max_transfer_batch_size = first;
     config.cuda_batch_bytes = largest_bytes;

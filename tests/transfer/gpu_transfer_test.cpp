@@ -25,7 +25,7 @@ void PrintTo(const GpuCase& c, std::ostream* out) {
 }
 
 TransferConfig config_for(bool copy_engine) {
-  TransferConfig config = TransferConfig::from_env();
+  TransferConfig config = TransferConfig{};
   config.cuda_copy_engine = copy_engine;
   return config;
 }

@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include "support/roundtrip.hpp"
-#include "test_env.hpp"
 
 namespace kvbm::testing {
 namespace {
@@ -61,7 +60,7 @@ INSTANTIATE_TEST_SUITE_P(AllPairs, HostDiskRoundtrip, ::testing::ValuesIn(all_ca
 // The same through the pread/pwrite fallback, small batches, a tiny bounce pool (so two-hop
 // slices must wait for buffers) and single-page disk I/Os.
 TEST(HostDiskRoundtripSmallResources, ThreadsBackendTinyBouncePool) {
-  TransferConfig config = TransferConfig::from_env();
+  TransferConfig config = TransferConfig{};
   config.disk_backend = "threads";
   config.disk_queue_depth = 3;
   config.disk_io_bytes = 4096;
@@ -87,7 +86,7 @@ TEST(HostDiskRoundtripSmallResources, ThreadsBackendTinyBouncePool) {
 }
 
 TEST(HostDiskRoundtripSmallResources, IoUringSmallQueueLargeMergedRuns) {
-  TransferConfig config = TransferConfig::from_env();
+  TransferConfig config = TransferConfig{};
   config.disk_backend = "io_uring";
   config.disk_queue_depth = 2;
   config.disk_io_bytes = 8192;

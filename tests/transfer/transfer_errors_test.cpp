@@ -66,7 +66,7 @@ TEST_F(TransferErrors, DestinationNamedTwice) {
 // Indices are checked batch by batch, just before each batch starts: a bad pair in a later
 // batch names its place in the whole request, and no batch from it onwards moves a byte.
 TEST_F(TransferErrors, BadPairInALaterBatchStopsTheBatchesFromIt) {
-  TransferConfig config = TransferConfig::from_env();
+  TransferConfig config = TransferConfig{};
   config.max_transfer_batch_size = 2;
   TransferContext batched(config);
   auto src = system(16);
@@ -189,7 +189,7 @@ TEST_F(TransferErrors, DiskFileOnAFullFilesystemIsEnospc) {
 }
 
 TEST_F(TransferErrors, ErrorInOneBatchFailsTheWhole) {
-  TransferConfig config = TransferConfig::from_env();
+  TransferConfig config = TransferConfig{};
   config.max_transfer_batch_size = 2;
   TransferContext batched(config);
   const std::string path = dir.path() + "/kept";

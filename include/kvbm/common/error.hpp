@@ -1,6 +1,7 @@
 #pragma once
-// The library's one error type. Decision (DESIGN.md "Errors"): synchronous calls throw
-// kvbm::Error; asynchronous completions carry a Status, which is "ok" or an Error value.
+// The library's one error type, and its one rule: a call that fails before it returns throws
+// kvbm::Error; an outcome that arrives later (a transfer's completion, a leader's collected
+// replies, a worker's answer to a message) is a Status, which is "ok" or an Error value.
 #include <fmt/format.h>
 
 #include <optional>
@@ -66,7 +67,8 @@ class [[nodiscard]] Status {
   Status() = default;
   Status(Error error) : error_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
   [[nodiscard]] bool ok() const noexcept { return !error_.has_value(); }
-  [[nodiscard]] const Error& error() const { return *error_; }
+  // The carried error; asked of an ok status, an Internal error saying so (never undefined).
+  [[nodiscard]] const Error& error() const noexcept;
   // Throws the carried error, if any.
   void throw_if_error() const {
     if (error_) throw *error_;

@@ -20,6 +20,9 @@ struct WorkerOptions {
   // When set, run() pins its thread, and the worker its ZeroMQ I/O thread, to this CPU: each
   // message then reaches the receive loop without waking a thread on an idle CPU.
   std::optional<int> message_cpu;
+  // After each message the receive loop polls this long before it sleeps: longer than a round
+  // trip, so a steady stream of requests never waits for a wake-up (KVBM_MESSAGE_SPIN_US).
+  std::chrono::microseconds message_spin{500};
   // Limits on what a leader may send (KVBM_MAX_MESSAGE_BYTES, KVBM_MAX_BLOCK_PAIRS): larger
   // messages and requests are answered with an error that names the size and the limit.
   std::size_t max_message_bytes = std::size_t{16} << 20;

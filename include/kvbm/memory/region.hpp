@@ -20,7 +20,7 @@ inline constexpr std::size_t kDirectIoAlignment = 4096;
 
 struct DiskFileOptions {
   std::uint32_t id = 0;
-  // Where to create an anonymous file (removed on close). Default: KVBM_DISK_DIR, else ".".
+  // Where to create an anonymous file (removed on close). Default: the current directory.
   std::optional<std::string> directory;
   // A file the user names: created if missing, grown to size, and kept on close.
   std::optional<std::string> keep_path;

@@ -12,10 +12,13 @@
 
 namespace kvbm {
 
+// What a transfer context does, set by its caller: the defaults are below, and nothing here is
+// read from the environment (the CLI maps the variables named beside each field onto it; see
+// kvbm/config/environment.hpp).
 struct TransferConfig {
   TransferCapabilities capabilities;
   std::size_t max_transfer_batch_size = 256;       // DYN_KVBM_MAX_TRANSFER_BATCH_SIZE
-  std::size_t memcpy_threads = 4;                  // KVBM_MEMCPY_THREADS
+  std::size_t memcpy_threads = 0;                  // KVBM_MEMCPY_THREADS; 0: min(4, cores)
   std::size_t memcpy_parallel_bytes = 4u << 20;    // KVBM_MEMCPY_PARALLEL_BYTES
   std::string disk_backend = "auto";               // KVBM_DISK_BACKEND: auto | io_uring | threads
   std::size_t disk_queue_depth = 32;               // KVBM_DISK_QUEUE_DEPTH
@@ -56,16 +59,18 @@ struct TransferConfig {
   // batch, which small batches of small blocks cannot hide). The copy-engine path uses batches
   // of this size from the first.
   std::size_t cuda_batch_bytes = 64u << 20;        // KVBM_CUDA_BATCH_BYTES
+  // How long TransferHandle::wait polls (yielding) before it sleeps: a wake-up costs 30-140 us
+  // on a VM, and a waiter of a large GPU transfer has nothing else to do meanwhile.
+  std::size_t wait_spin_us = 10000;                // KVBM_WAIT_SPIN_US
+  std::string cufile_library;                      // KVBM_CUFILE_LIBRARY; empty: the default search
 
-  // Defaults overridden by the environment; malformed values are errors naming the variable.
-  [[nodiscard]] static TransferConfig from_env();
   // Throws InvalidArgument naming the first field out of range.
   void validate() const;
 };
 
 class TransferContext {
  public:
-  explicit TransferContext(TransferConfig config = TransferConfig::from_env());
+  explicit TransferContext(TransferConfig config = {});
   ~TransferContext();  // waits for every transfer it started
   TransferContext(const TransferContext&) = delete;
   TransferContext& operator=(const TransferContext&) = delete;

@@ -24,6 +24,11 @@ using CompletionCallback = std::function<void(const Status&)>;
 // a handle of) the same state: on the completing thread the outcome is visible at once.
 class CompletionState {
  public:
+  // How long wait() polls (yielding) before it sleeps (TransferConfig::wait_spin_us).
+  static constexpr std::chrono::microseconds kDefaultPollBeforeSleep{10000};
+  explicit CompletionState(std::chrono::microseconds poll_before_sleep = kDefaultPollBeforeSleep)
+      : poll_before_sleep_(poll_before_sleep) {}
+
   void complete(Status status);
   // The last parts of the work are under way: sleeping waiters wake now and poll for the end,
   // so that the end does not also cost them a wake-up (tens of microseconds on a VM). Optional.
@@ -37,6 +42,7 @@ class CompletionState {
  private:
   [[nodiscard]] bool visible() const;  // caller holds mutex_
 
+  const std::chrono::microseconds poll_before_sleep_;
   std::mutex mutex_;
   std::condition_variable done_;
   std::atomic<std::uint64_t> version_{0};  // bumped once settled, for wait()'s poll

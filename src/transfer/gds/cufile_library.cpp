@@ -21,11 +21,11 @@ bool resolve(void* library, const char* name, Fn& slot, std::string& reason) {
   return slot != nullptr;
 }
 
-CuFileLibrary* load(std::string& reason) {
-  // KVBM_CUFILE_LIBRARY names a library to use instead; else the loader's search path, then
-  // the CUDA toolkit's default location.
+CuFileLibrary* load(const std::string& preferred, std::string& reason) {
+  // `preferred` names a library to use instead; else the loader's search path, then the CUDA
+  // toolkit's default location.
   std::vector<std::string> candidates{"libcufile.so.0", "/usr/local/cuda/lib64/libcufile.so.0"};
-  if (const char* chosen = std::getenv("KVBM_CUFILE_LIBRARY")) candidates.insert(candidates.begin(), chosen);
+  if (!preferred.empty()) candidates.insert(candidates.begin(), preferred);
   void* library = nullptr;
   std::string path;
   for (const std::string& candidate : candidates) {
@@ -62,11 +62,11 @@ CuFileLibrary* load(std::string& reason) {
 
 }  // namespace
 
-CuFileLibrary* CuFileLibrary::get(std::string& reason) {
+CuFileLibrary* CuFileLibrary::get(const std::string& preferred, std::string& reason) {
   static std::once_flag once;
   static CuFileLibrary* library = nullptr;
   static std::string failure;
-  std::call_once(once, [] { library = load(failure); });
+  std::call_once(once, [&] { library = load(preferred, failure); });
   reason = failure;
   return library;
 }

@@ -29,8 +29,9 @@ using CuFileHandle = void*;
 class CuFileLibrary {
  public:
   // The library with its driver open, or nullptr with `reason` saying why not (no library,
-  // a missing symbol, or cuFileDriverOpen failing, e.g. without a GPU). Loaded once.
-  static CuFileLibrary* get(std::string& reason);
+  // a missing symbol, or cuFileDriverOpen failing, e.g. without a GPU). Loaded once per
+  // process, from `preferred` when that is not empty (the first caller's choice holds).
+  static CuFileLibrary* get(const std::string& preferred, std::string& reason);
 
   CuFileError (*handle_register)(CuFileHandle* handle, CuFileDescriptor* descriptor) = nullptr;
   void (*handle_deregister)(CuFileHandle handle) = nullptr;

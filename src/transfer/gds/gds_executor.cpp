@@ -119,8 +119,8 @@ class GdsExecutor final : public Executor {
 }  // namespace
 
 std::unique_ptr<Executor> make_gds_executor(std::size_t threads, std::size_t piece_bytes, FallbackRunner fallback,
-                                            std::string& reason) {
-  CuFileLibrary* library = CuFileLibrary::get(reason);
+                                            const std::string& library_path, std::string& reason) {
+  CuFileLibrary* library = CuFileLibrary::get(library_path, reason);
   if (!library) return nullptr;
   return std::make_unique<GdsExecutor>(*library, threads, piece_bytes, std::move(fallback));
 }

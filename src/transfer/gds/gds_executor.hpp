@@ -16,8 +16,10 @@ using FallbackRunner = std::function<void(CopyOps, DoneCallback)>;
 // nullptr, with `reason` set, when GPUDirect Storage cannot run here (no libcufile, no GPU,
 // or a build without CUDA). When cuFile loads but refuses a file (it cannot always tell what
 // backs it, e.g. a virtual disk without udev properties), that batch and every later one go to
-// `fallback`, with one warning naming the file and cuFile's error.
+// `fallback`, with one warning naming the file and cuFile's error. `library_path`: the libcufile
+// to load instead of the default search (empty: the default).
 [[nodiscard]] std::unique_ptr<Executor> make_gds_executor(std::size_t threads, std::size_t piece_bytes,
-                                                          FallbackRunner fallback, std::string& reason);
+                                                          FallbackRunner fallback, const std::string& library_path,
+                                                          std::string& reason);
 
 }  // namespace kvbm

@@ -2,7 +2,8 @@
 
 namespace kvbm {
 
-std::unique_ptr<Executor> make_gds_executor(std::size_t, std::size_t, FallbackRunner, std::string& reason) {
+std::unique_ptr<Executor> make_gds_executor(std::size_t, std::size_t, FallbackRunner, const std::string&,
+                                            std::string& reason) {
   reason = "kvbm was built without CUDA";
   return nullptr;
 }
