@@ -51,7 +51,7 @@ for step in "$@"; do
       done | tee "$out/block-pairs.txt" ;;
     ce-calls)
       # The copy-engine path: streams x most copies per cudaMemcpyBatchAsync call (the second
-      # figure; 1073741824 puts a stream's whole share in one call, as before session 9),
+      # figure; 1073741824 puts a stream's whole share in one call),
       # rounds interleaved.
       for round in $(seq "${REPEAT:-2}"); do
         for variant in "2 1024" "1 1024" "2 1073741824" "4 1024" "2 256"; do

@@ -30,8 +30,8 @@ std::vector<std::size_t> batch_sizes(const TransferConfig& config, const Transfe
     largest = std::max(first, config.cuda_batch_bytes / std::max<std::size_t>(1, block_bytes));
     if (config.cuda_copy_engine) {
       // The copy-engine path takes batches of this size from the first; its executor cuts each
-      // into cudaMemcpyBatchAsync calls of at most cuda_copy_engine_call_copies copies (session 9
-      // measured calls of 1024 two to four times faster than one call of tens of thousands).
+      // into cudaMemcpyBatchAsync calls of at most cuda_copy_engine_call_copies copies (calls of
+      // 1024 measured two to four times faster than one call of tens of thousands).
       first = largest;
     } else {
       // The kernel path's first batch is as many blocks as the launch can carry inline (one API

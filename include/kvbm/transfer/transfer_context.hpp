@@ -33,7 +33,7 @@ struct TransferConfig {
   // Copy-engine path: the most copies one cudaMemcpyBatchAsync call takes; a stream's share of a
   // batch goes in calls of at most this many. On the H100, 1024-copy calls moved 4K H2D chunks at
   // 4.8 GB/s where one call of all 65,536 moved 2.2, and 16K at 19 GB/s where one of 16,384 moved
-  // 4-16 (bench/results/h100-2026-11-23-session9.md).
+  // 4-16 (bench/results/h100-2026-11-24-2a43873-notes.md).
   std::size_t cuda_copy_engine_call_copies = 1024;  // KVBM_CUDA_CE_CALL_COPIES
   // Kernel path: batches take turns on this many streams, so a kernel's last CTAs overlap the
   // next kernel's first instead of the GPU waiting for every CTA at each batch boundary. Batches
