@@ -1,4 +1,5 @@
-// `kvbm plan SRC DST`: the transfer plan the library would choose (seed 003's rules).
+// `kvbm plan SRC DST`: the transfer plan the engine runs (seed 003's rules, with the blocking
+// CUDA copies as the two hops they run as).
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -36,7 +37,8 @@ Command add_plan_command(CLI::App& app) {
       const TransferCapabilities capabilities{options->gds, options->gpu_rdma};
       const StorageKind src = StorageKind::parse(options->src);
       const StorageKind dst = StorageKind::parse(options->dst);
-      const TransferPlan plan = select_strategy(src, !options->remote_src, dst, !options->remote_dst, capabilities);
+      const TransferPlan plan =
+          execution_plan(select_strategy(src, !options->remote_src, dst, !options->remote_dst, capabilities));
       std::cout << (options->json ? to_json(plan) : to_string(plan)) << '\n';
       return 0;
     } catch (const Error& error) {

@@ -124,4 +124,13 @@ TransferPlan select_strategy(StorageKind src, bool src_is_local, StorageKind dst
   return select_remote_strategy_v2(src, src_is_local, dst, dst_is_local, capabilities);
 }
 
+TransferPlan execution_plan(const TransferPlan& selected) {
+  using S = TransferStrategy;
+  if (const auto* direct = std::get_if<DirectPlan>(&selected)) {
+    if (direct->strategy == S::CudaBlockingH2D) return TwoHopPlan{S::Memcpy, StorageKind::pinned(), S::CudaAsyncH2D};
+    if (direct->strategy == S::CudaBlockingD2H) return TwoHopPlan{S::CudaAsyncD2H, StorageKind::pinned(), S::Memcpy};
+  }
+  return selected;
+}
+
 }  // namespace kvbm

@@ -152,7 +152,7 @@ struct TransferContext::Impl {
     const StorageKind src = ops.front().src.region->kind();
     const StorageKind dst = ops.front().dst.region->kind();
     try {
-      const TransferPlan plan = select_strategy(src, true, dst, true, config.capabilities.with_gds(false));
+      const TransferPlan plan = execution_plan(select_strategy(src, true, dst, true, config.capabilities.with_gds(false)));
       run_plan(plan, src, dst, std::move(ops), std::move(done));
     } catch (const Error& error) {
       done(error);
@@ -162,18 +162,6 @@ struct TransferContext::Impl {
   // Starts one batch's ops under `plan`; `done` runs when they have all finished.
   void run_plan(const TransferPlan& plan, StorageKind src, StorageKind dst, CopyOps ops, DoneCallback done) {
     if (const auto* direct = std::get_if<DirectPlan>(&plan)) {
-      // Pageable host memory cannot be read by the GPU asynchronously: the seed's blocking
-      // copies become a two-hop through the pinned bounce pool, a CPU memcpy on the host side.
-      if (direct->strategy == TransferStrategy::CudaBlockingH2D) {
-        BouncePool& bounce_buffers = bounce_pool();
-        run_two_hop(std::move(ops), memcpy, cuda().executor(bounce_buffers.kind(), dst), bounce_buffers, std::move(done));
-        return;
-      }
-      if (direct->strategy == TransferStrategy::CudaBlockingD2H) {
-        BouncePool& bounce_buffers = bounce_pool();
-        run_two_hop(std::move(ops), cuda().executor(src, bounce_buffers.kind()), memcpy, bounce_buffers, std::move(done));
-        return;
-      }
       executor_for(direct->strategy, src, dst).submit(std::move(ops), std::move(done));
       return;
     }
@@ -242,7 +230,7 @@ const TransferConfig& TransferContext::config() const { return impl_->config; }
 std::string TransferContext::disk_backend_name() const { return impl_->disk_backend->name(); }
 
 TransferPlan TransferContext::plan(const Layout& src, const Layout& dst) const {
-  return select_strategy(src.kind(), true, dst.kind(), true, impl_->config.capabilities);
+  return execution_plan(select_strategy(src.kind(), true, dst.kind(), true, impl_->config.capabilities));
 }
 
 TransferHandle TransferContext::transfer(const LayoutPtr& src, const LayoutPtr& dst, std::span<const BlockPair> pairs) {

@@ -34,6 +34,22 @@ TEST(Strategy, DeviceToHost) {
   EXPECT_EQ(select_direct_strategy(Device(0), Pinned, false, caps), Direct(S::CudaAsyncD2H));
 }
 
+// What the engine runs: the blocking copies as two hops through pinned memory, the rest as chosen.
+TEST(Strategy, ExecutionPlanNamesTheTwoHopsOfBlockingCopies) {
+  EXPECT_EQ(execution_plan(Direct(S::CudaBlockingH2D)), TwoHop(S::Memcpy, S::CudaAsyncH2D));
+  EXPECT_EQ(execution_plan(Direct(S::CudaBlockingD2H)), TwoHop(S::CudaAsyncD2H, S::Memcpy));
+  for (const StorageKind src : {System, Pinned, Device(0), Disk(0)}) {
+    for (const StorageKind dst : {System, Pinned, Device(0), Disk(1)}) {
+      const TransferPlan selected = select_direct_strategy(src, dst, false, caps);
+      const TransferPlan runs = execution_plan(selected);
+      const auto* direct = std::get_if<DirectPlan>(&selected);
+      const bool blocking = direct && (direct->strategy == S::CudaBlockingH2D || direct->strategy == S::CudaBlockingD2H);
+      if (!blocking) EXPECT_EQ(runs, selected) << to_string(selected);
+      EXPECT_EQ(to_string(runs).find("Blocking"), std::string::npos) << to_string(runs);
+    }
+  }
+}
+
 TEST(Strategy, DeviceToDevice) {
   EXPECT_EQ(select_direct_strategy(Device(0), Device(1), false, caps), Direct(S::CudaAsyncD2D));
   EXPECT_EQ(select_direct_strategy(Device(3), Device(3), false, caps), Direct(S::CudaAsyncD2D));

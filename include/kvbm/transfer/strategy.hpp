@@ -66,4 +66,10 @@ struct TransferCapabilities {
 [[nodiscard]] TransferPlan select_strategy(StorageKind src, bool src_is_local, StorageKind dst, bool dst_is_local,
                                            const TransferCapabilities& capabilities);
 
+// The plan kvbm's engine runs for a plan the rules selected. The GPU cannot read pageable host
+// memory asynchronously, so the seed's blocking copies run as two hops through pinned memory:
+// CudaBlockingH2D as TwoHop(Memcpy -> Pinned -> CudaAsyncH2D), CudaBlockingD2H as
+// TwoHop(CudaAsyncD2H -> Pinned -> Memcpy). Every other plan runs as selected.
+[[nodiscard]] TransferPlan execution_plan(const TransferPlan& selected);
+
 }  // namespace kvbm

@@ -80,7 +80,7 @@ class TransferContext {
   // errno), and then no destination block is to be trusted.
   [[nodiscard]] TransferHandle transfer(const LayoutPtr& src, const LayoutPtr& dst, std::span<const BlockPair> pairs);
 
-  // The plan transfer() would use between these layouts (both local).
+  // The plan transfer() runs between these layouts (both local): see execution_plan().
   [[nodiscard]] TransferPlan plan(const Layout& src, const Layout& dst) const;
 
   [[nodiscard]] const TransferConfig& config() const;
