@@ -21,12 +21,33 @@ BlockTransferHandler::BlockTransferHandler(BlockPools pools, std::shared_ptr<Tra
     throw make_error(ErrorCode::InvalidArgument, "NCCL config: rank {} is outside [0, world_size={})", nccl.rank,
                      nccl.world_size);
   }
+  using P = BlockTransferPool;
+  for (P from : {P::Device, P::Host, P::Disk}) {
+    for (P to : {P::Device, P::Host, P::Disk}) {
+      if (!is_accepted_pair(from, to)) continue;
+      const LayoutPtr* src = which_pool(from);
+      const LayoutPtr* dst = which_pool(to);
+      if (!*src || !*dst) continue;
+      PreparedPair& prepared = paths_[pair_index(from, to)];
+      try {
+        prepared.path = context_->prepare(*src, *dst);
+      } catch (const Error& error) {
+        prepared.error = make_error(error.code(), "{} -> {}: {}", to_string(from), to_string(to), error.message());
+      }
+    }
+  }
+}
+
+std::size_t BlockTransferHandler::pair_index(BlockTransferPool from, BlockTransferPool to) {
+  return static_cast<std::size_t>(from) * 3 + static_cast<std::size_t>(to);
+}
+
+const LayoutPtr* BlockTransferHandler::which_pool(BlockTransferPool which) const {
+  return which == BlockTransferPool::Device ? &pools_.device : which == BlockTransferPool::Host ? &pools_.host : &pools_.disk;
 }
 
 const LayoutPtr& BlockTransferHandler::pool(BlockTransferPool which) const {
-  const LayoutPtr& layout = which == BlockTransferPool::Device ? pools_.device
-                            : which == BlockTransferPool::Host ? pools_.host
-                                                               : pools_.disk;
+  const LayoutPtr& layout = *which_pool(which);
   if (!layout) throw make_error(ErrorCode::InvalidArgument, "the {} pool is not configured on this worker", to_string(which));
   return layout;
 }
@@ -44,16 +65,18 @@ TransferHandle BlockTransferHandler::start_transfer(const BlockTransferRequest& 
     return TransferHandle::completed(make_error(ErrorCode::InvalidArgument, "the request names no blocks"));
   }
   try {
-    const LayoutPtr& src = pool(request.from_pool);
-    const LayoutPtr& dst = pool(request.to_pool);
-    log().debug("sharded transfer of {} blocks {} -> {}", request.blocks.size(), to_string(request.from_pool),
-                to_string(request.to_pool));
-    // The context splits the request into batches run concurrently, and fails the whole with
-    // the first batch's error (seed 000's batcher).
-    return context_->transfer(src, dst, request.blocks);
+    (void)pool(request.from_pool);  // names a pool that is not configured
+    (void)pool(request.to_pool);
   } catch (const Error& error) {
     return TransferHandle::completed(error);
   }
+  const PreparedPair& prepared = paths_[pair_index(request.from_pool, request.to_pool)];
+  if (prepared.error) return TransferHandle::completed(*prepared.error);
+  log().debug("sharded transfer of {} blocks {} -> {}", request.blocks.size(), to_string(request.from_pool),
+              to_string(request.to_pool));
+  // The path splits the request into batches run concurrently, and fails the whole with the
+  // first batch's error (seed 000's batcher).
+  return prepared.path->post(request.blocks);
 }
 
 void BlockTransferHandler::start(const BlockTransferRequest& request, CompletionCallback done) {

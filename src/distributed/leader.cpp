@@ -37,6 +37,9 @@ struct RankState {
 constexpr std::size_t kRememberedRejections = 1024;
 // While a claim is open, the registered process is pinged this often.
 constexpr std::chrono::milliseconds kProbeInterval{200};
+// A rejection is repeated this often, for this long after the rejected process last spoke.
+constexpr std::chrono::milliseconds kRejectionInterval{250};
+constexpr std::chrono::milliseconds kRejectionRepeat{5000};
 
 }  // namespace
 
@@ -138,10 +141,12 @@ struct Leader::Impl {
   }
 
   // Called with `mutex` held.
-  // The rejection may reach a worker before its subscription does, and be lost: it is sent
-  // again whenever the rejected process speaks.
+  // A rejection may be published before the worker's subscription is in place, and be lost:
+  // it is sent again whenever the rejected process speaks, and every kRejectionInterval until
+  // kRejectionRepeat after it last did. Called with `mutex` held.
   void reject(std::uint64_t nonce, const std::string& reason) {
-    auto [it, inserted] = rejected.emplace(nonce, reason);
+    const auto now = Clock::now();
+    auto [it, inserted] = rejected.emplace(nonce, Rejection{reason, now, now});
     if (inserted) {
       log().warn("leader: rejecting a worker: {}", reason);
       rejected_order.push_back(nonce);
@@ -150,7 +155,19 @@ struct Leader::Impl {
         rejected_order.pop_front();
       }
     }
-    internal.emplace_back(protocol::kReject, handler_data::encode_reject({nonce, it->second}));
+    it->second.last_heard = now;
+    it->second.last_sent = now;
+    internal.emplace_back(protocol::kReject, handler_data::encode_reject({nonce, it->second.reason}));
+  }
+
+  // Sends the rejections due again (see reject). Called with `mutex` held.
+  void repeat_rejections() {
+    const auto now = Clock::now();
+    for (auto& [nonce, rejection] : rejected) {
+      if (now - rejection.last_heard > kRejectionRepeat || now - rejection.last_sent < kRejectionInterval) continue;
+      rejection.last_sent = now;
+      internal.emplace_back(protocol::kReject, handler_data::encode_reject({nonce, rejection.reason}));
+    }
   }
 
   // A process other than the registered one speaks for `rank`: probe the registered one.
@@ -173,7 +190,7 @@ struct Leader::Impl {
   bool accept(int rank, std::uint64_t nonce, bool answer) {
     if (nonce == 0) return false;  // no process named
     if (const auto it = rejected.find(nonce); it != rejected.end()) {
-      reject(nonce, it->second);
+      reject(nonce, it->second.reason);
       return false;
     }
     if (rank < 0 || rank >= world_size) {
@@ -275,6 +292,10 @@ struct Leader::Impl {
       }
       try {
         settle_claims();
+        {
+          std::lock_guard lock(mutex);
+          repeat_rejections();
+        }
         flush_internal();
       } catch (...) {
         log().warn("leader: {}", current_exception_as_error("leader: housekeeping").message());
@@ -410,7 +431,12 @@ struct Leader::Impl {
   std::atomic<std::uint64_t> replies_seen{0};  // bumped after each reply, for collect()'s poll
   std::map<std::uint64_t, Pending> pending;
   std::map<int, RankState> ranks;
-  std::map<std::uint64_t, std::string> rejected;  // nonce -> why
+  struct Rejection {
+    std::string reason;
+    Clock::time_point last_heard;  // the rejected process's latest message
+    Clock::time_point last_sent;
+  };
+  std::map<std::uint64_t, Rejection> rejected;  // by nonce
   std::deque<std::uint64_t> rejected_order;
   std::deque<std::pair<std::string, std::string>> internal;  // (handler, data) for flush_internal
   std::mutex finished_mutex;

@@ -172,14 +172,23 @@ struct TransferContext::Impl {
     run_two_hop(std::move(ops), first, second, bounce_buffers, std::move(done));
   }
 
-  // The geometry the block-pair kernel needs, when this transfer has batches that can take it
-  // (a one-block request, the control path's usual, never builds it).
-  std::optional<BlockGeometry> block_kernel_geometry(const TransferPlan& plan, const Layout& src, const Layout& dst,
-                                                     std::size_t blocks) const {
-    if (!config.cuda_block_kernel || config.cuda_copy_engine || !is_direct_cuda_copy(plan) || blocks <= kernel_inline_blocks(src)) {
-      return std::nullopt;
-    }
+  // The geometry the block-pair kernel needs, where this path's batches can take it.
+  std::optional<BlockGeometry> path_geometry(const TransferPlan& plan, const Layout& src, const Layout& dst) const {
+    if (!config.cuda_block_kernel || config.cuda_copy_engine || !is_direct_cuda_copy(plan)) return std::nullopt;
     return block_geometry(src, dst);
+  }
+
+  // Makes what `plan` runs on now (CUDA streams, the bounce pool), so that a path's first
+  // transfer pays for nothing, and a kind this build cannot move is an error at once.
+  void make_executors(const TransferPlan& plan, StorageKind src, StorageKind dst) {
+    if (const auto* direct = std::get_if<DirectPlan>(&plan)) {
+      (void)executor_for(direct->strategy, src, dst);
+      return;
+    }
+    const auto& hop = std::get<TwoHopPlan>(plan);
+    BouncePool& bounce_buffers = bounce_pool();
+    (void)executor_for(hop.first, src, bounce_buffers.kind());
+    (void)executor_for(hop.second, bounce_buffers.kind(), dst);
   }
 
   // Starts one checked batch: as block pairs where the kernel locates the chunks itself (a batch
@@ -233,18 +242,62 @@ TransferPlan TransferContext::plan(const Layout& src, const Layout& dst) const {
   return execution_plan(select_strategy(src.kind(), true, dst.kind(), true, impl_->config.capabilities));
 }
 
+struct TransferPath::Prepared {
+  LayoutPtr src;
+  LayoutPtr dst;
+  TransferPlan plan;
+  std::optional<BlockGeometry> geometry;  // for batches too long to travel inline in a launch
+};
+
+TransferPath::TransferPath(TransferContext& context, std::shared_ptr<const Prepared> prepared)
+    : context_(&context), prepared_(std::move(prepared)) {}
+
+TransferHandle TransferPath::post(std::span<const BlockPair> pairs) const { return context_->start(*prepared_, pairs); }
+const TransferPlan& TransferPath::plan() const { return prepared_->plan; }
+const LayoutPtr& TransferPath::src() const { return prepared_->src; }
+const LayoutPtr& TransferPath::dst() const { return prepared_->dst; }
+
+std::shared_ptr<const TransferPath::Prepared> TransferContext::make_prepared(const LayoutPtr& src, const LayoutPtr& dst,
+                                                                            bool with_geometry) {
+  if (!src || !dst) throw make_error(ErrorCode::InvalidArgument, "transfer: layout is null");
+  (void)RequestValidator(*src, *dst, {});  // the pair itself: layouts of one shape
+  auto prepared = std::make_shared<TransferPath::Prepared>();
+  prepared->src = src;
+  prepared->dst = dst;
+  prepared->plan = plan(*src, *dst);
+  if (with_geometry) prepared->geometry = impl_->path_geometry(prepared->plan, *src, *dst);
+  return prepared;
+}
+
+TransferPath TransferContext::prepare(const LayoutPtr& src, const LayoutPtr& dst) {
+  auto prepared = make_prepared(src, dst, true);
+  impl_->make_executors(prepared->plan, src->kind(), dst->kind());
+  return TransferPath(*this, std::move(prepared));
+}
+
 TransferHandle TransferContext::transfer(const LayoutPtr& src, const LayoutPtr& dst, std::span<const BlockPair> pairs) {
-  if (!src || !dst) return TransferHandle::completed(make_error(ErrorCode::InvalidArgument, "transfer: layout is null"));
-  TransferPlan chosen;
-  std::optional<RequestValidator> validator;
-  std::optional<BlockGeometry> geometry;
+  std::shared_ptr<const TransferPath::Prepared> prepared;
   try {
-    validator.emplace(*src, *dst, pairs);
-    chosen = plan(*src, *dst);
-    geometry = impl_->block_kernel_geometry(chosen, *src, *dst, pairs.size());
+    // A one-off transfer builds the block geometry only when its batches can use it.
+    prepared = make_prepared(src, dst, src && pairs.size() > kernel_inline_blocks(*src));
   } catch (const Error& error) {
     return TransferHandle::completed(error);
   }
+  return start(*prepared, pairs);
+}
+
+TransferHandle TransferContext::start(const TransferPath::Prepared& path, std::span<const BlockPair> pairs) {
+  const LayoutPtr& src = path.src;
+  const LayoutPtr& dst = path.dst;
+  const TransferPlan& chosen = path.plan;
+  std::optional<RequestValidator> validator;
+  try {
+    validator.emplace(*src, *dst, pairs);
+  } catch (const Error& error) {
+    return TransferHandle::completed(error);
+  }
+  const BlockGeometry* geometry =
+      path.geometry && pairs.size() > kernel_inline_blocks(*src) ? &*path.geometry : nullptr;
 
   auto state = std::make_shared<CompletionState>(std::chrono::microseconds(impl_->config.wait_spin_us));
   impl_->begin();
@@ -274,8 +327,7 @@ TransferHandle TransferContext::transfer(const LayoutPtr& src, const LayoutPtr& 
     }
     try {
       validator->check_batch(first, first + batch);
-      impl_->run_batch(chosen, *src, *dst, geometry ? &*geometry : nullptr, pairs.subspan(first, batch),
-                       join->arrival());
+      impl_->run_batch(chosen, *src, *dst, geometry, pairs.subspan(first, batch), join->arrival());
     } catch (const Error& error) {
       failed = error;
       join->arrive(error);

@@ -34,6 +34,18 @@ LayoutPtr make_layout(const LayoutConfig& config, StorageKind kind, const Layout
 
 std::string check_roundtrip(TransferContext& context, const LayoutPtr& src, const LayoutPtr& dst,
                             std::size_t block_count, std::uint64_t seed) {
+  return check_roundtrip_with([&](std::span<const BlockPair> pairs) { return context.transfer(src, dst, pairs); }, src,
+                              dst, block_count, seed);
+}
+
+std::string check_roundtrip(const TransferPath& path, std::size_t block_count, std::uint64_t seed) {
+  return check_roundtrip_with([&](std::span<const BlockPair> pairs) { return path.post(pairs); }, path.src(), path.dst(),
+                              block_count, seed);
+}
+
+std::string check_roundtrip_with(const std::function<TransferHandle(std::span<const BlockPair>)>& move,
+                                 const LayoutPtr& src, const LayoutPtr& dst, std::size_t block_count,
+                                 std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   const auto& config = src->config();
   poison(*src, std::byte{0xa5});
@@ -44,7 +56,7 @@ std::string check_roundtrip(TransferContext& context, const LayoutPtr& src, cons
   std::vector<BlockPair> pairs;
   for (std::size_t i = 0; i < block_count; ++i) pairs.emplace_back(from[i], to[i]);
 
-  const Status status = context.transfer(src, dst, pairs).wait();
+  const Status status = move(pairs).wait();
   if (!status.ok()) return "transfer failed: " + status.to_string();
 
   const Bytes poison_bytes(dst->chunk_bytes(), std::byte{0x5a});

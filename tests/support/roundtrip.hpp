@@ -2,6 +2,8 @@
 // The property check every transfer path must pass: random bytes in scattered source blocks,
 // a poisoned destination, one transfer, then every byte compared: destination blocks hold the
 // source bytes, every other destination block still holds the poison, the source is unchanged.
+#include <functional>
+#include <span>
 #include <string>
 
 #include "kvbm/transfer/transfer_context.hpp"
@@ -26,6 +28,12 @@ struct LayoutChoice {
 // Runs the property check; returns a description of the first mismatch, or "" when all match.
 [[nodiscard]] std::string check_roundtrip(TransferContext& context, const LayoutPtr& src, const LayoutPtr& dst,
                                           std::size_t block_count, std::uint64_t seed);
+// The same through a prepared path.
+[[nodiscard]] std::string check_roundtrip(const TransferPath& path, std::size_t block_count, std::uint64_t seed);
+// The same with `move` starting the transfer of the pairs from src to dst.
+[[nodiscard]] std::string check_roundtrip_with(const std::function<TransferHandle(std::span<const BlockPair>)>& move,
+                                               const LayoutPtr& src, const LayoutPtr& dst, std::size_t block_count,
+                                               std::uint64_t seed);
 
 // The property check from eight threads at once through one context, each with its own pinned
 // and device layouts (device ones in `device_choice`): odd threads onboard, even ones offload.

@@ -34,6 +34,12 @@ TEST_P(HostDiskRoundtrip, EveryLayoutPairMovesEveryByte) {
       for (std::size_t blocks : {1, 7, 13}) {
         EXPECT_EQ(check_roundtrip(context, src, dst, blocks, ++seed), "") << blocks << " blocks";
       }
+      // A prepared path moves the same bytes, transfer after transfer.
+      const TransferPath path = context.prepare(src, dst);
+      EXPECT_EQ(to_string(path.plan()), to_string(context.plan(*src, *dst)));
+      for (std::size_t blocks : {1, 13, 5}) {
+        EXPECT_EQ(check_roundtrip(path, blocks, ++seed), "") << blocks << " blocks, prepared path";
+      }
     }
   }
 }

@@ -113,6 +113,28 @@ TEST_F(TransferErrors, EmptyRequestCompletesOk) { EXPECT_TRUE(run(context, syste
 
 TEST_F(TransferErrors, NullLayout) { expect_error(run(context, nullptr, disk(), {{0, 0}}), ErrorCode::InvalidArgument, "null"); }
 
+// Preparing a path refuses what a transfer would, at once; a prepared path's bad requests are
+// errors of their handles, and the path keeps serving.
+TEST_F(TransferErrors, PreparedPathsRefuseBadPairsAndServeOnAfterBadRequests) {
+  const auto thrown = [](const std::function<void()>& prepare) {
+    try {
+      prepare();
+    } catch (const Error& error) {
+      EXPECT_EQ(error.code(), ErrorCode::InvalidArgument);
+      return error.message();
+    }
+    return std::string("nothing thrown");
+  };
+  EXPECT_NE(thrown([&] { (void)context.prepare(nullptr, disk()); }).find("null"), std::string::npos);
+  EXPECT_NE(thrown([&] { (void)context.prepare(system(8, 512), system(8, 1024)); }).find("chunk bytes: 512 vs 1024"),
+            std::string::npos);
+  const TransferPath path = context.prepare(system(), disk());
+  expect_error(path.post(std::vector<BlockPair>{{8, 0}}).wait(), ErrorCode::OutOfRange, "source block index 8");
+  expect_error(path.post(std::vector<BlockPair>{{0, 1}, {2, 1}}).wait(), ErrorCode::InvalidArgument,
+               "destination block 1 is named twice");
+  EXPECT_EQ(check_roundtrip(path, 3, 99), "");
+}
+
 TEST_F(TransferErrors, GpuPlanWithoutGpuExecutorIsNamed) {
   if (cuda::device_count() > 0) GTEST_SKIP() << "a CUDA device is present";
   // Device regions cannot even be made here: the error names CUDA.

@@ -1,8 +1,10 @@
 #pragma once
 // The worker side of a distributed transfer (seed 000): Device, Host and Disk pools (each
-// optional), the transfer context, an optional connector scheduler, and the transfer mode.
+// optional), the transfer context with a path prepared for each accepted pair of pools, an
+// optional connector scheduler, and the transfer mode.
 // Where the seed panics (an index past a pool, a pool not configured, a connector request
 // without a scheduler) this returns an error.
+#include <array>
 #include <memory>
 #include <optional>
 
@@ -48,11 +50,21 @@ class BlockTransferHandler {
   [[nodiscard]] const LayoutPtr& pool(BlockTransferPool pool) const;
 
  private:
+  [[nodiscard]] const LayoutPtr* which_pool(BlockTransferPool which) const;
   // The transfer itself, or an error handle when the request is not one this worker can run.
   [[nodiscard]] TransferHandle start_transfer(const BlockTransferRequest& request);
 
+  // The path of each accepted pair whose pools exist, prepared at construction, or why it
+  // could not be.
+  struct PreparedPair {
+    std::optional<TransferPath> path;
+    std::optional<Error> error;
+  };
+  [[nodiscard]] static std::size_t pair_index(BlockTransferPool from, BlockTransferPool to);
+
   BlockPools pools_;
   std::shared_ptr<TransferContext> context_;
+  std::array<PreparedPair, 9> paths_;  // by pair_index
   std::shared_ptr<ConnectorScheduler> scheduler_;
   TransferMode mode_;
 };

@@ -68,6 +68,29 @@ struct TransferConfig {
   void validate() const;
 };
 
+class TransferContext;
+
+// A transfer path between two layouts, prepared once by TransferContext::prepare(): the pair
+// checked, the plan fixed, its executors made and the block geometry built, so that each post()
+// only checks its block pairs and starts the batches. Copies share one preparation. It keeps
+// its layouts alive; it must not outlive its context.
+class TransferPath {
+ public:
+  // As TransferContext::transfer() between the path's layouts.
+  [[nodiscard]] TransferHandle post(std::span<const BlockPair> pairs) const;
+  [[nodiscard]] const TransferPlan& plan() const;
+  [[nodiscard]] const LayoutPtr& src() const;
+  [[nodiscard]] const LayoutPtr& dst() const;
+
+  struct Prepared;  // defined with TransferContext
+
+ private:
+  friend class TransferContext;
+  TransferPath(TransferContext& context, std::shared_ptr<const Prepared> prepared);
+  TransferContext* context_;
+  std::shared_ptr<const Prepared> prepared_;
+};
+
 class TransferContext {
  public:
   explicit TransferContext(TransferConfig config = {});
@@ -80,6 +103,11 @@ class TransferContext {
   // errno), and then no destination block is to be trusted.
   [[nodiscard]] TransferHandle transfer(const LayoutPtr& src, const LayoutPtr& dst, std::span<const BlockPair> pairs);
 
+  // The path between two layouts, for many transfers. Throws InvalidArgument for a null layout
+  // or layouts of different shapes, Unsupported when this build or machine cannot move bytes
+  // between their kinds (e.g. device memory without CUDA).
+  [[nodiscard]] TransferPath prepare(const LayoutPtr& src, const LayoutPtr& dst);
+
   // The plan transfer() runs between these layouts (both local): see execution_plan().
   [[nodiscard]] TransferPlan plan(const Layout& src, const Layout& dst) const;
 
@@ -88,6 +116,12 @@ class TransferContext {
   [[nodiscard]] std::string disk_backend_name() const;
 
  private:
+  friend class TransferPath;
+  // The preparation transfer() and prepare() share; the geometry only `with_geometry`.
+  [[nodiscard]] std::shared_ptr<const TransferPath::Prepared> make_prepared(const LayoutPtr& src, const LayoutPtr& dst,
+                                                                            bool with_geometry);
+  [[nodiscard]] TransferHandle start(const TransferPath::Prepared& path, std::span<const BlockPair> pairs);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
