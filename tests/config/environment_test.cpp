@@ -27,6 +27,8 @@ void expect_named(const std::function<void()>& read, const std::string& text) {
 }
 
 TEST(Environment, VariablesSetOptionsAndUnsetOnesKeepTheDefaults) {
+  std::vector<std::unique_ptr<ScopedEnv>> unset;  // whatever the shell running the test has set
+  for (const auto& setting : environment::describe()) unset.push_back(std::make_unique<ScopedEnv>(setting.name.c_str(), nullptr));
   for (const auto& setting : environment::describe()) ASSERT_FALSE(setting.from_environment) << setting.name;
   const TransferConfig defaults;
   EXPECT_EQ(environment::transfer_config().max_transfer_batch_size, defaults.max_transfer_batch_size);
