@@ -1,5 +1,6 @@
 #include "kvbm/config/environment.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <optional>
 
@@ -66,8 +67,10 @@ class Reader {
     if (value == nullptr) return std::nullopt;
     return std::string(value);
   }
+  // A variable read again (the worker and the leader share some) is listed once.
   void record(const char* name, std::string value, bool from_environment, const char* meaning) {
-    settings.push_back({name, std::move(value), from_environment, meaning});
+    const bool listed = std::any_of(settings.begin(), settings.end(), [&](const Setting& s) { return s.name == name; });
+    if (!listed) settings.push_back({name, std::move(value), from_environment, meaning});
   }
 };
 
@@ -189,13 +192,7 @@ std::vector<Setting> describe() {
   (void)read_disk_dir(in);
   (void)read_transfer(in);
   (void)read_worker(in, WorkerOptions{});
-  // The leader reads two of the worker's variables again: list each variable once.
-  Reader leader;
-  (void)read_leader(leader, LeaderOptions{});
-  for (auto& setting : leader.settings) {
-    const bool listed = std::any_of(in.settings.begin(), in.settings.end(), [&](const Setting& s) { return s.name == setting.name; });
-    if (!listed) in.settings.push_back(std::move(setting));
-  }
+  (void)read_leader(in, LeaderOptions{});
   return std::move(in.settings);
 }
 

@@ -57,8 +57,8 @@ void ConnectorScheduler::remember(const std::string& uuid, State state) {
   const std::uint64_t stamp = next_stamp_++;
   operations_.insert_or_assign(uuid, Entry{state, stamp});
   remembered_.emplace_back(uuid, stamp);
-  // An older record of a uuid that has been recorded again since (or is queued or running
-  // again) no longer matches its entry's stamp, and forgets nothing.
+  // A record whose uuid has been recorded again since (or is queued or running again) does not
+  // match its entry's stamp, and forgets nothing.
   while (remembered_.size() > capacity_) {
     const auto& [oldest, oldest_stamp] = remembered_.front();
     const auto it = operations_.find(oldest);

@@ -40,6 +40,8 @@ constexpr std::chrono::milliseconds kProbeInterval{200};
 // A rejection is repeated this often, for this long after the rejected process last spoke.
 constexpr std::chrono::milliseconds kRejectionInterval{250};
 constexpr std::chrono::milliseconds kRejectionRepeat{5000};
+// How often the receive loop settles claims and repeats rejections.
+constexpr std::chrono::milliseconds kHousekeepingInterval{50};
 
 }  // namespace
 
@@ -112,7 +114,14 @@ struct Leader::Impl {
   // The receive thread's own messages (rejections, liveness probes): sent only if the socket is
   // free and has room at once, else left for the next turn of the loop. The receive thread
   // must never wait on a sender, which may be waiting for workers that wait for their replies.
+  // Called with `mutex` held.
+  void queue_internal(const char* handler, std::string data) {
+    internal.emplace_back(handler, std::move(data));
+    internal_pending.store(true, std::memory_order_release);
+  }
+
   void flush_internal() {
+    if (!internal_pending.load(std::memory_order_acquire)) return;
     std::unique_lock send_lock(send_mutex, std::try_to_lock);
     if (!send_lock.owns_lock()) return;
     std::deque<std::pair<std::string, std::string>> todo;
@@ -134,10 +143,9 @@ struct Leader::Impl {
       if (!sent) break;
       todo.pop_front();
     }
-    if (!todo.empty()) {
-      std::lock_guard lock(mutex);
-      internal.insert(internal.begin(), todo.begin(), todo.end());
-    }
+    std::lock_guard lock(mutex);
+    internal.insert(internal.begin(), todo.begin(), todo.end());
+    internal_pending.store(!internal.empty(), std::memory_order_release);
   }
 
   // Called with `mutex` held.
@@ -157,7 +165,7 @@ struct Leader::Impl {
     }
     it->second.last_heard = now;
     it->second.last_sent = now;
-    internal.emplace_back(protocol::kReject, handler_data::encode_reject({nonce, it->second.reason}));
+    queue_internal(protocol::kReject, handler_data::encode_reject({nonce, it->second.reason}));
   }
 
   // Sends the rejections due again (see reject). Called with `mutex` held.
@@ -166,7 +174,7 @@ struct Leader::Impl {
     for (auto& [nonce, rejection] : rejected) {
       if (now - rejection.last_heard > kRejectionRepeat || now - rejection.last_sent < kRejectionInterval) continue;
       rejection.last_sent = now;
-      internal.emplace_back(protocol::kReject, handler_data::encode_reject({nonce, rejection.reason}));
+      queue_internal(protocol::kReject, handler_data::encode_reject({nonce, rejection.reason}));
     }
   }
 
@@ -182,7 +190,7 @@ struct Leader::Impl {
     state.claimant = nonce;
     state.claimed_at = Clock::now();
     state.probed_at = state.claimed_at;
-    internal.emplace_back(protocol::kPing, std::string());
+    queue_internal(protocol::kPing, std::string());
   }
 
   // Whether a reply from (rank, nonce) counts; `answer`: it answers a leader message (id != 0),
@@ -267,7 +275,7 @@ struct Leader::Impl {
         changed.notify_all();
       } else if (now - state.probed_at >= kProbeInterval) {
         state.probed_at = now;
-        internal.emplace_back(protocol::kPing, std::string());
+        queue_internal(protocol::kPing, std::string());
       }
     }
   }
@@ -280,6 +288,7 @@ struct Leader::Impl {
       log().warn("leader: reply loop stays unpinned: {}", error.message());
     }
     MessageReceiver replies(puller, options.message_spin);
+    auto next_housekeeping = Clock::now();
     while (!stopping.load()) {
       try {
         if (auto reply = replies.next(std::chrono::milliseconds(50))) {
@@ -290,9 +299,12 @@ struct Leader::Impl {
         // Nothing a worker sends may end the leader: the reply is dropped with a word.
         log().warn("leader: dropped a reply: {}", current_exception_as_error("leader: reply").message());
       }
+      // Claims and repeated rejections are timed in hundreds of milliseconds: a reply's path
+      // does not pay for them, and the control messages go out as soon as they are queued.
       try {
-        settle_claims();
-        {
+        if (const auto now = Clock::now(); now >= next_housekeeping) {
+          next_housekeeping = now + kHousekeepingInterval;
+          settle_claims();
           std::lock_guard lock(mutex);
           repeat_rejections();
         }
@@ -439,6 +451,7 @@ struct Leader::Impl {
   std::map<std::uint64_t, Rejection> rejected;  // by nonce
   std::deque<std::uint64_t> rejected_order;
   std::deque<std::pair<std::string, std::string>> internal;  // (handler, data) for flush_internal
+  std::atomic<bool> internal_pending{false};                 // internal is not empty
   std::mutex finished_mutex;
   FinishedRequests finished;
   std::atomic<bool> stopping{false};

@@ -257,29 +257,25 @@ const TransferPlan& TransferPath::plan() const { return prepared_->plan; }
 const LayoutPtr& TransferPath::src() const { return prepared_->src; }
 const LayoutPtr& TransferPath::dst() const { return prepared_->dst; }
 
-std::shared_ptr<const TransferPath::Prepared> TransferContext::make_prepared(const LayoutPtr& src, const LayoutPtr& dst,
-                                                                            bool with_geometry) {
+TransferPath::Prepared TransferContext::make_prepared(const LayoutPtr& src, const LayoutPtr& dst, bool with_geometry) {
   if (!src || !dst) throw make_error(ErrorCode::InvalidArgument, "transfer: layout is null");
   (void)RequestValidator(*src, *dst, {});  // the pair itself: layouts of one shape
-  auto prepared = std::make_shared<TransferPath::Prepared>();
-  prepared->src = src;
-  prepared->dst = dst;
-  prepared->plan = plan(*src, *dst);
-  if (with_geometry) prepared->geometry = impl_->path_geometry(prepared->plan, *src, *dst);
+  TransferPath::Prepared prepared{src, dst, plan(*src, *dst), std::nullopt};
+  if (with_geometry) prepared.geometry = impl_->path_geometry(prepared.plan, *src, *dst);
   return prepared;
 }
 
 TransferPath TransferContext::prepare(const LayoutPtr& src, const LayoutPtr& dst) {
-  auto prepared = make_prepared(src, dst, true);
+  auto prepared = std::make_shared<const TransferPath::Prepared>(make_prepared(src, dst, true));
   impl_->make_executors(prepared->plan, src->kind(), dst->kind());
   return TransferPath(*this, std::move(prepared));
 }
 
 TransferHandle TransferContext::transfer(const LayoutPtr& src, const LayoutPtr& dst, std::span<const BlockPair> pairs) {
-  std::shared_ptr<const TransferPath::Prepared> prepared;
+  std::optional<TransferPath::Prepared> prepared;
   try {
     // A one-off transfer builds the block geometry only when its batches can use it.
-    prepared = make_prepared(src, dst, src && pairs.size() > kernel_inline_blocks(*src));
+    prepared.emplace(make_prepared(src, dst, src && pairs.size() > kernel_inline_blocks(*src)));
   } catch (const Error& error) {
     return TransferHandle::completed(error);
   }

@@ -5,10 +5,10 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
-#include <thread>
 #include <utility>
 
 extern char** environ;
@@ -60,7 +60,8 @@ void WorkerProcess::spawn(const std::vector<std::string>& args, const std::optio
 void WorkerProcess::kill() {
   if (pid_ <= 0) return;
   ::kill(pid_, SIGKILL);
-  ::waitpid(pid_, nullptr, 0);
+  if (reaper_.valid()) (void)reaper_.get();  // the reaper's waitpid returns now
+  else ::waitpid(pid_, nullptr, 0);
   pid_ = -1;
 }
 
@@ -70,18 +71,19 @@ void WorkerProcess::signal(int number) const {
 
 std::optional<int> WorkerProcess::wait_exit(std::chrono::milliseconds limit) {
   if (pid_ <= 0) return std::nullopt;
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  for (;;) {
-    int status = 0;
-    const pid_t done = ::waitpid(pid_, &status, WNOHANG);
-    if (done == pid_) {
-      pid_ = -1;
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
-    // Polling the process's state, which only the kernel can report: no ordering rests on it.
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  // A thread blocks in waitpid for the process's end; this one waits for that, up to `limit`.
+  if (!reaper_.valid()) {
+    reaper_ = std::async(std::launch::async, [pid = pid_] {
+      int status = 0;
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      return status;
+    });
   }
+  if (reaper_.wait_for(limit) != std::future_status::ready) return std::nullopt;
+  const int status = reaper_.get();
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 std::string read_text(const std::string& path) {

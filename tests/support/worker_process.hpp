@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <future>
 #include <optional>
 #include <utility>
 #include <string>
@@ -25,7 +26,8 @@ class WorkerProcess {
   static WorkerProcess command(const std::string& cli, const std::vector<std::string>& args,
                                const std::string& stderr_path, const std::vector<std::string>& env = {});
   ~WorkerProcess() { kill(); }
-  WorkerProcess(WorkerProcess&& other) noexcept : pid_(std::exchange(other.pid_, -1)) {}
+  WorkerProcess(WorkerProcess&& other) noexcept
+      : pid_(std::exchange(other.pid_, -1)), reaper_(std::move(other.reaper_)) {}
   WorkerProcess(const WorkerProcess&) = delete;
   WorkerProcess& operator=(const WorkerProcess&) = delete;
 
@@ -41,6 +43,7 @@ class WorkerProcess {
   void spawn(const std::vector<std::string>& args, const std::optional<std::string>& stderr_path,
              const std::vector<std::string>& env, bool output_too);
   pid_t pid_ = -1;
+  std::future<int> reaper_;  // waitpid's status, once wait_exit has started waiting
 };
 
 // The whole text of a file (a process's captured stderr).

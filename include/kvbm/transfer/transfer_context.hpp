@@ -118,8 +118,7 @@ class TransferContext {
  private:
   friend class TransferPath;
   // The preparation transfer() and prepare() share; the geometry only `with_geometry`.
-  [[nodiscard]] std::shared_ptr<const TransferPath::Prepared> make_prepared(const LayoutPtr& src, const LayoutPtr& dst,
-                                                                            bool with_geometry);
+  [[nodiscard]] TransferPath::Prepared make_prepared(const LayoutPtr& src, const LayoutPtr& dst, bool with_geometry);
   [[nodiscard]] TransferHandle start(const TransferPath::Prepared& path, std::span<const BlockPair> pairs);
 
   struct Impl;
