@@ -23,12 +23,13 @@
 #include <fmt/format.h>
 
 #include "common/cpu_affinity.hpp"
-#include "cuda/cuda_runtime.hpp"
+#include "common/make_error.hpp"
 #include "distributed/message_receiver.hpp"
 #include "distributed/socket_ends.hpp"
 #include "kvbm/config/environment.hpp"
 #include "kvbm/distributed/leader.hpp"
 #include "kvbm/distributed/worker.hpp"
+#include "platform/cuda_runtime.hpp"
 #include "support/worker_process.hpp"
 
 using namespace std::chrono;
@@ -124,7 +125,7 @@ class RawEcho {
   zmq::context_t context_;
   zmq::socket_t pub_;
   zmq::socket_t pull_;
-  std::chrono::microseconds spin_{environment::leader_options({}).message_spin};
+  std::chrono::microseconds spin_{spin_budgets(environment::leader_options({}).latency).message};
   MessageReceiver replies_{pull_, spin_};
   std::atomic<bool> stop_{false};
   std::vector<std::thread> echoes_;
@@ -260,7 +261,7 @@ int run(int argc, char** argv) {
     for (const auto& [name, to] : destinations) {
       if (workers != 1 || running.handlers.empty()) break;
       rows.push_back({fmt::format("  handler alone: {}", name), [&, to = to] {
-                        if (!running.handlers.front()->execute(one_block_to(to)).ok()) std::abort();
+                        running.handlers.front()->execute(one_block_to(to));  // throws (ends the bench) on failure
                       }});
     }
     measure(rows, requests, kRounds);

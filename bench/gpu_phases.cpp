@@ -17,17 +17,18 @@
 
 #include <fmt/format.h>
 
-#include "cuda/cuda_runtime.hpp"
 #include "kvbm/config/environment.hpp"
 #include "kvbm/transfer/transfer_context.hpp"
-#include "transfer/batch_sizes.hpp"
-#include "transfer/block_geometry.hpp"
-#include "transfer/expand.hpp"
+#include "platform/cuda_runtime.hpp"
+#include "transfer/backends/cuda/cuda_batching.hpp"
+#include "transfer/engine/batch_sizes.hpp"
+#include "transfer/engine/block_geometry.hpp"
+#include "transfer/engine/expand.hpp"
 #if KVBM_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
-#include "transfer/cuda/block_list.hpp"
-#include "transfer/cuda/copy_kernel.hpp"
+#include "transfer/backends/cuda/block_list.hpp"
+#include "transfer/backends/cuda/copy_kernel.hpp"
 #endif
 
 using namespace kvbm;

@@ -17,7 +17,7 @@
 #include "kvbm/distributed/protocol.hpp"
 #include "kvbm/distributed/wire.hpp"
 #include "kvbm/layout/layout.hpp"
-#include "transfer/expand.hpp"
+#include "transfer/engine/expand.hpp"
 
 namespace {
 

@@ -28,24 +28,26 @@ for step in "$@"; do
       for sms in ${SMS:-8}; do
         kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,512K,2M --sms "$sms" --repeat "${REPEAT:-3}" 2>/dev/null | tee -a "$out/bench-kernel.txt"
       done
-      kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,512K,2M --copy-engine --repeat "${REPEAT:-3}" 2>/dev/null | tee "$out/bench-ce.txt" ;;
+      for path in copy_engine auto; do
+        kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,512K,2M --copy-path $path --repeat "${REPEAT:-3}" 2>/dev/null | tee "$out/bench-$path.txt"
+      done ;;
     kernel-variants)
       # The kernel path's batches on one stream or taking turns on two, with descriptor lists
       # uploaded or read in pinned memory: each variant in turn, REPEAT rounds.
       for round in $(seq "${REPEAT:-2}"); do
         for variant in "1 1" "2 1" "1 0" "2 0"; do
           read -r streams upload <<< "$variant"
-          KVBM_CUDA_KERNEL_STREAMS=$streams KVBM_CUDA_UPLOAD_DESCRIPTORS=$upload \
-            kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,512K,2M --repeat 1 2>/dev/null |
+          kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,512K,2M --repeat 1 \
+            --tune cuda.kernel_streams=$streams --tune cuda.upload_descriptors=$upload 2>/dev/null |
             tail -12 | sed "s/^/streams$streams upload$upload /"
         done
       done | tee "$out/kernel-variants.txt" ;;
     block-pairs)
       # The kernel path's long batches as block pairs (the default) or as descriptor lists
-      # (KVBM_CUDA_BLOCK_KERNEL=0): rounds interleaved, so both see the same machine.
+      # (cuda.block_kernel=0): rounds interleaved, so both see the same machine.
       for round in $(seq "${REPEAT:-3}"); do
         for block in 1 0; do
-          KVBM_CUDA_BLOCK_KERNEL=$block kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,512K,2M \
+          kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,512K,2M --tune cuda.block_kernel=$block \
             --sms "${SMS:-8}" --repeat 1 2>/dev/null | tail -12 | sed "s/^/block$block /"
         done
       done | tee "$out/block-pairs.txt" ;;
@@ -56,17 +58,17 @@ for step in "$@"; do
       for round in $(seq "${REPEAT:-2}"); do
         for variant in "2 1024" "1 1024" "2 1073741824" "4 1024" "2 256"; do
           read -r streams calls <<< "$variant"
-          KVBM_CUDA_CE_STREAMS=$streams KVBM_CUDA_CE_CALL_COPIES=$calls \
-            kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,2M --copy-engine --repeat 1 2>/dev/null |
+          kvbm bench --pairs pinned:device,device:pinned --sizes 4K,16K,64K,256K,2M --copy-path copy_engine --repeat 1 \
+            --tune cuda.copy_engine_streams=$streams --tune cuda.copy_engine_call_copies=$calls 2>/dev/null |
             tail -10 | sed "s/^/ce$streams calls$calls /"
         done
       done | tee "$out/ce-calls.txt" ;;
     sweep)
       gpu=pinned:device,device:pinned
       kvbm bench --pairs $gpu --sizes 2M --bytes 1G 2>/dev/null | tail -2 | sed 's/^/1G kernel8 /'
-      KVBM_CUDA_COPY_THREADS=512 kvbm bench --pairs $gpu --sizes 4K,64K,2M 2>/dev/null | tail -6 | sed 's/^/threads512 /'
+      kvbm bench --pairs $gpu --sizes 4K,64K,2M --tune cuda.copy_threads=512 2>/dev/null | tail -6 | sed 's/^/threads512 /'
       for s in 1 4; do
-        KVBM_CUDA_CE_STREAMS=$s kvbm bench --pairs $gpu --sizes 4K,16K,256K,2M --copy-engine 2>/dev/null | tail -8 | sed "s/^/ce$s /"
+        kvbm bench --pairs $gpu --sizes 4K,16K,256K,2M --copy-path copy_engine --tune cuda.copy_engine_streams=$s 2>/dev/null | tail -8 | sed "s/^/ce$s /"
       done 2>&1 | tee "$out/sweep.txt" ;;
     disk-sweep)
       for qd in 32 64 128; do

@@ -5,6 +5,7 @@
 
 #include <thread>
 
+#include "common/make_error.hpp"
 #include "kvbm/common/error.hpp"
 
 namespace kvbm {

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <new>
 
+#include "common/make_error.hpp"
+
 namespace kvbm {
 namespace {
 

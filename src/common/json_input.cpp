@@ -1,5 +1,6 @@
 #include "common/json_input.hpp"
 
+#include "common/make_error.hpp"
 #include "kvbm/common/error.hpp"
 
 namespace kvbm::json_input {

@@ -1,10 +1,11 @@
-#include "kvbm/common/log.hpp"
+#include "common/logger.hpp"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include <algorithm>
 #include <array>
 
+#include "common/make_error.hpp"
 #include "kvbm/common/error.hpp"
 
 namespace kvbm {

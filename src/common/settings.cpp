@@ -6,6 +6,7 @@
 #include <charconv>
 #include <limits>
 
+#include "common/make_error.hpp"
 #include "kvbm/common/error.hpp"
 
 namespace kvbm::settings {

@@ -1,7 +1,7 @@
 #include "common/thread_pool.hpp"
 
+#include "common/logger.hpp"
 #include "kvbm/common/error.hpp"
-#include "kvbm/common/log.hpp"
 
 namespace kvbm {
 

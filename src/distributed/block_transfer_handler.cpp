@@ -2,7 +2,8 @@
 
 #include <memory>
 
-#include "kvbm/common/log.hpp"
+#include "common/logger.hpp"
+#include "common/make_error.hpp"
 
 namespace kvbm {
 
@@ -102,12 +103,12 @@ void BlockTransferHandler::start(const BlockTransferRequest& request, Completion
   start_transfer(request).detach(finish);
 }
 
-Status BlockTransferHandler::execute(const BlockTransferRequest& request) {
+void BlockTransferHandler::execute(const BlockTransferRequest& request) {
   // A transfer handle's state, for its wait: it polls before it sleeps (a future would sleep
   // at once and pay a wake-up longer than a one-block transfer).
-  auto outcome = std::make_shared<CompletionState>(std::chrono::microseconds(context_->config().wait_spin_us));
+  auto outcome = std::make_shared<CompletionState>(spin_budgets(context_->config().latency).handle_wait);
   start(request, [outcome](const Status& status) { outcome->complete(status); });
-  return outcome->wait();
+  outcome->wait().throw_if_error();
 }
 
 }  // namespace kvbm

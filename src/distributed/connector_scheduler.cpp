@@ -1,6 +1,7 @@
 #include "kvbm/distributed/connector_scheduler.hpp"
 
-#include "kvbm/common/log.hpp"
+#include "common/logger.hpp"
+#include "common/make_error.hpp"
 
 namespace kvbm {
 
@@ -30,27 +31,26 @@ void ConnectorScheduler::mark_complete(const ConnectorRequest& request, const St
   remember(request.uuid, State::Finished);
 }
 
-Status ConnectorScheduler::cancel(const std::string& uuid) {
+void ConnectorScheduler::cancel(const std::string& uuid) {
   if (uuid.empty() || uuid.size() > kMaxConnectorIdBytes) {
-    return make_error(ErrorCode::InvalidArgument, "connector uuid of {} bytes (must be 1 to {})", uuid.size(),
-                      kMaxConnectorIdBytes);
+    throw make_error(ErrorCode::InvalidArgument, "connector uuid of {} bytes (must be 1 to {})", uuid.size(),
+                     kMaxConnectorIdBytes);
   }
   std::lock_guard lock(mutex_);
   const auto it = operations_.find(uuid);
   if (it == operations_.end()) {
     remember(uuid, State::Cancelled);
-    return {};
+    return;
   }
   switch (it->second.state) {
-    case State::Queued: it->second.state = State::Cancelled; return {};
-    case State::Cancelled: return {};
+    case State::Queued: it->second.state = State::Cancelled; return;
+    case State::Cancelled: return;
     case State::Running:
-      return make_error(ErrorCode::InvalidArgument, "connector operation {} is already running and cannot be cancelled",
-                        printable(uuid));
+      throw make_error(ErrorCode::InvalidArgument, "connector operation {} is already running and cannot be cancelled",
+                       printable(uuid));
     case State::Finished:
-      return make_error(ErrorCode::InvalidArgument, "connector operation {} has already finished", printable(uuid));
+      throw make_error(ErrorCode::InvalidArgument, "connector operation {} has already finished", printable(uuid));
   }
-  return {};
 }
 
 void ConnectorScheduler::remember(const std::string& uuid, State state) {

@@ -1,6 +1,7 @@
 #include "distributed/handler_data.hpp"
 
 #include "common/json_input.hpp"
+#include "common/make_error.hpp"
 #include "kvbm/common/error.hpp"
 
 namespace kvbm::handler_data {

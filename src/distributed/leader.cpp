@@ -11,11 +11,12 @@
 
 #include "common/cpu_affinity.hpp"
 #include "common/json_input.hpp"
+#include "common/logger.hpp"
+#include "common/make_error.hpp"
 #include "common/poll.hpp"
 #include "distributed/handler_data.hpp"
 #include "distributed/message_receiver.hpp"
 #include "distributed/socket_ends.hpp"
-#include "kvbm/common/log.hpp"
 
 namespace kvbm {
 namespace {
@@ -287,7 +288,7 @@ struct Leader::Impl {
     } catch (const Error& error) {  // checked when the context was made: the CPU went away since
       log().warn("leader: reply loop stays unpinned: {}", error.message());
     }
-    MessageReceiver replies(puller, options.message_spin);
+    MessageReceiver replies(puller, spin_budgets(options.latency).message);
     auto next_housekeeping = Clock::now();
     while (!stopping.load()) {
       try {

@@ -3,6 +3,7 @@
 #include <climits>
 
 #include "common/json_input.hpp"
+#include "common/make_error.hpp"
 
 namespace kvbm::protocol {
 
@@ -48,7 +49,8 @@ std::string encode_outcome(const Outcome& outcome) {
     out["code"] = std::string(to_string(outcome.status.error().code()));
     out["error"] = outcome.status.error().message();
   }
-  if (!outcome.data.is_null()) out["data"] = outcome.data;
+  // The data comes from this process's own handlers; text that is not JSON is a defect here.
+  if (!outcome.data.empty()) out["data"] = nlohmann::json::parse(outcome.data);
   return json_input::dump(out);
 }
 
@@ -74,16 +76,16 @@ Outcome decode_outcome(std::string_view payload) {
     outcome.status = Error(parse_error_code(code.value_or("")).value_or(ErrorCode::Internal),
                            message.value_or("(no message)"));
   }
-  if (const auto* data = json_input::find(json, "data")) outcome.data = *data;
+  if (const auto* data = json_input::find(json, "data")) outcome.data = json_input::dump(*data);
   return outcome;
 }
 
-nlohmann::json encode_hello(const Hello& hello) { return {{"nonce", hello.nonce}, {"world_size", hello.world_size}}; }
+std::string encode_hello(const Hello& hello) {
+  return json_input::dump({{"nonce", hello.nonce}, {"world_size", hello.world_size}});
+}
 
-Hello decode_hello(const nlohmann::json& data) {
-  if (!data.is_object()) {
-    throw make_error(ErrorCode::InvalidArgument, "hello data must be an object, got {}", json_input::describe(data));
-  }
+Hello decode_hello(std::string_view text) {
+  const auto data = json_input::parse_object(text, "hello data");
   Hello hello;
   hello.nonce = json_input::required_u64(data, "nonce", "hello data");
   const std::uint64_t world = json_input::required_u64(data, "world_size", "hello data");

@@ -10,6 +10,7 @@
 #include <zmq.hpp>
 
 #include "common/cpu_affinity.hpp"
+#include "common/make_error.hpp"
 #include "kvbm/common/error.hpp"
 #include "kvbm/distributed/protocol.hpp"
 

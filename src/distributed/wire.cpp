@@ -4,6 +4,7 @@
 
 #include "common/json_input.hpp"
 #include "distributed/request_readers.hpp"
+#include "common/make_error.hpp"
 #include "kvbm/common/error.hpp"
 
 namespace kvbm {

@@ -12,11 +12,13 @@
 #include <zmq_addon.hpp>
 
 #include "common/cpu_affinity.hpp"
+#include "common/json_input.hpp"
+#include "common/logger.hpp"
+#include "common/make_error.hpp"
 #include "common/thread_pool.hpp"
 #include "distributed/handler_data.hpp"
 #include "distributed/message_receiver.hpp"
 #include "distributed/socket_ends.hpp"
-#include "kvbm/common/log.hpp"
 #include "kvbm/distributed/protocol.hpp"
 #include "kvbm/memory/region.hpp"
 #include "layout/chunk_io.hpp"
@@ -73,13 +75,13 @@ struct Worker::Impl {
 
   // Never throws: a reply that cannot be sent is logged (the leader will time out on it).
   void reply(std::uint64_t id, const std::string& handler_name, const Status& status,
-             nlohmann::json data = nullptr) noexcept {
+             std::string data = {}) noexcept {
     try {
       if (!status.ok()) {
         log().warn("rank {}: {} message {} failed: {}", options.rank, printable(handler_name), id, status.to_string());
       }
       // Most replies are a plain success: that payload is encoded once.
-      const bool plain_ok = status.ok() && data.is_null();
+      const bool plain_ok = status.ok() && data.empty();
       const std::string encoded =
           plain_ok ? std::string() : protocol::encode_outcome({options.rank, nonce, status, std::move(data)});
       const std::string& payload = plain_ok ? ok_payload : encoded;
@@ -117,7 +119,7 @@ struct Worker::Impl {
     }
   }
 
-  nlohmann::json hash(const handler_data::BlockList& request) {
+  std::string hash(const handler_data::BlockList& request) {
     const Layout& layout = *handler->pool(request.pool);
     check_block_indices(request.blocks, layout);
     nlohmann::json hashes = nlohmann::json::array();
@@ -125,7 +127,7 @@ struct Worker::Impl {
       const auto bytes = read_block(layout, block);
       hashes.push_back(XXH3_64bits(bytes.data(), bytes.size()));
     }
-    return {{"hashes", hashes}};
+    return json_input::dump({{"hashes", hashes}});
   }
 
   void handle_transfer(std::uint64_t id, const zmq::multipart_t& message) {
@@ -201,7 +203,8 @@ struct Worker::Impl {
     if (name == protocol::kCancel) {
       const std::string uuid = handler_data::read_cancel(single_frame(message, name));
       if (!handler->scheduler()) throw make_error(ErrorCode::InvalidArgument, "this worker has no connector scheduler");
-      reply(id, name, handler->scheduler()->cancel(uuid));
+      handler->scheduler()->cancel(uuid);
+      reply(id, name, {});
       return;
     }
     auto request = handler_data::read_block_list(single_frame(message, name), name, options.max_block_pairs);
@@ -304,7 +307,7 @@ struct Worker::Impl {
     // Announced (id 0) until the leader is heard from: it learns of a new, restarted or
     // impostor process of a rank without asking.
     const auto announce = [&] { reply(0, protocol::kHello, {}, protocol::encode_hello({nonce, options.world_size})); };
-    MessageReceiver receiver(subscriber, options.message_spin);
+    MessageReceiver receiver(subscriber, spin_budgets(options.latency).message);
     const auto started = Clock::now();
     auto next_report = started + std::min(kUnheardReportInterval, options.leader_wait);
     bool heard = false;
@@ -357,7 +360,7 @@ struct Worker::Impl {
   std::deque<std::pair<std::uint64_t, BlockTransferRequest>> waiting;
   std::size_t abandoned = 0;
   std::atomic<bool> stopping{false};
-  const std::string ok_payload = protocol::encode_outcome({options.rank, nonce, Status{}, nullptr});
+  const std::string ok_payload = protocol::encode_outcome({options.rank, nonce, Status{}, {}});
   Status rejection_status;
   ThreadPool pool;  // declared last: destroyed first, so queued work finishes while sockets live
 };

@@ -4,8 +4,9 @@
 
 #include <cstring>
 
-#include "cuda/cuda_runtime.hpp"
-#include "kvbm/common/checked_math.hpp"
+#include "common/checked_math.hpp"
+#include "platform/cuda_runtime.hpp"
+#include "common/make_error.hpp"
 #include "kvbm/common/error.hpp"
 
 namespace kvbm {

@@ -1,6 +1,7 @@
 #include "kvbm/layout/layout_config.hpp"
 
-#include "kvbm/common/checked_math.hpp"
+#include "common/checked_math.hpp"
+#include "common/make_error.hpp"
 #include "kvbm/common/error.hpp"
 
 namespace kvbm {

@@ -7,8 +7,9 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "cuda/cuda_runtime.hpp"
-#include "kvbm/common/checked_math.hpp"
+#include "common/checked_math.hpp"
+#include "platform/cuda_runtime.hpp"
+#include "common/make_error.hpp"
 #include "kvbm/common/error.hpp"
 #include "kvbm/common/log.hpp"
 

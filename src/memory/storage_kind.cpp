@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "common/make_error.hpp"
 #include "kvbm/common/error.hpp"
 
 namespace kvbm {

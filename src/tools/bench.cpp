@@ -7,11 +7,14 @@
 #include <numeric>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "bench_tier.hpp"
+#include "bench_tuning.hpp"
 #include "commands.hpp"
-#include "cuda/cuda_runtime.hpp"
+#include "platform/cuda_runtime.hpp"
+#include "common/make_error.hpp"
 #include "kvbm/common/error.hpp"
 #include "kvbm/common/settings.hpp"
 #include "kvbm/config/environment.hpp"
@@ -27,8 +30,9 @@ struct BenchOptions {
   std::string dir = environment::disk_dir();
   std::uint32_t device = 0;
   int repeat = 3;
-  int sms = 0;               // copy-kernel CTAs (one per SM); 0 = the library's setting
-  bool copy_engine = false;  // GPU copies through cudaMemcpyBatchAsync instead of the kernel
+  int sms = 0;                    // copy-kernel CTAs (one per SM); 0 = the library's setting
+  std::string copy_path;          // kernel | copy_engine | auto; empty = the library's setting
+  std::vector<std::string> tune;  // KEY=VALUE tuning fields
   bool gds = false;          // device <-> disk through cuFile when libcufile loads
   bool json = false;
 };
@@ -168,7 +172,9 @@ Row run_case(TransferContext& context, const std::string& src_name, const std::s
       return row;
     }
     speeds.push_back(static_cast<double>(row.bytes) / seconds / 1e9);
-    if (gpu_pair && pinned_or_device && options.copy_engine) baselines.push_back(plain_batch_gbps(*src, *dst, pairs));
+    if (gpu_pair && pinned_or_device && context.config().cuda.copy_path != CudaCopyPath::Kernel) {
+      baselines.push_back(plain_batch_gbps(*src, *dst, pairs));
+    }
     const HostBytes result = load_blocks(*dst);
     for (const auto& [from, dest] : pairs) {
       ever_written[dest] = true;
@@ -198,8 +204,8 @@ void print_table(const std::vector<Row>& rows, const TransferContext& context) {
   std::cout << fmt::format("kvbm bench: disk backend {}, batch {} blocks, GPU path {}, ceiling = one contiguous copy of "
                            "the same bytes (disk pairs: raw O_DIRECT of the same file)\n",
                            context.disk_backend_name(), config.max_transfer_batch_size,
-                           config.cuda_copy_engine ? fmt::format("copy engine ({} streams)", config.cuda_copy_engine_streams)
-                                                   : fmt::format("kernel ({} CTAs)", config.cuda_copy_ctas));
+                           fmt::format("{} (kernel {} CTAs, copy engine {} streams)", to_string(config.cuda.copy_path),
+                                       config.cuda.copy_ctas, config.cuda.copy_engine_streams));
   std::cout << fmt::format("{:<16} {:>6} {:>8} {:<45} {:>8} {:>9} {:>8} {:>6}\n", "pair", "block", "MiB", "plan",
                            "GB/s", "ceil GB/s", "verified", "ratio");
   for (const Row& row : rows) {
@@ -229,7 +235,10 @@ Command add_bench_command(CLI::App& app) {
   command->add_option("--repeat", options->repeat, "Timed runs per case (median reported)")->capture_default_str()
       ->check(CLI::Range(1, 100));
   command->add_option("--sms", options->sms, "CTAs (one per SM) the GPU copy kernel may use")->check(CLI::Range(1, 1024));
-  command->add_flag("--copy-engine", options->copy_engine, "GPU copies through cudaMemcpyBatchAsync (no SMs)");
+  command->add_option("--copy-path", options->copy_path,
+                      "GPU copies: kernel, copy_engine (cudaMemcpyBatchAsync, no SMs) or auto (per batch)")
+      ->check(CLI::IsMember({"kernel", "copy_engine", "auto"}));
+  command->add_option("--tune", options->tune, "KEY=VALUE: a tuning field (repeatable): " + fmt::format("{}", fmt::join(tuning_keys(), ", ")));
   command->add_flag("--gds", options->gds, "Allow GPUDirect Storage (cuFile) for device <-> disk");
   command->add_flag("--json", options->json, "Print one JSON array of rows");
   return {command, [options] {
@@ -242,8 +251,9 @@ Command add_bench_command(CLI::App& app) {
     const std::size_t total = settings::parse_size("--bytes", options->bytes);
     if (total == 0) throw make_error(ErrorCode::InvalidArgument, "--bytes: '{}' is zero", options->bytes);
     TransferConfig config = environment::transfer_config();
-    if (options->sms > 0) config.cuda_copy_ctas = options->sms;
-    if (options->copy_engine) config.cuda_copy_engine = true;
+    if (options->sms > 0) config.cuda.copy_ctas = options->sms;
+    if (!options->copy_path.empty()) config.cuda.copy_path = *parse_cuda_copy_path(options->copy_path);
+    for (const std::string& assignment : options->tune) apply_tuning(config, assignment);
     if (options->gds) config.capabilities.allow_gds = true;
     TransferContext context(config);
     std::mt19937_64 rng(20261123);

@@ -5,10 +5,10 @@
 #include <chrono>
 #include <cstring>
 
-#include "cuda/cuda_runtime.hpp"
-#include "kvbm/common/checked_math.hpp"
+#include "common/checked_math.hpp"
 #include "kvbm/common/error.hpp"
 #include "layout/chunk_io.hpp"
+#include "platform/cuda_runtime.hpp"
 
 namespace kvbm::tools {
 namespace {

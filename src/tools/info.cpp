@@ -7,9 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
-#include "cuda/cuda_runtime.hpp"
 #include "kvbm/config/environment.hpp"
 #include "kvbm/transfer/system_probe.hpp"
+#include "platform/cuda_runtime.hpp"
 
 namespace kvbm::tools {
 namespace {

@@ -72,7 +72,7 @@ Command add_leader_command(CLI::App& app) {
         for (const auto& outcome : result.outcomes) {
           nlohmann::json rank{{"rank", outcome.rank}, {"ok", outcome.status.ok()}};
           if (!outcome.status.ok()) rank["error"] = outcome.status.error().message();
-          if (!outcome.data.is_null()) rank["data"] = outcome.data;
+          if (!outcome.data.empty()) rank["data"] = nlohmann::json::parse(outcome.data);
           out["ranks"].push_back(rank);
         }
       } catch (const Error& error) {

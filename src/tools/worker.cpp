@@ -6,9 +6,10 @@
 #include <optional>
 
 #include "commands.hpp"
-#include "cuda/cuda_runtime.hpp"
+#include "common/make_error.hpp"
 #include "kvbm/config/environment.hpp"
 #include "kvbm/distributed/worker.hpp"
+#include "platform/cuda_runtime.hpp"
 
 namespace kvbm::tools {
 namespace {

@@ -1,3 +1,4 @@
+#include "common/make_error.hpp"
 #include "kvbm/common/error.hpp"
 
 #include <gtest/gtest.h>

@@ -35,21 +35,22 @@ TEST(Environment, VariablesSetOptionsAndUnsetOnesKeepTheDefaults) {
   ScopedEnv batch("DYN_KVBM_MAX_TRANSFER_BATCH_SIZE", "8");
   ScopedEnv path("KVBM_CUDA_COPY_PATH", "copy_engine");
   ScopedEnv concurrent("DYN_KVBM_MAX_CONCURRENT_TRANSFERS", "3");
-  ScopedEnv spin("KVBM_MESSAGE_SPIN_US", "0");
+  ScopedEnv latency("KVBM_LATENCY", "low_cpu");
   EXPECT_EQ(environment::transfer_config().max_transfer_batch_size, 8u);
-  EXPECT_TRUE(environment::transfer_config().cuda_copy_engine);
+  EXPECT_EQ(environment::transfer_config().cuda.copy_path, CudaCopyPath::CopyEngine);
+  EXPECT_EQ(environment::transfer_config().latency, LatencyPolicy::LowCpu);
   const WorkerOptions worker = environment::worker_options({.leader_endpoint = "ipc:///x", .rank = 1, .world_size = 2});
   EXPECT_EQ(worker.concurrent_transfers, 3u);
-  EXPECT_EQ(worker.message_spin, 0us);
+  EXPECT_EQ(worker.latency, LatencyPolicy::LowCpu);
   EXPECT_EQ(worker.rank, 1);  // what the caller gave stays
-  EXPECT_EQ(environment::leader_options({}).message_spin, 0us);
+  EXPECT_EQ(environment::leader_options({}).latency, LatencyPolicy::LowCpu);
   const auto settings = environment::describe();
   const auto find = [&](const std::string& name) {
     return *std::find_if(settings.begin(), settings.end(), [&](const auto& s) { return s.name == name; });
   };
   EXPECT_EQ(find("DYN_KVBM_MAX_TRANSFER_BATCH_SIZE").value, "8");
   EXPECT_TRUE(find("DYN_KVBM_MAX_TRANSFER_BATCH_SIZE").from_environment);
-  EXPECT_EQ(find("KVBM_DISK_QUEUE_DEPTH").value, std::to_string(defaults.disk_queue_depth));
+  EXPECT_EQ(find("KVBM_DISK_QUEUE_DEPTH").value, std::to_string(defaults.disk.queue_depth));
   EXPECT_FALSE(find("KVBM_DISK_QUEUE_DEPTH").from_environment);
   for (const auto& setting : settings) {
     EXPECT_EQ(std::count_if(settings.begin(), settings.end(), [&](const auto& s) { return s.name == setting.name; }), 1)

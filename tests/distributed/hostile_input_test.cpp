@@ -6,6 +6,8 @@
 
 #include <csignal>
 #include <sstream>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "kvbm/distributed/leader.hpp"
 #include "support/leader_port.hpp"

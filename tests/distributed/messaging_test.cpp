@@ -14,6 +14,7 @@
 #include <zmq_addon.hpp>
 
 #include "common/cpu_affinity.hpp"
+#include "common/make_error.hpp"
 #include "distributed/socket_ends.hpp"
 #include "kvbm/distributed/leader.hpp"
 #include "kvbm/distributed/worker.hpp"

@@ -3,13 +3,14 @@
 // layer-separate), every byte checked on every rank through XXH3 hashes of whole blocks; a
 // worker killed with SIGKILL is named by rank.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <optional>
 #include <random>
 #include <set>
 
-#include "cuda/cuda_runtime.hpp"
 #include "kvbm/distributed/leader.hpp"
+#include "platform/cuda_runtime.hpp"
 #include "support/leader_port.hpp"
 #include "support/roundtrip.hpp"
 #include "support/worker_process.hpp"
@@ -42,7 +43,7 @@ std::vector<std::vector<std::uint64_t>> hashes(Leader& leader, P pool, const std
   EXPECT_TRUE(result.status.ok()) << result.status.to_string();
   std::vector<std::vector<std::uint64_t>> by_rank(leader.world_size());
   for (const auto& outcome : result.outcomes) {
-    if (outcome.rank >= 0) by_rank[outcome.rank] = outcome.data.at("hashes").get<std::vector<std::uint64_t>>();
+    if (outcome.rank >= 0) by_rank[outcome.rank] = nlohmann::json::parse(outcome.data).at("hashes").get<std::vector<std::uint64_t>>();
   }
   return by_rank;
 }

@@ -5,11 +5,12 @@
 #include <cstring>
 #include <random>
 #include <vector>
+#include <fmt/format.h>
 
-#include "cuda/cuda_runtime.hpp"
 #include "kvbm/common/error.hpp"
 #include "kvbm/layout/layout.hpp"
 #include "kvbm/memory/region.hpp"
+#include "platform/cuda_runtime.hpp"
 
 namespace kvbm {
 namespace {

@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <vector>
 
-#include "cuda/cuda_runtime.hpp"
 #include "kvbm/common/error.hpp"
+#include "platform/cuda_runtime.hpp"
 
 namespace kvbm {
 namespace fs = std::filesystem;

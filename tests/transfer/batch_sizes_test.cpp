@@ -1,12 +1,12 @@
 // How transfers are cut into batches: the kernel path starts with a batch whose descriptors fit
 // in the launch, the copy-engine path takes whole batches, host paths use the configured size.
-#include "transfer/batch_sizes.hpp"
+#include "transfer/engine/batch_sizes.hpp"
 
 #include <gtest/gtest.h>
 
 #include <numeric>
 
-#include "transfer/cuda/copy_limits.hpp"
+#include "transfer/backends/cuda/copy_limits.hpp"
 
 namespace kvbm {
 namespace {
@@ -25,7 +25,7 @@ const TransferPlan kKernelH2D = DirectPlan{TransferStrategy::CudaAsyncH2D};
 
 TEST(BatchSizes, KernelPathStartsWithWhatFitsInTheLaunch) {
   TransferConfig config;
-  config.cuda_batch_bytes = 64u << 20;
+  config.cuda.batch_bytes = 64u << 20;
   // One 4 KiB chunk per block: one descriptor each.
   auto sizes = batch_sizes(config, kKernelH2D, *system_layout(1, 1, 4096), 65536);
   ASSERT_GE(sizes.size(), 3u);
@@ -52,8 +52,8 @@ TEST(BatchSizes, ConfiguredFirstBatchBelowTheInlineLimitIsKept) {
 
 TEST(BatchSizes, CopyEnginePathTakesWholeBatches) {
   TransferConfig config;
-  config.cuda_copy_engine = true;
-  config.cuda_batch_bytes = 1u << 20;
+  config.cuda.copy_path = CudaCopyPath::CopyEngine;
+  config.cuda.batch_bytes = 1u << 20;
   auto sizes = batch_sizes(config, kKernelH2D, *system_layout(1, 1, 4096), 1000);
   EXPECT_EQ(sizes, (std::vector<std::size_t>{256, 256, 256, 232}));
 }

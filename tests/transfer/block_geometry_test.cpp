@@ -1,6 +1,6 @@
 // The block-pair kernel's geometry must place every chunk where the layout does, for every pair
 // of layout forms, and merge slots only where both sides are adjacent.
-#include "transfer/block_geometry.hpp"
+#include "transfer/engine/block_geometry.hpp"
 
 #include <gtest/gtest.h>
 

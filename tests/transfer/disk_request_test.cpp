@@ -8,7 +8,7 @@
 #include <random>
 
 #include "support/roundtrip.hpp"
-#include "transfer/disk_request.hpp"
+#include "transfer/backends/disk/disk_request.hpp"
 
 namespace kvbm::testing {
 namespace {

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include "cuda/cuda_runtime.hpp"
+#include "platform/cuda_runtime.hpp"
 #include "support/roundtrip.hpp"
 
 namespace kvbm::testing {

@@ -1,10 +1,10 @@
 // The kernel path cuts a transfer into batches (a kernel launch each, growing from
-// max_transfer_batch_size blocks to KVBM_CUDA_BATCH_BYTES): random bytes, poisoned
-// destinations, unaligned chunks, thousands of batches with inline and uploaded descriptor
-// lists, a bad pair in a later batch, and several threads sharing one executor; each on the
-// default two streams and on one (KVBM_CUDA_KERNEL_STREAMS), with descriptor lists uploaded and
-// read in pinned memory (KVBM_CUDA_UPLOAD_DESCRIPTORS=0), and with long batches sent as block
-// pairs and as descriptor lists (KVBM_CUDA_BLOCK_KERNEL).
+// max_transfer_batch_size blocks to cuda.batch_bytes): random bytes, poisoned destinations,
+// unaligned chunks, thousands of batches with inline and uploaded descriptor lists, a bad pair
+// in a later batch, and several threads sharing one executor; each on the default two streams
+// and on one (cuda.kernel_streams), with descriptor lists uploaded and read in pinned memory
+// (cuda.upload_descriptors), and with long batches sent as block pairs and as descriptor lists
+// (cuda.block_kernel).
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@
 #include <random>
 #include <string>
 
-#include "cuda/cuda_runtime.hpp"
+#include "platform/cuda_runtime.hpp"
 #include "support/roundtrip.hpp"
 
 namespace kvbm::testing {
@@ -42,12 +42,12 @@ class GpuBatches : public ::testing::Test {
   // Batches of `first` blocks growing to `largest` (a fixed size when they are equal), run as `path` says.
   static TransferContext context_with_batches(std::size_t first, std::size_t largest_bytes, KernelPath path = {}) {
     TransferConfig config = TransferConfig{};
-    config.cuda_copy_engine = false;
+    config.cuda.copy_path = CudaCopyPath::Kernel;
     config.max_transfer_batch_size = first;
-    config.cuda_batch_bytes = largest_bytes;
-    config.cuda_kernel_streams = path.streams;
-    config.cuda_upload_descriptors = path.upload;
-    config.cuda_block_kernel = path.block_pairs;
+    config.cuda.batch_bytes = largest_bytes;
+    config.cuda.kernel_streams = path.streams;
+    config.cuda.upload_descriptors = path.upload;
+    config.cuda.block_kernel = path.block_pairs;
     return TransferContext(config);
   }
   void check_bad_pair_in_a_later_batch(TransferContext& context);

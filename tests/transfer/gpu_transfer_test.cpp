@@ -2,12 +2,13 @@
 // side, chunks from 1000 bytes (unaligned) to 2 MiB, odd block counts, poisoned destinations.
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
+#include <fmt/format.h>
 
 
-#include "cuda/cuda_runtime.hpp"
-#include "transfer/cuda/copy_kernel.hpp"
 #include "kvbm/common/error.hpp"
+#include "platform/cuda_runtime.hpp"
 #include "support/roundtrip.hpp"
+#include "transfer/backends/cuda/copy_kernel.hpp"
 
 namespace kvbm::testing {
 namespace {
@@ -16,17 +17,17 @@ struct GpuCase {
   StorageKind src;
   StorageKind dst;
   std::size_t chunk_bytes;
-  bool copy_engine;
+  CudaCopyPath path;
 };
 
 void PrintTo(const GpuCase& c, std::ostream* out) {
   *out << c.src.to_string() << " -> " << c.dst.to_string() << ", " << c.chunk_bytes << " B, "
-       << (c.copy_engine ? "copy engine" : "kernel");
+       << to_string(c.path);
 }
 
-TransferConfig config_for(bool copy_engine) {
+TransferConfig config_for(CudaCopyPath path) {
   TransferConfig config = TransferConfig{};
-  config.cuda_copy_engine = copy_engine;
+  config.cuda.copy_path = path;
   return config;
 }
 
@@ -40,11 +41,11 @@ class GpuTransfer : public ::testing::TestWithParam<GpuCase> {
 TEST_P(GpuTransfer, EveryLayoutPairMovesEveryByte) {
   const GpuCase& c = GetParam();
   TempDir dir;
-  TransferContext context(config_for(c.copy_engine));
+  TransferContext context(config_for(c.path));
   const bool big = c.chunk_bytes > (256u << 10);
   const LayoutConfig config{.num_blocks = big ? 15u : 31u, .num_layers = big ? 1u : 3u, .outer_dim = 2, .page_size = 1,
                             .inner_dim = c.chunk_bytes, .dtype_bytes = 1};
-  std::uint64_t seed = c.chunk_bytes * 7 + c.copy_engine;
+  std::uint64_t seed = c.chunk_bytes * 7 + static_cast<std::uint64_t>(c.path);
   for (const LayoutChoice& src_choice : all_layout_choices()) {
     for (const LayoutChoice& dst_choice : all_layout_choices()) {
       SCOPED_TRACE(src_choice.name() + " -> " + dst_choice.name());
@@ -68,7 +69,7 @@ std::string gpu_case_name(const ::testing::TestParamInfo<GpuCase>& info) {
     return std::string("unknown");
   };
   return name(info.param.src) + "_to_" + name(info.param.dst) + "_" + std::to_string(info.param.chunk_bytes) +
-         (info.param.copy_engine ? "_ce" : "_kernel");
+         "_" + std::string(to_string(info.param.path));
 }
 
 std::vector<GpuCase> gpu_cases() {
@@ -78,10 +79,12 @@ std::vector<GpuCase> gpu_cases() {
       {device, StorageKind::system()}, {device, device},                {device, StorageKind::disk(0)},
       {StorageKind::disk(0), device}};
   std::vector<GpuCase> cases;
-  for (bool copy_engine : {false, true}) {
+  // Auto with the default threshold runs 1000 B to 64 KiB chunks on the kernel and 2 MiB on
+  // the copy engine, and merged runs of adjacent blocks may cross it within one transfer.
+  for (CudaCopyPath path : {CudaCopyPath::Kernel, CudaCopyPath::CopyEngine, CudaCopyPath::Auto}) {
     for (const auto& [src, dst] : pairs) {
       for (std::size_t chunk : {std::size_t{1000}, std::size_t{4096}, std::size_t{65536}, std::size_t{2u << 20}}) {
-        cases.push_back({src, dst, chunk, copy_engine});
+        cases.push_back({src, dst, chunk, path});
       }
     }
   }
@@ -91,7 +94,7 @@ std::vector<GpuCase> gpu_cases() {
 INSTANTIATE_TEST_SUITE_P(AllPairs, GpuTransfer, ::testing::ValuesIn(gpu_cases()), gpu_case_name);
 
 // The copy-engine path cuts a stream's share of a batch into calls of at most
-// cuda_copy_engine_call_copies copies: with 5 per call, a 7-block request of 3 layers x 2 makes
+// cuda.copy_engine_call_copies copies: with 5 per call, a 7-block request of 3 layers x 2 makes
 // several calls per stream, on one stream and on three (device-to-host and device-to-device
 // batches spread over three; host-to-device batches of small copies keep to one). Every byte
 // lands; nothing else is touched.
@@ -104,9 +107,9 @@ TEST_P(GpuCopyEngineCalls, CallsOfFewCopiesMoveEveryByte) {
                             .dtype_bytes = 1};
   std::uint64_t seed = c.chunk_bytes * 11;
   for (int streams : {1, 3}) {
-    TransferConfig transfer_config = config_for(true);
-    transfer_config.cuda_copy_engine_streams = streams;
-    transfer_config.cuda_copy_engine_call_copies = 5;
+    TransferConfig transfer_config = config_for(CudaCopyPath::CopyEngine);
+    transfer_config.cuda.copy_engine_streams = streams;
+    transfer_config.cuda.copy_engine_call_copies = 5;
     TransferContext context(transfer_config);
     for (const LayoutChoice& choice : all_layout_choices()) {
       SCOPED_TRACE(choice.name() + fmt::format(", {} streams", streams));
@@ -120,7 +123,7 @@ TEST_P(GpuCopyEngineCalls, CallsOfFewCopiesMoveEveryByte) {
 std::vector<GpuCase> small_copy_engine_cases() {
   std::vector<GpuCase> cases;
   for (const GpuCase& c : gpu_cases()) {
-    if (c.copy_engine && c.chunk_bytes <= 4096) cases.push_back(c);
+    if (c.path == CudaCopyPath::CopyEngine && c.chunk_bytes <= 4096) cases.push_back(c);
   }
   return cases;
 }

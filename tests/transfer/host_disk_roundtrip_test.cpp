@@ -67,9 +67,9 @@ INSTANTIATE_TEST_SUITE_P(AllPairs, HostDiskRoundtrip, ::testing::ValuesIn(all_ca
 // slices must wait for buffers) and single-page disk I/Os.
 TEST(HostDiskRoundtripSmallResources, ThreadsBackendTinyBouncePool) {
   TransferConfig config = TransferConfig{};
-  config.disk_backend = "threads";
-  config.disk_queue_depth = 3;
-  config.disk_io_bytes = 4096;
+  config.disk.backend = "threads";
+  config.disk.queue_depth = 3;
+  config.disk.io_bytes = 4096;
   config.bounce_buffers = 2;
   config.bounce_buffer_bytes = 8192;
   config.max_transfer_batch_size = 2;
@@ -93,9 +93,9 @@ TEST(HostDiskRoundtripSmallResources, ThreadsBackendTinyBouncePool) {
 
 TEST(HostDiskRoundtripSmallResources, IoUringSmallQueueLargeMergedRuns) {
   TransferConfig config = TransferConfig{};
-  config.disk_backend = "io_uring";
-  config.disk_queue_depth = 2;
-  config.disk_io_bytes = 8192;
+  config.disk.backend = "io_uring";
+  config.disk.queue_depth = 2;
+  config.disk.io_bytes = 8192;
   config.bounce_buffers = 3;
   config.bounce_buffer_bytes = 16384;
   TransferContext context(config);

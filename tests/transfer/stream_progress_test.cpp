@@ -10,9 +10,9 @@
 #include <thread>
 #include <vector>
 
-#include "cuda/cuda_runtime.hpp"
-#include "transfer/cuda/copy_kernel.hpp"
-#include "transfer/cuda/stream_progress.hpp"
+#include "platform/cuda_runtime.hpp"
+#include "transfer/backends/cuda/copy_kernel.hpp"
+#include "transfer/backends/cuda/stream_progress.hpp"
 
 namespace kvbm::testing {
 namespace {

@@ -6,11 +6,12 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <numeric>
 
 #include "kvbm/common/error.hpp"
-#include "cuda/cuda_runtime.hpp"
+#include "platform/cuda_runtime.hpp"
 #include "support/roundtrip.hpp"
 
 namespace kvbm::testing {
@@ -242,17 +243,23 @@ TEST(TransferConfigTest, BadSettingsAreNamed) {
     return "";
   };
   TransferConfig config;
-  config.disk_io_bytes = 1000;
-  EXPECT_NE(thrown([&] { config.validate(); }).find("disk_io_bytes=1000"), std::string::npos);
+  config.disk.io_bytes = 1000;
+  EXPECT_NE(thrown([&] { config.validate(); }).find("disk.io_bytes=1000"), std::string::npos);
   config = TransferConfig{};
-  config.cuda_kernel_streams = 9;
+  config.cuda.kernel_streams = 9;
   const std::string streams = thrown([&] { config.validate(); });
-  EXPECT_NE(streams.find("cuda_kernel_streams=9 must be in [1, 8]"), std::string::npos) << streams;
+  EXPECT_NE(streams.find("cuda.kernel_streams=9 must be in [1, 8]"), std::string::npos) << streams;
   config = TransferConfig{};
-  config.cuda_copy_engine_call_copies = 0;
-  EXPECT_NE(thrown([&] { config.validate(); }).find("cuda_copy_engine_call_copies=0 must be > 0"), std::string::npos);
+  config.cuda.copy_engine_call_copies = 0;
+  EXPECT_NE(thrown([&] { config.validate(); }).find("cuda.copy_engine_call_copies=0 must be > 0"), std::string::npos);
   config = TransferConfig{};
-  config.disk_backend = "spdk";
+  config.cuda.copy_path = static_cast<CudaCopyPath>(7);
+  EXPECT_NE(thrown([&] { config.validate(); }).find("cuda.copy_path=7"), std::string::npos);
+  config = TransferConfig{};
+  config.latency = static_cast<LatencyPolicy>(9);
+  EXPECT_NE(thrown([&] { config.validate(); }).find("latency=9"), std::string::npos);
+  config = TransferConfig{};
+  config.disk.backend = "spdk";
   EXPECT_NE(thrown([&] { TransferContext context(config); }).find("'spdk'"), std::string::npos);
 }
 

@@ -1,3 +1,4 @@
+#include "common/make_error.hpp"
 #include "kvbm/transfer/transfer_handle.hpp"
 
 #include <gtest/gtest.h>
@@ -8,7 +9,7 @@
 #include <thread>
 
 #include "support/roundtrip.hpp"
-#include "transfer/join.hpp"
+#include "transfer/engine/join.hpp"
 
 namespace kvbm {
 

@@ -1,9 +1,13 @@
 #pragma once
-// The library's one error type, and its one rule: a call that fails before it returns throws
-// kvbm::Error; an outcome that arrives later (a transfer's completion, a leader's collected
-// replies, a worker's answer to a message) is a Status, which is "ok" or an Error value.
-#include <fmt/format.h>
-
+// The library's one error type, and its one rule:
+// - A call that does its work before it returns (validation, construction, execute(), cancel(),
+//   wait_for_workers()) throws kvbm::Error when it fails.
+// - A call that starts work and returns a handle (TransferContext::transfer, TransferPath::post,
+//   BlockTransferHandler::start) never throws for bad input: the failure is the handle's Status.
+// - An outcome gathered from elsewhere is a Status too: a transfer's completion, each rank's
+//   answer in a leader's result (LeaderResult::status is ok only when every rank's is).
+// A Status is a plain value: ok, or an Error (code + message); asking an ok status for its error
+// gives an Internal error saying so, never undefined behaviour.
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -42,12 +46,6 @@ class Error : public std::runtime_error {
   ErrorCode code_;
   std::string message_;
 };
-
-// Builds an Error with a fmt-formatted message: throw make_error(ErrorCode::Io, "open {}: {}", ...)
-template <typename... Args>
-[[nodiscard]] Error make_error(ErrorCode code, fmt::format_string<Args...> format, Args&&... args) {
-  return Error(code, fmt::format(format, std::forward<Args>(args)...));
-}
 
 // An Error whose message names the failing call, the path and the errno text.
 [[nodiscard]] Error errno_error(std::string_view what, std::string_view path, int err);

@@ -44,8 +44,8 @@ class BlockTransferHandler {
   // once, on this thread, for a request that cannot start). With connector_req, the operation
   // goes through the scheduler and is marked complete before `done` runs.
   void start(const BlockTransferRequest& request, CompletionCallback done);
-  // start() and wait.
-  [[nodiscard]] Status execute(const BlockTransferRequest& request);
+  // start() and wait; throws the error the request ended with.
+  void execute(const BlockTransferRequest& request);
   // The pool a name refers to, or an error when it is not configured.
   [[nodiscard]] const LayoutPtr& pool(BlockTransferPool pool) const;
 

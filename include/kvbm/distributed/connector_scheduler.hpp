@@ -37,10 +37,10 @@ class ConnectorScheduler {
   [[nodiscard]] SchedulingDecision schedule(const ConnectorRequest& request);
   // The operation ended (ok, failed or cancelled).
   void mark_complete(const ConnectorRequest& request, const Status& status);
-  // Cancels an operation that has not started. Ok for a queued one or one not seen yet (it is
-  // cancelled in advance); an error for one running or finished, and for a uuid that is empty or
-  // longer than kMaxConnectorIdBytes.
-  [[nodiscard]] Status cancel(const std::string& uuid);
+  // Cancels an operation that has not started: a queued one, or one not seen yet (it is
+  // cancelled in advance). Throws InvalidArgument for one running or finished, and for a uuid
+  // that is empty or longer than kMaxConnectorIdBytes.
+  void cancel(const std::string& uuid);
 
   [[nodiscard]] std::optional<State> state(const std::string& uuid) const;
   // Operations the table holds: queued and running ones, and the remembered others.

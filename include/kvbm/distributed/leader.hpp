@@ -15,9 +15,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "kvbm/common/error.hpp"
+#include "kvbm/common/latency.hpp"
 #include "kvbm/distributed/protocol.hpp"
 #include "kvbm/distributed/wire.hpp"
 
@@ -40,8 +39,8 @@ struct LeaderOptions {
   int world_size = 1;
   // The leader's reply loop and ZeroMQ I/O thread run on this CPU (see WorkerOptions::message_cpu).
   std::optional<int> message_cpu;
-  // The reply loop polls this long after each reply before it sleeps (see WorkerOptions).
-  std::chrono::microseconds message_spin{500};
+  // The reply loop polls after each reply before it sleeps (see WorkerOptions::latency).
+  LatencyPolicy latency = LatencyPolicy::Low;
   // Messages queued for one worker that has not read them. A send finding the queue full waits
   // for room within its timeout, then fails (never drops silently).
   int publish_hwm = 1000;

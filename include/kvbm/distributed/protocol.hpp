@@ -6,9 +6,8 @@
 // failure and a rank's process from an impostor or a restarted one.
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "kvbm/common/error.hpp"
 
@@ -34,7 +33,7 @@ struct Outcome {
   int rank = -1;            // -1: a plain Dynamo ack, which names no rank
   std::uint64_t nonce = 0;  // the replying worker process's incarnation (0: none given)
   Status status;
-  nlohmann::json data;      // handler-specific results (hashes, ...)
+  std::string data;         // handler-specific results (hashes, ...) as JSON text; empty: none
 };
 
 [[nodiscard]] std::string encode_outcome(const Outcome& outcome);
@@ -42,12 +41,13 @@ struct Outcome {
 // unknown error code reads as Internal; a missing message as "(no message)".
 [[nodiscard]] Outcome decode_outcome(std::string_view payload);
 
-// A worker's handshake data: {"nonce":N,"world_size":W}. Throws InvalidArgument.
+// A worker's handshake data, {"nonce":N,"world_size":W}, as an Outcome's data.
 struct Hello {
   std::uint64_t nonce = 0;
   int world_size = 0;
 };
-[[nodiscard]] nlohmann::json encode_hello(const Hello& hello);
-[[nodiscard]] Hello decode_hello(const nlohmann::json& data);
+[[nodiscard]] std::string encode_hello(const Hello& hello);
+// Throws InvalidArgument naming what is wrong with `data`.
+[[nodiscard]] Hello decode_hello(std::string_view data);
 
 }  // namespace kvbm::protocol

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "kvbm/common/latency.hpp"
 #include "kvbm/distributed/block_transfer_handler.hpp"
 
 namespace kvbm {
@@ -20,9 +21,10 @@ struct WorkerOptions {
   // When set, run() pins its thread, and the worker its ZeroMQ I/O thread, to this CPU: each
   // message then reaches the receive loop without waking a thread on an idle CPU.
   std::optional<int> message_cpu;
-  // After each message the receive loop polls this long before it sleeps: longer than a round
-  // trip, so a steady stream of requests never waits for a wake-up (KVBM_MESSAGE_SPIN_US).
-  std::chrono::microseconds message_spin{500};
+  // After each message the receive loop polls before it sleeps, for spin_budgets(latency).message:
+  // at Low, longer than a round trip, so a steady stream of requests never waits for a wake-up
+  // (KVBM_LATENCY).
+  LatencyPolicy latency = LatencyPolicy::Low;
   // Limits on what a leader may send (KVBM_MAX_MESSAGE_BYTES, KVBM_MAX_BLOCK_PAIRS): larger
   // messages and requests are answered with an error that names the size and the limit.
   std::size_t max_message_bytes = std::size_t{16} << 20;

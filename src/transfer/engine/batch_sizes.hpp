@@ -1,0 +1,22 @@
+#pragma once
+// How a transfer is cut into batches, each started as soon as it is checked and expanded.
+#include <cstddef>
+#include <vector>
+
+#include "kvbm/layout/layout.hpp"
+#include "kvbm/transfer/strategy.hpp"
+#include "kvbm/transfer/transfer_context.hpp"
+
+namespace kvbm {
+
+// Block counts of the batches a transfer of `blocks` blocks from `src` is cut into under `plan`:
+// max_transfer_batch_size each, except direct GPU copies, which start and grow as the CUDA
+// backend says (cuda_batch_range).
+[[nodiscard]] std::vector<std::size_t> batch_sizes(const TransferConfig& config, const TransferPlan& plan, const Layout& src,
+                                                   std::size_t blocks);
+
+// Whether `plan` is one direct asynchronous CUDA copy (H2D, D2H or D2D): the plans whose batches
+// run on the CUDA executors' streams.
+[[nodiscard]] bool is_direct_cuda_copy(const TransferPlan& plan);
+
+}  // namespace kvbm

@@ -1,0 +1,175 @@
+#include "transfer/engine/expand.hpp"
+
+#include <algorithm>
+
+#include "common/make_error.hpp"
+
+namespace kvbm {
+namespace {
+
+void require_same_shape(const Layout& src, const Layout& dst) {
+  const auto mismatch = [](std::string_view field, std::size_t a, std::size_t b) {
+    return make_error(ErrorCode::InvalidArgument, "source and destination layouts differ in {}: {} vs {}", field, a, b);
+  };
+  if (src.chunk_bytes() != dst.chunk_bytes()) throw mismatch("chunk bytes", src.chunk_bytes(), dst.chunk_bytes());
+  if (src.config().num_layers != dst.config().num_layers) {
+    throw mismatch("num_layers", src.config().num_layers, dst.config().num_layers);
+  }
+  if (src.config().outer_dim != dst.config().outer_dim) {
+    throw mismatch("outer_dim", src.config().outer_dim, dst.config().outer_dim);
+  }
+}
+
+bool share_a_region(const Layout& src, const Layout& dst) {
+  for (const auto& region : src.regions()) {
+    if (std::find(dst.regions().begin(), dst.regions().end(), region) != dst.regions().end()) return true;
+  }
+  return false;
+}
+
+// When source and destination share a region, no source byte may also be a destination byte:
+// the copy would read what it is overwriting.
+void require_no_overlap(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs) {
+  struct Range {
+    const Region* region;
+    std::size_t begin;
+    std::size_t end;
+    std::size_t block;
+  };
+  std::vector<Range> written;
+  const auto& config = src.config();
+  for (const auto& [from, to] : pairs) {
+    for (std::size_t layer = 0; layer < config.num_layers; ++layer) {
+      for (std::size_t outer = 0; outer < config.outer_dim; ++outer) {
+        const ChunkLocation chunk = dst.locate_unchecked(to, layer, outer);
+        written.push_back({chunk.region, chunk.offset, chunk.offset + chunk.bytes, to});
+      }
+    }
+  }
+  const auto before = [](const Range& a, const Range& b) {
+    return a.region != b.region ? std::less<>{}(a.region, b.region) : a.begin < b.begin;
+  };
+  std::sort(written.begin(), written.end(), before);
+  for (const auto& [from, to] : pairs) {
+    for (std::size_t layer = 0; layer < config.num_layers; ++layer) {
+      for (std::size_t outer = 0; outer < config.outer_dim; ++outer) {
+        const ChunkLocation chunk = src.locate_unchecked(from, layer, outer);
+        const Range probe{chunk.region, chunk.offset, chunk.offset + chunk.bytes, from};
+        // The first written range that starts at or after this one, and the one before it.
+        auto it = std::lower_bound(written.begin(), written.end(), probe, before);
+        for (auto candidate : {it, it == written.begin() ? written.end() : std::prev(it)}) {
+          if (candidate == written.end() || candidate->region != probe.region) continue;
+          if (candidate->begin < probe.end && probe.begin < candidate->end) {
+            throw make_error(ErrorCode::InvalidArgument,
+                             "source block {} overlaps destination block {} in the same region ({})", from,
+                             candidate->block, probe.region->describe());
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+RequestValidator::RequestValidator(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs)
+    : src_blocks_(src.config().num_blocks),
+      dst_blocks_(dst.config().num_blocks),
+      pairs_(pairs),
+      written_(dst_blocks_, false) {
+  require_same_shape(src, dst);
+  if (share_a_region(src, dst)) {
+    // Whether a source chunk is written by another batch is a question about the whole request.
+    check_batch(0, pairs.size());
+    require_no_overlap(src, dst, pairs);
+  }
+}
+
+void RequestValidator::check_batch(std::size_t begin, std::size_t end) {
+  for (std::size_t i = std::max(begin, checked_); i < end; ++i) {
+    const std::size_t from = pairs_[i].first;
+    const std::size_t to = pairs_[i].second;
+    if (from >= src_blocks_) {
+      throw make_error(ErrorCode::OutOfRange, "source block index {} (pair {}) is out of range: the source has {} blocks",
+                       from, i, src_blocks_);
+    }
+    if (to >= dst_blocks_) {
+      throw make_error(ErrorCode::OutOfRange,
+                       "destination block index {} (pair {}) is out of range: the destination has {} blocks", to, i,
+                       dst_blocks_);
+    }
+    if (written_[to]) {
+      const auto first = std::find_if(pairs_.begin(), pairs_.end(), [to](const BlockPair& p) { return p.second == to; });
+      throw make_error(ErrorCode::InvalidArgument, "destination block {} is named twice (pairs {} and {})", to,
+                       first - pairs_.begin(), i);
+    }
+    written_[to] = true;
+  }
+  checked_ = std::max(checked_, end);
+}
+
+void validate_request(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs) {
+  RequestValidator(src, dst, pairs).check_batch(0, pairs.size());
+}
+
+namespace {
+
+bool contiguous(const CopyOp& before, const CopyOp& after) {
+  return before.src.region == after.src.region && before.dst.region == after.dst.region &&
+         before.src.offset + before.bytes == after.src.offset && before.dst.offset + before.bytes == after.dst.offset;
+}
+
+bool file_order(const CopyOp& a, const CopyOp& b, bool by_destination) {
+  const Location& ka = by_destination ? a.dst : a.src;
+  const Location& kb = by_destination ? b.dst : b.src;
+  return ka.region != kb.region ? std::less<>{}(ka.region, kb.region) : ka.offset < kb.offset;
+}
+
+}  // namespace
+
+CopyOps expand_pairs(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs) {
+  const auto& config = src.config();
+  const std::size_t slots = config.num_layers * config.outer_dim;
+  CopyOps ops;
+  ops.reserve(pairs.size() * slots);
+  // A chunk merges into the op just before it (the next chunk of the same block) or into the
+  // last op of its own (layer, outer) slot (the same chunk of the previous block): runs of
+  // adjacent blocks become one op in every layout form, without sorting.
+  std::vector<std::size_t> last_of_slot(slots, SIZE_MAX);
+  for (const auto& [from, to] : pairs) {
+    for (std::size_t layer = 0; layer < config.num_layers; ++layer) {
+      for (std::size_t outer = 0; outer < config.outer_dim; ++outer) {
+        const ChunkLocation s = src.locate_unchecked(from, layer, outer);
+        const ChunkLocation d = dst.locate_unchecked(to, layer, outer);
+        const CopyOp op{{s.region, s.offset}, {d.region, d.offset}, s.bytes};
+        std::size_t& slot = last_of_slot[layer * config.outer_dim + outer];
+        if (!ops.empty() && contiguous(ops.back(), op)) {
+          ops.back().bytes += op.bytes;
+          slot = ops.size() - 1;
+        } else if (slot != SIZE_MAX && contiguous(ops[slot], op)) {
+          ops[slot].bytes += op.bytes;
+        } else {
+          slot = ops.size();
+          ops.push_back(op);
+        }
+      }
+    }
+  }
+  // Disk I/O goes in file order (the file is walked upwards, which disks and their caches
+  // like; measured in bench/results). Memory copies keep the request's order: sorting costs
+  // more CPU than the copies it would help.
+  if (src.kind().is_disk() || dst.kind().is_disk()) {
+    const bool by_destination = dst.kind().is_disk() && !src.kind().is_disk();
+    std::sort(ops.begin(), ops.end(), [&](const CopyOp& a, const CopyOp& b) { return file_order(a, b, by_destination); });
+    CopyOps merged;
+    merged.reserve(ops.size());
+    for (const CopyOp& op : ops) {
+      if (!merged.empty() && contiguous(merged.back(), op)) merged.back().bytes += op.bytes;
+      else merged.push_back(op);
+    }
+    ops = std::move(merged);
+  }
+  return ops;
+}
+
+}  // namespace kvbm
