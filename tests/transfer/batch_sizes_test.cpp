@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "transfer/backends/cuda/copy_limits.hpp"
+#include "transfer/backends/cuda/cuda_batching.hpp"
 
 namespace kvbm {
 namespace {
@@ -25,6 +26,7 @@ const TransferPlan kKernelH2D = DirectPlan{TransferStrategy::CudaAsyncH2D};
 
 TEST(BatchSizes, KernelPathStartsWithWhatFitsInTheLaunch) {
   TransferConfig config;
+  config.cuda.copy_path = CudaCopyPath::Kernel;
   config.cuda.batch_bytes = 64u << 20;
   // One 4 KiB chunk per block: one descriptor each.
   auto sizes = batch_sizes(config, kKernelH2D, *system_layout(1, 1, 4096), 65536);
@@ -45,6 +47,7 @@ TEST(BatchSizes, KernelPathStartsWithWhatFitsInTheLaunch) {
 
 TEST(BatchSizes, ConfiguredFirstBatchBelowTheInlineLimitIsKept) {
   TransferConfig config;
+  config.cuda.copy_path = CudaCopyPath::Kernel;
   config.max_transfer_batch_size = 16;
   auto sizes = batch_sizes(config, kKernelH2D, *system_layout(1, 1, 4096), 100);
   EXPECT_EQ(sizes, (std::vector<std::size_t>{16, 32, 52}));
@@ -63,6 +66,24 @@ TEST(BatchSizes, HostPathsUseTheConfiguredSize) {
   config.max_transfer_batch_size = 100;
   auto sizes = batch_sizes(config, DirectPlan{TransferStrategy::Memcpy}, *system_layout(1, 1, 4096), 250);
   EXPECT_EQ(sizes, (std::vector<std::size_t>{100, 100, 50}));
+}
+
+// Auto: a layout whose chunks reach the threshold is batched as the copy engine wants, one
+// with smaller chunks as the kernel does.
+TEST(BatchSizes, AutoPathBatchesByChunkSize) {
+  TransferConfig config;
+  config.cuda.copy_path = CudaCopyPath::Auto;
+  config.cuda.batch_bytes = 4u << 20;
+  auto sizes = batch_sizes(config, kKernelH2D, *system_layout(1, 1, 4096), 1000);
+  EXPECT_EQ(sizes[0], cuda::kMaxInlineDescriptors);
+  // 256 KiB chunks: the kernel would start with 40 blocks (four descriptors each, 160 inline).
+  sizes = batch_sizes(config, kKernelH2D, *system_layout(1, 1, 256 << 10), 1000);
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{256, 256, 256, 232}));
+  EXPECT_EQ(resolve_copy_path(config.cuda, 4096), CudaCopyPath::Kernel);
+  EXPECT_EQ(resolve_copy_path(config.cuda, 256 << 10), CudaCopyPath::CopyEngine);
+  config.cuda.auto_copy_engine_bytes = 4096;
+  EXPECT_EQ(resolve_copy_path(config.cuda, 4096), CudaCopyPath::CopyEngine);
+  EXPECT_EQ(resolve_copy_path(config.cuda, 4095), CudaCopyPath::Kernel);
 }
 
 }  // namespace kvbm

@@ -21,7 +21,10 @@ enum class CudaCopyPath {
 [[nodiscard]] std::optional<CudaCopyPath> parse_cuda_copy_path(std::string_view name) noexcept;
 
 struct CudaOptions {
-  CudaCopyPath copy_path = CudaCopyPath::Kernel;  // KVBM_CUDA_COPY_PATH
+  // Auto measured at least as well as the kernel at every size from 4 KiB to 2 MiB, and better
+  // from 256 KiB (H200: 0.96-0.98 of the contiguous-copy ceiling against 0.92-0.95), where it
+  // also leaves the SMs to the model: see bench/results/*-copy-paths.txt.
+  CudaCopyPath copy_path = CudaCopyPath::Auto;  // KVBM_CUDA_COPY_PATH
   int copy_ctas = 8;                              // KVBM_CUDA_COPY_CTAS: the copy kernel's SM budget
   // Auto: a batch whose copies average at least this many bytes goes to the copy engine, which
   // reaches 0.96-0.98 of PCIe from 256 KiB with no SMs; below, the kernel is faster.
