@@ -88,6 +88,15 @@ for step in "$@"; do
       KVBM_CLI=$(command -v kvbm) kvbm_control_bench 3000 tcp processes "$placement" 2>/dev/null |
         tee -a "$out/$step.txt" ;;
     phases) kvbm_gpu_phases 4 2>/dev/null | tee "$out/phases.txt" ;;
+    replay)
+      # The block manager with device, host and disk tiers on the synthetic multi-turn trace:
+      # sequential (deterministic, with the offline bound) for each policy, then overlapping.
+      for policy in lru frequency; do
+        kvbm replay --sequential --synthetic 4000 --device-blocks 256 --host-blocks 1024 --disk-blocks 16384 \
+          --block-bytes 65536 --policy $policy 2>/dev/null | tee -a "$out/replay.txt"
+      done
+      kvbm replay --synthetic 4000 --device-blocks 256 --host-blocks 1024 --disk-blocks 16384 --block-bytes 65536 \
+        --speed 20 2>/dev/null | tee -a "$out/replay.txt" ;;
     *) echo "unknown step $step" ;;
   esac
 done

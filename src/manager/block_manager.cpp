@@ -175,7 +175,7 @@ struct BlockManager::Impl {
     }
   }
 
-  TransferHandle onboard(const PrefixMatch& match, std::span<const BlockHandle> destinations, int priority) {
+  TransferHandle onboard(PrefixMatch match, std::span<const BlockHandle> destinations, int priority) {
     const Tier top = order.front();
     struct Group {
       std::vector<BlockPair> pairs;
@@ -204,6 +204,7 @@ struct BlockManager::Impl {
       group.sources.push_back(source);
       registrations.emplace_back(destination, *hash);
     }
+    match = {};  // the groups' copies are the holds now: they end before the registrations
     if (next != destinations.size()) {
       return TransferHandle::completed(make_error(ErrorCode::InvalidArgument,
                                                   "onboard: {} destination blocks for {} blocks outside the {} tier",
@@ -335,9 +336,9 @@ std::size_t BlockManager::register_blocks(std::span<const BlockHandle> blocks, s
   return impl_->register_and_write_through(top_tier(), blocks, hashes, priority);
 }
 
-TransferHandle BlockManager::onboard(const PrefixMatch& match, std::span<const BlockHandle> destinations, int priority) {
+TransferHandle BlockManager::onboard(PrefixMatch match, std::span<const BlockHandle> destinations, int priority) {
   try {
-    return impl_->onboard(match, destinations, priority);
+    return impl_->onboard(std::move(match), destinations, priority);
   } catch (...) {
     return TransferHandle::completed(current_exception_as_error("onboard"));
   }

@@ -19,5 +19,6 @@ Command add_plan_command(CLI::App& app);
 Command add_bench_command(CLI::App& app);
 Command add_worker_command(CLI::App& app);
 Command add_leader_command(CLI::App& app);
+Command add_replay_command(CLI::App& app);
 
 }  // namespace kvbm::tools

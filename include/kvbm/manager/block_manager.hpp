@@ -71,9 +71,9 @@ class BlockManager {
   // Copies the match's blocks that are not in the top tier, in order, into `destinations`
   // (top-tier blocks from allocate(), one per such block) and registers each there once the
   // bytes arrived. The handle fails (with nothing registered) if any copy failed; bad
-  // arguments fail it too, never throw.
-  [[nodiscard]] TransferHandle onboard(const PrefixMatch& match, std::span<const BlockHandle> destinations,
-                                       int priority = 0);
+  // arguments fail it too, never throw. The match is taken (pass a copy to keep holding it):
+  // its holds below the top tier end when the copies end, before the registrations.
+  [[nodiscard]] TransferHandle onboard(PrefixMatch match, std::span<const BlockHandle> destinations, int priority = 0);
   // Returns once every offload queued so far has finished (or failed).
   void flush_offloads();
 

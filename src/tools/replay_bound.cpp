@@ -1,0 +1,85 @@
+#include "replay_bound.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <memory>
+#include <unordered_map>
+
+#include "kvbm/manager/tier_pool.hpp"
+
+namespace kvbm::tools {
+namespace {
+
+// When each hash id is used: request indices, ascending.
+using UseTable = std::unordered_map<std::uint64_t, std::vector<std::size_t>>;
+
+// Evicts the candidate whose next use (after the current request) is farthest away; one never
+// used again first of all. Scans the candidates: the bound is computed once, off the hot path.
+class BeladyPolicy final : public EvictionPolicy {
+ public:
+  BeladyPolicy(const UseTable& uses, const std::size_t& now) : uses_(uses), now_(now) {}
+  void add(BlockId block, SequenceHash hash, int) override { candidates_[block] = hash; }
+  void remove(BlockId block) override { candidates_.erase(block); }
+  std::optional<BlockId> victim() const override {
+    std::optional<BlockId> best;
+    std::size_t farthest = 0;
+    for (const auto& [block, hash] : candidates_) {
+      const std::size_t next = next_use(hash);
+      if (!best || next > farthest || (next == farthest && block < *best)) {
+        best = block;
+        farthest = next;
+      }
+    }
+    return best;
+  }
+  std::string_view name() const override { return "belady"; }
+
+ private:
+  std::size_t next_use(SequenceHash hash) const {
+    const auto found = uses_.find(hash);
+    if (found == uses_.end()) return std::numeric_limits<std::size_t>::max();
+    const auto next = std::upper_bound(found->second.begin(), found->second.end(), now_);
+    return next == found->second.end() ? std::numeric_limits<std::size_t>::max() : *next;
+  }
+  const UseTable& uses_;
+  const std::size_t& now_;
+  std::unordered_map<BlockId, SequenceHash> candidates_;
+};
+
+}  // namespace
+
+std::size_t top_tier_hits(const Trace& trace, std::size_t blocks, std::optional<EvictionPolicyKind> policy) {
+  if (blocks == 0) return 0;
+  UseTable uses;
+  for (std::size_t r = 0; r < trace.requests.size(); ++r) {
+    for (std::uint64_t id : trace.requests[r].blocks) {
+      auto& list = uses[id];
+      if (list.empty() || list.back() != r) list.push_back(r);
+    }
+  }
+  std::size_t now = 0;
+  // The pool needs a layout; a byte a block is enough, as nothing is copied.
+  const LayoutConfig shape{.num_blocks = blocks, .num_layers = 1, .outer_dim = 1, .page_size = 1, .inner_dim = 1, .dtype_bytes = 1};
+  TierPool pool(Tier::Device, Layout::allocate(shape, StorageKind::system(), LayoutForm::FullyContiguous),
+                policy ? make_eviction_policy(*policy) : std::make_unique<BeladyPolicy>(uses, now));
+  std::size_t hits = 0;
+  for (; now < trace.requests.size(); ++now) {
+    const auto& ids = trace.requests[now].blocks;
+    std::vector<BlockHandle> held;
+    std::size_t prefix = 0;
+    for (; prefix < ids.size(); ++prefix) {
+      auto found = pool.acquire(ids[prefix]);
+      if (!found) break;
+      held.push_back(std::move(*found));
+    }
+    hits += prefix;
+    auto fresh = pool.allocate(ids.size() - prefix);
+    for (std::size_t i = 0; i < fresh.size(); ++i) (void)pool.register_block(fresh[i], ids[prefix + i]);
+    held.insert(held.end(), fresh.begin(), fresh.end());
+    fresh.clear();
+    while (!held.empty()) held.pop_back();  // tail first
+  }
+  return hits;
+}
+
+}  // namespace kvbm::tools
