@@ -3,6 +3,7 @@
 // registered. Every onboarded block is checked against its hash id's bytes.
 #include <fmt/format.h>
 
+#include <array>
 #include <atomic>
 #include <cstring>
 #include <optional>

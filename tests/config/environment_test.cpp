@@ -2,6 +2,7 @@
 // options' own defaults, names a malformed variable, and lists what it reads; and nothing the
 // library builds from options looks at the environment at all.
 #include "kvbm/config/environment.hpp"
+#include "kvbm/manager/block_manager.hpp"
 
 #include <gtest/gtest.h>
 
@@ -103,6 +104,16 @@ TEST(Environment, ComponentsBuiltFromOptionsIgnoreAHostileEnvironment) {
   worker.stop();
   serving.join();
   EXPECT_TRUE(served.ok()) << served.to_string();
+
+  // The block manager over the same kinds of layouts.
+  BlockManager manager({nullptr, make_layout(config, StorageKind::system(), {}, dir.path()),
+                        make_layout(config, StorageKind::disk(0), {}, dir.path())},
+                       context);
+  auto blocks = manager.allocate(2);
+  const std::vector<SequenceHash> hashes = {7, 8};
+  EXPECT_EQ(manager.register_blocks(blocks, hashes), 2u);
+  manager.flush_offloads();
+  EXPECT_TRUE(manager.pool(Tier::Disk)->contains(8));
 }
 
 }  // namespace
