@@ -6,10 +6,13 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "kvbm/manager/metrics_server.hpp"
@@ -118,6 +121,40 @@ TEST_F(Manager, AFailedOnboardRegistersNothing) {
   EXPECT_FALSE(manager.pool(Tier::Host)->contains(1));
   EXPECT_FALSE(manager.pool(Tier::Host)->contains(2));
   EXPECT_EQ(manager.metrics().onboards.at({Tier::Disk, Tier::Host}).failed_blocks, 2u);
+}
+
+// A write-through copy that fails (the filesystem under the disk tier is full) registers
+// nothing below, and the block stays served from the tier above.
+TEST_F(Manager, AFailedOffloadRegistersNothing) {
+  const std::string mount_point = dir.path() + "/tiny";
+  std::filesystem::create_directory(mount_point);
+  if (::mount("tmpfs", mount_point.c_str(), "tmpfs", 0, "size=256k") != 0) {
+    GTEST_SKIP() << "cannot mount a small tmpfs here (" << std::strerror(errno) << "); needs root";
+  }
+  const std::string path = mount_point + "/disk-tier";
+  {
+    auto host = make_layout(with_blocks(4), StorageKind::system(), {}, dir.path());
+    auto disk = Layout::allocate(with_blocks(8), StorageKind::disk(0), LayoutForm::FullyContiguous,
+                                 LayerOrder::BlockContiguous, DiskFileOptions{.id = 0, .directory = std::nullopt, .keep_path = path});
+    // The tier's file loses its space, and another file takes all of it: its writes now fail.
+    ASSERT_EQ(::truncate(path.c_str(), 0), 0);
+    {
+      std::ofstream filler(mount_point + "/filler", std::ios::binary);
+      const std::string chunk(4096, 'x');
+      while (filler.write(chunk.data(), static_cast<std::streamsize>(chunk.size())) && filler.flush()) {
+      }
+    }
+    BlockManager manager({nullptr, host, disk}, context);
+    (void)compute(manager, {1, 2});
+    manager.flush_offloads();
+    EXPECT_FALSE(manager.pool(Tier::Disk)->contains(1));
+    EXPECT_FALSE(manager.pool(Tier::Disk)->contains(2));
+    const ManagerMetrics metrics = manager.metrics();
+    EXPECT_EQ(metrics.offloads.at({Tier::Host, Tier::Disk}).failed_blocks, 2u);
+    EXPECT_EQ(metrics.offloads.at({Tier::Host, Tier::Disk}).blocks, 0u);
+    EXPECT_EQ(manager.match(std::vector<SequenceHash>{1, 2}).host, 2u);
+  }
+  EXPECT_EQ(::umount(mount_point.c_str()), 0) << std::strerror(errno);
 }
 
 TEST_F(Manager, BadArgumentsAreErrorsNamingTheProblem) {
