@@ -10,6 +10,7 @@
 
 #include "common/logger.hpp"
 #include "common/make_error.hpp"
+#include "manager/decaying_counts.hpp"
 #include "manager/offload_queue.hpp"
 
 namespace kvbm {
@@ -141,13 +142,23 @@ struct BlockManager::Impl {
     }
   }
 
+  bool admitted_to_disk(SequenceHash hash) {
+    if (options.disk_admission_lookups <= 1) return true;
+    std::lock_guard lock(metrics_mutex);
+    if (lookup_counts.get(hash) >= options.disk_admission_lookups) return true;
+    ++admission_refused;
+    return false;
+  }
+
   void offload(std::vector<OffloadEntry>& batch) {
     const Tier from = batch.front().from;
     const Tier to = *below(from);
     TierPool& target = pool_of(to);
     std::vector<OffloadEntry*> needed;
     for (OffloadEntry& entry : batch) {
-      if (!target.contains(entry.hash)) needed.push_back(&entry);
+      if (target.contains(entry.hash)) continue;
+      if (to == Tier::Disk && !admitted_to_disk(entry.hash)) continue;
+      needed.push_back(&entry);
     }
     if (needed.empty()) return;
     std::vector<BlockHandle> destinations = target.allocate(needed.size());
@@ -277,6 +288,8 @@ struct BlockManager::Impl {
   std::map<std::pair<Tier, Tier>, TransferTotals> offload_totals;
   std::map<std::pair<Tier, Tier>, TransferTotals> onboard_totals;
   std::uint64_t looked_up = 0;
+  DecayingCounts lookup_counts{std::size_t{1} << 22, options.admission_half_life};  // for disk admission
+  std::uint64_t admission_refused = 0;
   std::array<std::uint64_t, 3> hits{};
   std::mutex onboard_mutex;
   std::condition_variable onboards_idle;
@@ -310,6 +323,9 @@ PrefixMatch BlockManager::match(std::span<const SequenceHash> hashes) {
     match.blocks.push_back(std::move(*found));
   }
   std::lock_guard lock(impl_->metrics_mutex);
+  if (impl_->options.disk_admission_lookups > 1) {
+    for (SequenceHash hash : hashes) (void)impl_->lookup_counts.count(hash);
+  }
   impl_->looked_up += hashes.size();
   impl_->hits[index_of(Tier::Device)] += match.device;
   impl_->hits[index_of(Tier::Host)] += match.host;
@@ -356,6 +372,7 @@ ManagerMetrics BlockManager::metrics() const {
     metrics.disk_hits = impl_->hits[index_of(Tier::Disk)];
     metrics.offloads = impl_->offload_totals;
     metrics.onboards = impl_->onboard_totals;
+    metrics.disk_admission_refused_blocks = impl_->admission_refused;
   }
   metrics.matched_tokens = (metrics.device_hits + metrics.host_hits + metrics.disk_hits) * impl_->options.tokens_per_block;
   metrics.offload_dropped_blocks = impl_->offload_dropped;

@@ -5,18 +5,17 @@
 #include <unordered_map>
 
 #include "kvbm/manager/eviction_policy.hpp"
+#include "manager/decaying_counts.hpp"
 
 namespace kvbm {
 namespace {
 
 class FrequencyPolicy final : public EvictionPolicy {
  public:
-  FrequencyPolicy(std::size_t tracked_hashes, std::uint64_t half_life)
-      : tracked_hashes_(std::max<std::size_t>(1, tracked_hashes)), half_life_(std::max<std::uint64_t>(1, half_life)) {}
+  FrequencyPolicy(std::size_t tracked_hashes, std::uint64_t half_life) : counts_(tracked_hashes, half_life) {}
 
   void add(BlockId block, SequenceHash hash, int priority) override {
-    const auto count = counts_.find(hash);
-    const Key key{priority, count == counts_.end() ? 0 : count->second, next_release_++, block};
+    const Key key{priority, counts_.get(hash), next_release_++, block};
     order_.insert(key);
     candidates_[block] = Candidate{key, hash};
   }
@@ -34,9 +33,7 @@ class FrequencyPolicy final : public EvictionPolicy {
   }
 
   void on_lookup(SequenceHash hash) override {
-    ++counts_[hash];
-    if (++lookups_ % half_life_ == 0) age();
-    if (counts_.size() > tracked_hashes_) forget_coldest();
+    if (counts_.count(hash)) rekey();
   }
 
   std::string_view name() const override { return "frequency"; }
@@ -48,34 +45,19 @@ class FrequencyPolicy final : public EvictionPolicy {
     SequenceHash hash;
   };
 
-  // Halves every count and re-sorts the candidates by their new counts.
-  void age() {
-    for (auto it = counts_.begin(); it != counts_.end();) {
-      it->second /= 2;
-      it = it->second == 0 ? counts_.erase(it) : std::next(it);
-    }
+  // The counts changed under the candidates: sort them again by their new counts.
+  void rekey() {
     order_.clear();
     for (auto& [block, candidate] : candidates_) {
-      const auto count = counts_.find(candidate.hash);
-      std::get<1>(candidate.key) = count == counts_.end() ? 0 : count->second;
+      std::get<1>(candidate.key) = counts_.get(candidate.hash);
       order_.insert(candidate.key);
     }
   }
 
-  // Drops the counts of hashes asked for once; if every hash was asked for more often, ages.
-  void forget_coldest() {
-    const std::size_t before = counts_.size();
-    std::erase_if(counts_, [](const auto& entry) { return entry.second <= 1; });
-    if (counts_.size() == before) age();
-  }
-
-  const std::size_t tracked_hashes_;
-  const std::uint64_t half_life_;
-  std::unordered_map<SequenceHash, std::uint32_t> counts_;
+  DecayingCounts counts_;
   std::set<Key> order_;
   std::unordered_map<BlockId, Candidate> candidates_;
   std::uint64_t next_release_ = 0;
-  std::uint64_t lookups_ = 0;
 };
 
 }  // namespace

@@ -48,6 +48,8 @@ std::string ManagerMetrics::prometheus() const {
   }
   counter(out, "kvbm_offload_dropped_blocks", "Write-through copies not made (queue full or no room below)",
           static_cast<double>(offload_dropped_blocks));
+  counter(out, "kvbm_disk_admission_refused_blocks", "Blocks kept off the disk tier: looked up too rarely",
+          static_cast<double>(disk_admission_refused_blocks));
   gauge(out, "kvbm_offload_queue_depth", "Write-through copies waiting or running", static_cast<double>(offload_queue_depth));
   // One family per tier figure, a line per tier (a family's HELP and TYPE appear once).
   const auto per_tier = [&](const char* name, const char* type, const char* help, auto value) {

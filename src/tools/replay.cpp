@@ -39,6 +39,7 @@ struct ReplayOptions {
   std::string disk_dir = environment::disk_dir();
   std::size_t block_bytes = 16384;
   std::string policy = "lru";
+  std::uint32_t disk_admission = 1;
   bool sequential = false;
   double speed = 1.0;
   std::size_t concurrency = 8;
@@ -172,6 +173,7 @@ int run_replay(const ReplayOptions& options) {
   ManagerOptions manager_options;
   manager_options.policy = *parse_eviction_policy(options.policy);
   manager_options.tokens_per_block = trace.tokens_per_block;
+  manager_options.disk_admission_lookups = options.disk_admission;
   // Sequential: one block per write-through copy, so that what each copy evicts below does not
   // depend on how a batch happened to form.
   if (options.sequential) manager_options.offload_batch_blocks = 1;
@@ -319,6 +321,9 @@ Command add_replay_command(CLI::App& app) {
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30));
   command->add_option("--policy", options->policy, "Eviction policy of every tier")->capture_default_str()
       ->check(CLI::IsMember({"lru", "frequency"}));
+  command->add_option("--disk-admission", options->disk_admission,
+                      "A block goes on to disk once looked up this many times (1: every block)")
+      ->capture_default_str()->check(CLI::Range(1u, 1000000u));
   command->add_flag("--sequential", options->sequential,
                     "One request at a time, each waiting for its write-through: deterministic, with the offline bound");
   command->add_option("--speed", options->speed, "Without --sequential: trace time runs this many times faster")->capture_default_str();

@@ -123,6 +123,23 @@ TEST_F(Manager, AFailedOnboardRegistersNothing) {
   EXPECT_EQ(manager.metrics().onboards.at({Tier::Disk, Tier::Host}).failed_blocks, 2u);
 }
 
+// With disk admission at two lookups, only blocks asked for twice go on to the disk.
+TEST_F(Manager, DiskAdmissionKeepsBlocksSeenOnceOffTheDisk) {
+  auto host = make_layout(with_blocks(8), StorageKind::system(), {}, dir.path());
+  auto disk = make_layout(with_blocks(8), StorageKind::disk(0), {}, dir.path());
+  BlockManager manager({nullptr, host, disk}, context, ManagerOptions{.disk_admission_lookups = 2});
+  const std::vector<SequenceHash> twice = {1, 2};
+  (void)manager.match(twice);  // asked for once before being computed, once now
+  (void)manager.match(twice);
+  (void)manager.match(std::vector<SequenceHash>{3});
+  (void)compute(manager, {1, 2, 3});
+  manager.flush_offloads();
+  EXPECT_TRUE(manager.pool(Tier::Disk)->contains(1));
+  EXPECT_TRUE(manager.pool(Tier::Disk)->contains(2));
+  EXPECT_FALSE(manager.pool(Tier::Disk)->contains(3));
+  EXPECT_EQ(manager.metrics().disk_admission_refused_blocks, 1u);
+}
+
 // A write-through copy that fails (the filesystem under the disk tier is full) registers
 // nothing below, and the block stays served from the tier above.
 TEST_F(Manager, AFailedOffloadRegistersNothing) {

@@ -32,6 +32,11 @@ struct ManagerOptions {
   // offloaded; both count as dropped.
   std::size_t offload_queue_blocks = 4096;
   std::size_t offload_batch_blocks = 64;  // blocks per offload transfer, at most
+  // A block goes on to the disk tier only once its hash was looked up (by match()) at least this
+  // many times, counts halving every admission_half_life lookups: 2 keeps blocks seen once, most
+  // of a chat's last turn, off the disk. 1: every block.
+  std::uint32_t disk_admission_lookups = 1;
+  std::uint64_t admission_half_life = std::uint64_t{1} << 20;
 
   void validate() const;
 };
