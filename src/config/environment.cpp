@@ -7,6 +7,7 @@
 #include "common/make_error.hpp"
 #include "kvbm/common/error.hpp"
 #include "kvbm/common/settings.hpp"
+#include "kvbm/distributed/dynamo_protocol.hpp"
 
 namespace kvbm::environment {
 namespace {
@@ -50,6 +51,20 @@ class Reader {
                        fmt::join(allowed, ", "));
     }
     record(name, value, text.has_value(), meaning);
+    return value;
+  }
+
+  double real(const char* name, double fallback, double max, const char* meaning) {
+    const auto text = lookup(name);
+    double value = fallback;
+    if (text) {
+      char* end = nullptr;
+      value = std::strtod(text->c_str(), &end);
+      if (text->empty() || end != text->c_str() + text->size() || !(value >= 0 && value <= max)) {
+        throw make_error(ErrorCode::InvalidArgument, "{}='{}' is not a number in [0, {}]", name, printable(*text), max);
+      }
+    }
+    record(name, fmt::format("{}", value), text.has_value(), meaning);
     return value;
   }
 
@@ -132,6 +147,19 @@ LeaderOptions read_leader(Reader& in, LeaderOptions options) {
   return options;
 }
 
+DynamoSettings read_dynamo(Reader& in) {
+  DynamoSettings settings;
+  settings.host = in.text("DYN_KVBM_LEADER_ZMQ_HOST", dynamo::kDefaultHost, "Dynamo mode: the leader's host");
+  settings.pub_port = in.integer("DYN_KVBM_LEADER_ZMQ_PUB_PORT", dynamo::kDefaultPubPort, 1, 65535,
+                                 "Dynamo mode: the leader's message port");
+  settings.ack_port = in.integer("DYN_KVBM_LEADER_ZMQ_ACK_PORT", dynamo::kDefaultAckPort, 1, 65535,
+                                 "Dynamo mode: the port workers reply to");
+  settings.cpu_cache_gb = in.real("DYN_KVBM_CPU_CACHE_GB", 0, 1 << 20, "GiB of host pool (Dynamo's leader sizes workers' pools with it)");
+  settings.disk_cache_gb = in.real("DYN_KVBM_DISK_CACHE_GB", 0, 1 << 30, "GiB of disk pool");
+  settings.disk_cache_dir = in.text("DYN_KVBM_DISK_CACHE_DIR", "", "where the disk pool's file goes (else KVBM_DISK_DIR)");
+  return settings;
+}
+
 std::string read_log_level(Reader& in) {
   return in.choice("KVBM_LOG", "info", {"trace", "debug", "info", "warn", "error", "critical", "off"}, "log level");
 }
@@ -165,8 +193,22 @@ std::string disk_dir() {
   return read_disk_dir(in);
 }
 
+std::string DynamoSettings::pub_endpoint() const { return fmt::format("tcp://{}:{}", host, pub_port); }
+std::string DynamoSettings::ack_endpoint() const { return fmt::format("tcp://{}:{}", host, ack_port); }
+
+std::uint64_t DynamoSettings::blocks(double gb, std::uint64_t bytes_per_block) {
+  if (bytes_per_block == 0) return 0;
+  return static_cast<std::uint64_t>(gb * static_cast<double>(std::uint64_t{1} << 30)) / bytes_per_block;
+}
+
+DynamoSettings dynamo_settings() {
+  Reader in;
+  return read_dynamo(in);
+}
+
 std::vector<Setting> describe() {
   Reader in;
+  (void)read_dynamo(in);
   (void)read_log_level(in);
   (void)read_disk_dir(in);
   (void)read_transfer(in);

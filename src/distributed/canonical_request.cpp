@@ -19,7 +19,7 @@ class Cursor {
 
   // A pool's name followed by its closing quote (so "Disk" is not read from "Disky").
   std::optional<BlockTransferPool> pool() {
-    for (const auto [name, pool] : {std::pair{"Device\"", BlockTransferPool::Device},
+    for (const auto& [name, pool] : {std::pair{"Device\"", BlockTransferPool::Device},
                                     std::pair{"Host\"", BlockTransferPool::Host},
                                     std::pair{"Disk\"", BlockTransferPool::Disk}}) {
       if (take(name)) return pool;

@@ -66,8 +66,9 @@ inline void bind_leader_end(zmq::socket_t& publisher, zmq::socket_t& puller, con
 // be queued within `reply_timeout` (no leader reading) fails instead of blocking for good.
 inline void connect_worker_end(zmq::socket_t& subscriber, zmq::socket_t& pusher, const std::string& message_endpoint,
                                std::size_t max_message_bytes = std::size_t{16} << 20,
-                               std::chrono::milliseconds reply_timeout = std::chrono::seconds(10)) {
-  const std::string replies = protocol::reply_endpoint(message_endpoint);
+                               std::chrono::milliseconds reply_timeout = std::chrono::seconds(10),
+                               const std::string& reply_endpoint = {}) {
+  const std::string replies = reply_endpoint.empty() ? protocol::reply_endpoint(message_endpoint) : reply_endpoint;
   subscriber.set(zmq::sockopt::linger, 0);
   subscriber.set(zmq::sockopt::subscribe, "");
   subscriber.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(4 * max_message_bytes));

@@ -71,7 +71,17 @@ std::optional<ConnectorRequest> connector_field(const json& object) {
   const auto it = object.find("connector_req");
   if (it == object.end() || it->is_null()) return std::nullopt;
   if (!it->is_object()) bad(fmt::format("'connector_req' must be an object or null, got {}", json_input::describe(*it)));
-  return ConnectorRequest{string_field(*it, "request_id", "connector_req."), string_field(*it, "uuid", "connector_req.")};
+  ConnectorRequest request{string_field(*it, "request_id", "connector_req."), string_field(*it, "uuid", "connector_req."), {}, {}};
+  if (const auto type = it->find("request_type"); type != it->end() && !type->is_null()) {
+    if (!type->is_string() || (*type != "Scheduled" && *type != "Immediate")) {
+      bad(fmt::format("'connector_req.request_type' must be \"Scheduled\" or \"Immediate\", got {}", json_input::describe(*type)));
+    }
+    request.request_type = type->get<std::string>();
+  }
+  if (const auto requirement = it->find("requirement"); requirement != it->end()) {
+    request.requirement = json_input::dump(*requirement);
+  }
+  return request;
 }
 
 }  // namespace
@@ -104,7 +114,12 @@ std::string encode_request(const BlockTransferRequest& request) {
   }
   out += R"(],"connector_req":)";
   if (request.connector_req) {
-    out += json_input::dump(json{{"request_id", request.connector_req->request_id}, {"uuid", request.connector_req->uuid}});
+    // In Dynamo's field order; the requirement is JSON text this process parsed or built.
+    const ConnectorRequest& connector = *request.connector_req;
+    out += R"({"request_id":)" + json_input::dump(json(connector.request_id)) + R"(,"uuid":)" + json_input::dump(json(connector.uuid));
+    if (!connector.requirement.empty()) out += R"(,"requirement":)" + json_input::dump(json::parse(connector.requirement));
+    if (!connector.request_type.empty()) out += R"(,"request_type":)" + json_input::dump(json(connector.request_type));
+    out += '}';
   } else {
     out += "null";
   }

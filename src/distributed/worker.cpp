@@ -19,6 +19,7 @@
 #include "distributed/handler_data.hpp"
 #include "distributed/message_receiver.hpp"
 #include "distributed/socket_ends.hpp"
+#include "kvbm/distributed/dynamo_protocol.hpp"
 #include "kvbm/distributed/protocol.hpp"
 #include "kvbm/memory/region.hpp"
 #include "layout/chunk_io.hpp"
@@ -64,7 +65,11 @@ struct Worker::Impl {
       throw make_error(ErrorCode::InvalidArgument, "worker limits must be positive (max_message_bytes {}, max_block_pairs {})",
                        options.max_message_bytes, options.max_block_pairs);
     }
-    connect_worker_end(subscriber, pusher, options.leader_endpoint, options.max_message_bytes);
+    if (options.dynamo && !options.dynamo->make_handler) {
+      throw make_error(ErrorCode::InvalidArgument, "Dynamo mode needs a way to make the pools (make_handler)");
+    }
+    connect_worker_end(subscriber, pusher, options.leader_endpoint, options.max_message_bytes, std::chrono::seconds(10),
+                       options.reply_endpoint);
   }
 
   ~Impl() {
@@ -73,29 +78,83 @@ struct Worker::Impl {
     drained.wait(lock, [&] { return in_flight == 0; });
   }
 
-  // Never throws: a reply that cannot be sent is logged (the leader will time out on it).
+  // Never throws: a reply that cannot be sent is logged (the leader will time out on it). In
+  // Dynamo mode, replies to anything but kvbm's own messages are plain acks, as Dynamo's leader
+  // expects; their errors are in the log only.
   void reply(std::uint64_t id, const std::string& handler_name, const Status& status,
              std::string data = {}) noexcept {
     try {
       if (!status.ok()) {
         log().warn("rank {}: {} message {} failed: {}", options.rank, printable(handler_name), id, status.to_string());
       }
+      if (options.dynamo && !handler_name.starts_with("kvbm.")) {
+        send_reply(id, {});
+        return;
+      }
       // Most replies are a plain success: that payload is encoded once.
       const bool plain_ok = status.ok() && data.empty();
       const std::string encoded =
           plain_ok ? std::string() : protocol::encode_outcome({options.rank, nonce, status, std::move(data)});
       const std::string& payload = plain_ok ? ok_payload : encoded;
-      std::lock_guard lock(push_mutex);
-      zmq::multipart_t reply;
-      reply.addstr(protocol::encode_id(id));
-      reply.addstr(handler_name);
-      reply.addstr(payload);
-      if (!reply.send(pusher)) log().error("rank {}: the reply to message {} could not be queued (no leader reading)",
-                                           options.rank, id);
+      send_reply(id, handler_name, payload);
     } catch (...) {
       log().error("rank {}: replying to message {}: {}", options.rank, id,
                   current_exception_as_error("reply").message());
     }
+  }
+
+  // [id] alone (a plain ack) when `handler_name` is empty, else [id, handler, payload].
+  void send_reply(std::uint64_t id, std::string_view handler_name, std::string_view payload = {}) {
+    std::lock_guard lock(push_mutex);
+    zmq::multipart_t reply;
+    reply.addstr(protocol::encode_id(id));
+    if (!handler_name.empty()) {
+      reply.addstr(std::string(handler_name));
+      reply.addstr(std::string(payload));
+    }
+    if (!reply.send(pusher)) {
+      log().error("rank {}: the reply to message {} could not be queued (no leader reading)", options.rank, id);
+    }
+  }
+
+  std::shared_ptr<BlockTransferHandler> current_handler() const {
+    std::lock_guard lock(handler_mutex);
+    return handler;
+  }
+
+  // Dynamo's handshake messages; false for any other name. Returns through `keep_serving`
+  // whether the worker goes on (pools that cannot be made end it).
+  bool handle_dynamo(std::uint64_t id, const std::string& name, const zmq::multipart_t& message, bool& keep_serving) {
+    if (name == dynamo::kWorkerMetadata) {
+      send_reply(id, name, dynamo::encode(dynamo::WorkerMetadata{options.dynamo->device_blocks, options.dynamo->bytes_per_block}));
+    } else if (name == dynamo::kLeaderMetadata) {
+      send_reply(id, {});  // at once, as Dynamo's worker does; the pools follow
+      dynamo::LeaderMetadata counts;
+      try {
+        counts = dynamo::decode_leader_metadata(single_frame(message, name));
+      } catch (const Error& error) {
+        log().error("rank {}: leader_metadata message {} ignored: {}", options.rank, id, error.message());
+        return true;
+      }
+      log().info("rank {}: the leader asks for {} host and {} disk blocks", options.rank, counts.num_host_blocks,
+                 counts.num_disk_blocks);
+      try {
+        auto fresh = options.dynamo->make_handler(counts.num_host_blocks, counts.num_disk_blocks);
+        std::lock_guard lock(handler_mutex);
+        retired_handlers.push_back(std::move(handler));  // transfers it started may still run
+        handler = std::move(fresh);
+        pools_ready = true;
+      } catch (...) {
+        fatal_status = current_exception_as_error(fmt::format("rank {}: making the pools the leader asked for", options.rank));
+        keep_serving = false;
+      }
+    } else if (name == dynamo::kPing) {
+      // Acked only once the pools are ready: Dynamo's leader pings until every worker is.
+      if (pools_ready) send_reply(id, {});
+    } else {
+      return false;
+    }
+    return true;
   }
 
   // The one data frame a handler needs; errors name the frame count.
@@ -109,7 +168,7 @@ struct Worker::Impl {
 
   // kvbm.fill: deterministic random bytes per (seed, rank, block), so a test can check them.
   void fill(const handler_data::BlockList& request) {
-    const Layout& layout = *handler->pool(request.pool);
+    const Layout& layout = *current_handler()->pool(request.pool);
     check_block_indices(request.blocks, layout);
     for (std::size_t block : request.blocks) {
       std::mt19937_64 rng(request.seed ^ (std::uint64_t(options.rank) << 48) ^ (block * 0x9e3779b97f4a7c15ULL));
@@ -120,7 +179,7 @@ struct Worker::Impl {
   }
 
   std::string hash(const handler_data::BlockList& request) {
-    const Layout& layout = *handler->pool(request.pool);
+    const Layout& layout = *current_handler()->pool(request.pool);
     check_block_indices(request.blocks, layout);
     nlohmann::json hashes = nlohmann::json::array();
     for (std::size_t block : request.blocks) {
@@ -133,7 +192,8 @@ struct Worker::Impl {
   void handle_transfer(std::uint64_t id, const zmq::multipart_t& message) {
     BlockTransferRequest request = decode_request(single_frame(message, protocol::kTransferHandler),
                                                   options.max_block_pairs);
-    if (request.connector_req && handler->scheduler()) handler->scheduler()->enqueue(*request.connector_req);
+    const auto serving = current_handler();
+    if (request.connector_req && serving->scheduler()) serving->scheduler()->enqueue(*request.connector_req);
     admit(id, std::move(request));
   }
 
@@ -154,7 +214,13 @@ struct Worker::Impl {
   }
 
   void launch(std::uint64_t id, const BlockTransferRequest& request) {
-    handler->start(request, [this, id](const Status& status) {
+    // A plain ack (Dynamo mode) cannot carry the error: the log names the connector's request.
+    std::string request_id = request.connector_req ? request.connector_req->request_id : std::string();
+    current_handler()->start(request, [this, id, request_id = std::move(request_id)](const Status& status) {
+      if (!status.ok() && options.dynamo) {
+        log().error("rank {}: transfer of request '{}' (message {}) failed: {}", options.rank, printable(request_id), id,
+                    status.to_string());
+      }
       bool owed = false;
       {
         std::lock_guard lock(admission_mutex);
@@ -202,8 +268,9 @@ struct Worker::Impl {
   void handle_diagnostic(std::uint64_t id, const std::string& name, const zmq::multipart_t& message) {
     if (name == protocol::kCancel) {
       const std::string uuid = handler_data::read_cancel(single_frame(message, name));
-      if (!handler->scheduler()) throw make_error(ErrorCode::InvalidArgument, "this worker has no connector scheduler");
-      handler->scheduler()->cancel(uuid);
+      const auto serving = current_handler();
+      if (!serving->scheduler()) throw make_error(ErrorCode::InvalidArgument, "this worker has no connector scheduler");
+      serving->scheduler()->cancel(uuid);
       reply(id, name, {});
       return;
     }
@@ -245,6 +312,8 @@ struct Worker::Impl {
                          "{} message of {} bytes is larger than the {} allowed (KVBM_MAX_MESSAGE_BYTES)", printable(name),
                          bytes, options.max_message_bytes);
       }
+      bool keep_serving = true;
+      if (options.dynamo && handle_dynamo(id, name, message, keep_serving)) return keep_serving;
       if (name == protocol::kTransferHandler) {
         handle_transfer(id, message);
       } else if (name == protocol::kHello) {
@@ -278,7 +347,8 @@ struct Worker::Impl {
     for (const auto& [id, request] : not_started) {
       const Error error = make_error(ErrorCode::Cancelled, "rank {} is shutting down; the request was not started",
                                      options.rank);
-      if (request.connector_req && handler->scheduler()) handler->scheduler()->mark_complete(*request.connector_req, error);
+      const auto serving = current_handler();
+      if (request.connector_req && serving->scheduler()) serving->scheduler()->mark_complete(*request.connector_req, error);
       reply(id, protocol::kTransferHandler, error);
     }
     std::vector<std::uint64_t> unfinished;
@@ -306,7 +376,10 @@ struct Worker::Impl {
     }
     // Announced (id 0) until the leader is heard from: it learns of a new, restarted or
     // impostor process of a rank without asking.
-    const auto announce = [&] { reply(0, protocol::kHello, {}, protocol::encode_hello({nonce, options.world_size})); };
+    // Not in Dynamo mode: Dynamo's leader would count the announcement as a reply.
+    const auto announce = [&] {
+      if (!options.dynamo) reply(0, protocol::kHello, {}, protocol::encode_hello({nonce, options.world_size}));
+    };
     MessageReceiver receiver(subscriber, spin_budgets(options.latency).message);
     const auto started = Clock::now();
     auto next_report = started + std::min(kUnheardReportInterval, options.leader_wait);
@@ -343,11 +416,16 @@ struct Worker::Impl {
       }
     }
     drain();
-    return status.ok() ? rejection_status : status;
+    if (!status.ok()) return status;
+    return fatal_status.ok() ? rejection_status : fatal_status;
   }
 
   WorkerOptions options;
-  std::shared_ptr<BlockTransferHandler> handler;
+  mutable std::mutex handler_mutex;
+  std::shared_ptr<BlockTransferHandler> handler;  // replaced once in Dynamo mode (leader_metadata)
+  std::vector<std::shared_ptr<BlockTransferHandler>> retired_handlers;
+  std::atomic<bool> pools_ready{!options.dynamo};
+  Status fatal_status;
   std::uint64_t nonce;  // this process's incarnation of the rank, on every reply
   zmq::context_t context;
   zmq::socket_t subscriber;

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "commands.hpp"
+#include "common/logger.hpp"
 #include "common/make_error.hpp"
 #include "kvbm/config/environment.hpp"
 #include "kvbm/distributed/worker.hpp"
@@ -15,12 +16,14 @@ namespace kvbm::tools {
 namespace {
 
 struct WorkerCliOptions {
-  std::string leader;
-  int rank = -1;
-  int world_size = 0;
+  std::string protocol = "kvbm";
+  std::string leader;   // empty: Dynamo's DYN_KVBM_LEADER_ZMQ_HOST and _PUB_PORT
+  std::string replies;  // empty: kvbm: the leader's port + 1; Dynamo: DYN_KVBM_LEADER_ZMQ_ACK_PORT
+  int rank = 0;
+  int world_size = 1;
   std::size_t device_blocks = 0;
-  std::size_t host_blocks = 0;
-  std::size_t disk_blocks = 0;
+  std::optional<std::size_t> host_blocks;  // unset: DYN_KVBM_CPU_CACHE_GB, or the Dynamo leader's count
+  std::optional<std::size_t> disk_blocks;  // unset: DYN_KVBM_DISK_CACHE_GB, or the Dynamo leader's count
   std::uint32_t device = 0;
   std::string host_kind;  // pinned | system; default pinned with a GPU, system without
   std::string disk_dir = environment::disk_dir();
@@ -61,21 +64,46 @@ LayoutPtr make_pool(const WorkerCliOptions& options, std::size_t blocks, Storage
   return Layout::allocate(config, kind, form, order, disk);
 }
 
+std::size_t bytes_per_block(const LayoutConfig& config) {
+  return config.num_layers * config.outer_dim * config.page_size * config.inner_dim * config.dtype_bytes;
+}
+
+// A pool size the user fixed, checked against what a Dynamo leader asked for.
+std::size_t pool_size(const char* pool, const std::optional<std::size_t>& fixed, std::uint64_t asked) {
+  if (!fixed) return asked;
+  if (*fixed < asked) {
+    log().warn("the leader asks for {} {} blocks but --{}-blocks fixes {}: requests for blocks {} and above will fail",
+               asked, pool, pool, *fixed, *fixed);
+  } else if (*fixed > asked) {
+    log().info("--{}-blocks {} is more than the {} the leader asked for; using {}", pool, *fixed, asked, *fixed);
+  }
+  return *fixed;
+}
+
 }  // namespace
 
 Command add_worker_command(CLI::App& app) {
   auto* command = app.add_subcommand("worker", "Serve a leader's block transfer requests on this rank's pools");
   auto o = std::make_shared<WorkerCliOptions>();
-  command->add_option("--leader", o->leader, "Leader message endpoint (tcp://HOST:PORT; replies go to PORT+1)")->required();
-  command->add_option("--rank", o->rank, "This worker's rank")->required()->check(CLI::NonNegativeNumber);
-  command->add_option("--world-size", o->world_size, "Number of workers")->required()->check(CLI::PositiveNumber);
+  command->add_option("--protocol", o->protocol,
+                      "kvbm, or dynamo: answer a Dynamo 1.6 KVBM leader (its handshake sizes the host and disk pools)")
+      ->check(CLI::IsMember({"kvbm", "dynamo"}))->capture_default_str();
+  command->add_option("--leader", o->leader,
+                      "Leader message endpoint (tcp://HOST:PORT; default: DYN_KVBM_LEADER_ZMQ_HOST and _PUB_PORT)");
+  command->add_option("--replies", o->replies,
+                      "Reply endpoint (default: kvbm: PORT+1; dynamo: DYN_KVBM_LEADER_ZMQ_HOST and _ACK_PORT)");
+  command->add_option("--rank", o->rank, "This worker's rank")->capture_default_str()->check(CLI::NonNegativeNumber);
+  command->add_option("--world-size", o->world_size, "Number of workers")->capture_default_str()->check(CLI::PositiveNumber);
   command->add_option("--device-blocks", o->device_blocks, "Blocks in the Device pool (0: no pool)");
-  command->add_option("--host-blocks", o->host_blocks, "Blocks in the Host pool (0: no pool)");
-  command->add_option("--disk-blocks", o->disk_blocks, "Blocks in the Disk pool (0: no pool)");
+  command->add_option("--host-blocks", o->host_blocks,
+                      "Blocks in the Host pool (0: no pool; default: DYN_KVBM_CPU_CACHE_GB, or a Dynamo leader's count)");
+  command->add_option("--disk-blocks", o->disk_blocks,
+                      "Blocks in the Disk pool (0: no pool; default: DYN_KVBM_DISK_CACHE_GB, or a Dynamo leader's count)");
   command->add_option("--device", o->device, "CUDA device ordinal of the Device pool");
   command->add_option("--host-kind", o->host_kind, "pinned or system (default: pinned when a GPU is present)")
       ->check(CLI::IsMember({"pinned", "system"}));
-  command->add_option("--disk-dir", o->disk_dir, "Directory of the Disk pool file")->check(CLI::ExistingDirectory);
+  command->add_option("--disk-dir", o->disk_dir, "Directory of the Disk pool file (default: DYN_KVBM_DISK_CACHE_DIR, "
+                      "else KVBM_DISK_DIR)")->check(CLI::ExistingDirectory);
   command->add_option("--layout", o->layout, "fc, ls-block or ls-outer")->check(CLI::IsMember({"fc", "ls-block", "ls-outer"}));
   command->add_option("--disk-layout", o->disk_layout, "Layout of the Disk pool (default: --layout)")
       ->check(CLI::IsMember({"fc", "ls-block", "ls-outer"}));
@@ -89,18 +117,44 @@ Command add_worker_command(CLI::App& app) {
   command->add_option("--page-size", o->config.page_size, "Tokens per block")->check(CLI::PositiveNumber);
   command->add_option("--inner-dim", o->config.inner_dim, "Elements per token")->check(CLI::PositiveNumber);
   command->add_option("--dtype-bytes", o->config.dtype_bytes, "Bytes per element")->check(CLI::PositiveNumber);
-  return {command, [o] {
+  return {command, [o, command] {
     if (o->rank >= o->world_size) {
       throw make_error(ErrorCode::InvalidArgument, "--rank {} is outside [0, --world-size={})", o->rank, o->world_size);
     }
+    const bool dynamo = o->protocol == "dynamo";
+    const environment::DynamoSettings deployment = environment::dynamo_settings();
+    if (command->count("--disk-dir") == 0 && !deployment.disk_cache_dir.empty()) o->disk_dir = deployment.disk_cache_dir;
+    const std::size_t block_bytes = bytes_per_block(o->config);
     const bool pinned = o->host_kind.empty() ? cuda::device_count() > 0 : o->host_kind == "pinned";
-    BlockPools pools{make_pool(*o, o->device_blocks, StorageKind::device(o->device)),
-                     make_pool(*o, o->host_blocks, pinned ? StorageKind::pinned() : StorageKind::system()),
-                     make_pool(*o, o->disk_blocks, StorageKind::disk(0))};
+    const StorageKind host_kind = pinned ? StorageKind::pinned() : StorageKind::system();
+    auto device_pool = make_pool(*o, o->device_blocks, StorageKind::device(o->device));
     auto context = std::make_shared<TransferContext>(environment::transfer_config());
-    auto handler = std::make_shared<BlockTransferHandler>(std::move(pools), context, std::make_shared<ConnectorScheduler>());
-    WorkerOptions options = environment::worker_options(
-        {.leader_endpoint = o->leader, .rank = o->rank, .world_size = o->world_size, .message_cpu = o->message_cpu});
+    auto scheduler = std::make_shared<ConnectorScheduler>();
+    const auto make_handler = [o, device_pool, context, scheduler, host_kind](std::size_t host_blocks, std::size_t disk_blocks) {
+      return std::make_shared<BlockTransferHandler>(
+          BlockPools{device_pool, make_pool(*o, host_blocks, host_kind), make_pool(*o, disk_blocks, StorageKind::disk(0))},
+          context, scheduler);
+    };
+    // Without a Dynamo leader to size them, unset pools take Dynamo's cache variables.
+    std::shared_ptr<BlockTransferHandler> handler =
+        dynamo ? make_handler(o->host_blocks.value_or(0), o->disk_blocks.value_or(0))
+               : make_handler(o->host_blocks.value_or(environment::DynamoSettings::blocks(deployment.cpu_cache_gb, block_bytes)),
+                              o->disk_blocks.value_or(environment::DynamoSettings::blocks(deployment.disk_cache_gb, block_bytes)));
+    WorkerOptions given;
+    given.leader_endpoint = o->leader.empty() ? deployment.pub_endpoint() : o->leader;
+    given.rank = o->rank;
+    given.world_size = o->world_size;
+    given.message_cpu = o->message_cpu;
+    WorkerOptions options = environment::worker_options(std::move(given));
+    options.reply_endpoint = !o->replies.empty() ? o->replies : dynamo && o->leader.empty() ? deployment.ack_endpoint() : "";
+    if (dynamo) {
+      options.dynamo = DynamoWorkerMode{
+          .device_blocks = o->device_blocks,
+          .bytes_per_block = block_bytes,
+          .make_handler = [o, make_handler](std::uint64_t host, std::uint64_t disk) {
+            return make_handler(pool_size("host", o->host_blocks, host), pool_size("disk", o->disk_blocks, disk));
+          }};
+    }
     if (o->leader_wait_ms) options.leader_wait = std::chrono::milliseconds(*o->leader_wait_ms);
     auto worker = std::make_unique<Worker>(std::move(options), handler);
     running_worker = worker.get();

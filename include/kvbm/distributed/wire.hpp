@@ -21,6 +21,10 @@ enum class BlockTransferPool { Device, Host, Disk };
 struct ConnectorRequest {
   std::string request_id;  // the inference request this load or save belongs to
   std::string uuid;        // the operation id
+  // As Dynamo's connector sends them: "Scheduled" or "Immediate" (empty: not given), and its
+  // scheduling requirement as JSON text (empty: not given). Both travel unchanged.
+  std::string request_type;
+  std::string requirement;
   bool operator==(const ConnectorRequest&) const = default;
 };
 

@@ -4,6 +4,7 @@
 // worker keeps serving after any error: nothing a leader sends ends the process.
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,6 +13,18 @@
 #include "kvbm/distributed/block_transfer_handler.hpp"
 
 namespace kvbm {
+
+// Dynamo 1.6's protocol (dynamo_protocol.hpp): the worker answers worker_metadata with these
+// figures, sizes its host and disk pools when leader_metadata comes, acks ping once they are
+// ready, and replies to Dynamo's messages with plain acks (kvbm's own messages keep kvbm's
+// replies). It never announces itself.
+struct DynamoWorkerMode {
+  std::uint64_t device_blocks = 0;    // reported in worker_metadata
+  std::uint64_t bytes_per_block = 0;  // reported in worker_metadata
+  // Called on leader_metadata, on the receive thread after the ack, with the leader's counts:
+  // returns the handler serving pools of those sizes from then on. What it throws ends run().
+  std::function<std::shared_ptr<BlockTransferHandler>(std::uint64_t host_blocks, std::uint64_t disk_blocks)> make_handler;
+};
 
 struct WorkerOptions {
   std::string leader_endpoint;  // the leader's message endpoint (tcp://HOST:PORT or ipc://PATH)
@@ -35,6 +48,8 @@ struct WorkerOptions {
   // When stopping, how long running transfers may take to finish before they are answered with
   // an error (KVBM_SHUTDOWN_DRAIN_MS).
   std::chrono::milliseconds drain_timeout = std::chrono::seconds(30);
+  std::string reply_endpoint;  // where replies go; empty: protocol::reply_endpoint(leader_endpoint)
+  std::optional<DynamoWorkerMode> dynamo;
 };
 
 class Worker {
