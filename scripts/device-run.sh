@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from a bundle made by scripts/device-bundle.sh:
-#   scripts/device-run.sh STEP...   with steps: info tests sanitize bench bench-gpu kernel-variants block-pairs ce-calls sweep disk-sweep disk-gpu multi control control-ipc control-processes phases
+#   scripts/device-run.sh STEP...   with steps: info tests sanitize bench bench-gpu kernel-variants block-pairs ce-calls sweep disk-sweep disk-gpu multi control control-ipc control-processes phases replay nccl nccl-bench
 #   (each control step with -pinned appended runs with each endpoint's message threads pinned)
 # Logs go to $OUT (when set) as well as stdout.
 set -uo pipefail
@@ -81,6 +81,8 @@ for step in "$@"; do
       kvbm bench --pairs device:disk,disk:device --sizes 256K,2M --repeat "${DISK_REPEAT:-9}" 2>/dev/null | tee "$out/disk-gpu.txt"
       kvbm bench --pairs device:disk,disk:device --sizes 256K,2M --repeat "${DISK_REPEAT:-9}" --gds 2>"$out/disk-gds.err" | tee -a "$out/disk-gpu.txt"
       grep -i "cufile\|GPUDirect" "$out/disk-gds.err" | head -3 ;;
+    nccl) KVBM_CLI=$(command -v kvbm) timeout ${TEST_TIMEOUT:-300} kvbm_nccl_tests 2>&1 | tee "$out/nccl-tests.log" | grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED|OK \]|Failure|error' ;;
+    nccl-bench) kvbm_nccl_bench "${NCCL_MIB:-256}" "${REPEAT:-5}" 2>&1 | tee "$out/nccl-bench.txt" ;;
     multi) KVBM_CLI=$(command -v kvbm) kvbm_multi_tests 2>&1 | tee "$out/multi-tests.log" | grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED|OK \]' ;;
     control|control-pinned) kvbm_control_bench 3000 tcp threads "$placement" 2>/dev/null | tee -a "$out/$step.txt" ;;
     control-ipc|control-ipc-pinned) kvbm_control_bench 3000 ipc threads "$placement" 2>/dev/null | tee -a "$out/$step.txt" ;;

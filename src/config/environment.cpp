@@ -135,6 +135,8 @@ WorkerOptions read_worker(Reader& in, WorkerOptions options) {
                                     "most block pairs in one request a worker serves");
   options.leader_wait = std::chrono::milliseconds(in.size("KVBM_LEADER_WAIT_MS", static_cast<std::size_t>(options.leader_wait.count()),
                                                           1, kMaxMs, "a worker gives up when its leader is silent this long"));
+  options.nccl_timeout = std::chrono::milliseconds(in.size("KVBM_NCCL_TIMEOUT_MS", static_cast<std::size_t>(options.nccl_timeout.count()),
+                                                         1, kMaxMs, "replicated mode: joining NCCL and each broadcast give up after this long"));
   options.drain_timeout = std::chrono::milliseconds(in.size("KVBM_SHUTDOWN_DRAIN_MS",
                                                             static_cast<std::size_t>(options.drain_timeout.count()), 0, kMaxMs,
                                                             "a stopping worker lets running transfers finish this long"));

@@ -1,9 +1,14 @@
 #include "kvbm/distributed/block_transfer_handler.hpp"
 
 #include <memory>
+#include <mutex>
 
 #include "common/logger.hpp"
 #include "common/make_error.hpp"
+#include "common/thread_pool.hpp"
+#include "distributed/replicated_broadcast.hpp"
+#include "kvbm/distributed/nccl_communicator.hpp"
+#include "platform/cuda_runtime.hpp"
 
 namespace kvbm {
 
@@ -13,14 +18,36 @@ bool is_accepted_pair(BlockTransferPool from, BlockTransferPool to) {
          (from == P::Disk && to == P::Device);
 }
 
+// Replicated mode's one thread, its staging, the status word rank 0 broadcasts before the
+// blocks (so that a failed load fails every rank instead of sending them stale bytes), and the
+// current communicator.
+class ReplicatedRunner {
+ public:
+  ReplicatedRunner(std::shared_ptr<TransferContext> context, const LayoutPtr& device)
+      : broadcast(std::move(context), device),
+        status_word(Region::allocate_device(static_cast<std::uint32_t>(device->kind().index()), kDirectIoAlignment)) {}
+
+  PackedBroadcast broadcast;
+  RegionPtr status_word;
+  std::mutex mutex;
+  std::shared_ptr<NcclCommunicator> communicator;
+  ThreadPool thread{1};  // last: destroyed first, finishing its queue while the rest is there
+};
+
 BlockTransferHandler::BlockTransferHandler(BlockPools pools, std::shared_ptr<TransferContext> context,
                                            std::shared_ptr<ConnectorScheduler> scheduler, NcclConfig nccl)
     : pools_(std::move(pools)), context_(std::move(context)), scheduler_(std::move(scheduler)),
-      mode_(nccl.enabled ? TransferMode::Replicated : TransferMode::Sharded) {
+      mode_(nccl.enabled ? TransferMode::Replicated : TransferMode::Sharded), nccl_(nccl) {
   if (!context_) throw make_error(ErrorCode::InvalidArgument, "BlockTransferHandler needs a transfer context");
   if (nccl.enabled && (nccl.world_size <= 0 || nccl.rank < 0 || nccl.rank >= nccl.world_size)) {
     throw make_error(ErrorCode::InvalidArgument, "NCCL config: rank {} is outside [0, world_size={})", nccl.rank,
                      nccl.world_size);
+  }
+  if (nccl.enabled) {
+    if (!pools_.device || !pools_.device->kind().is_device()) {
+      throw make_error(ErrorCode::InvalidArgument, "replicated mode needs a Device pool on every rank");
+    }
+    replicated_ = std::make_unique<ReplicatedRunner>(context_, pools_.device);
   }
   using P = BlockTransferPool;
   for (P from : {P::Device, P::Host, P::Disk}) {
@@ -53,26 +80,88 @@ const LayoutPtr& BlockTransferHandler::pool(BlockTransferPool which) const {
   return layout;
 }
 
-TransferHandle BlockTransferHandler::start_transfer(const BlockTransferRequest& request) {
-  if (mode_ == TransferMode::Replicated) {
-    return TransferHandle::completed(
-        make_error(ErrorCode::Unsupported, "replicated transfer mode (NCCL broadcast) is not available in this build"));
+BlockTransferHandler::~BlockTransferHandler() = default;
+
+void BlockTransferHandler::set_communicator(std::shared_ptr<NcclCommunicator> communicator) {
+  if (!replicated_) throw make_error(ErrorCode::InvalidArgument, "set_communicator: this worker is in sharded mode");
+  if (!communicator || communicator->rank() != nccl_.rank || communicator->world_size() != nccl_.world_size) {
+    throw make_error(ErrorCode::InvalidArgument, "set_communicator: not a communicator of rank {} of {}", nccl_.rank,
+                     nccl_.world_size);
   }
+  std::lock_guard lock(replicated_->mutex);
+  replicated_->communicator = std::move(communicator);
+}
+
+std::optional<Error> BlockTransferHandler::refuse(const BlockTransferRequest& request) const {
   if (!is_accepted_pair(request.from_pool, request.to_pool)) {
-    return TransferHandle::completed(make_error(ErrorCode::InvalidArgument, "invalid transfer type {} -> {}",
-                                                to_string(request.from_pool), to_string(request.to_pool)));
+    return make_error(ErrorCode::InvalidArgument, "invalid transfer type {} -> {}", to_string(request.from_pool),
+                      to_string(request.to_pool));
   }
-  if (request.blocks.empty()) {
-    return TransferHandle::completed(make_error(ErrorCode::InvalidArgument, "the request names no blocks"));
-  }
+  if (request.blocks.empty()) return make_error(ErrorCode::InvalidArgument, "the request names no blocks");
   try {
     (void)pool(request.from_pool);  // names a pool that is not configured
     (void)pool(request.to_pool);
   } catch (const Error& error) {
-    return TransferHandle::completed(error);
+    return error;
   }
   const PreparedPair& prepared = paths_[pair_index(request.from_pool, request.to_pool)];
-  if (prepared.error) return TransferHandle::completed(*prepared.error);
+  if (prepared.error) return *prepared.error;
+  return std::nullopt;
+}
+
+Status BlockTransferHandler::run_replicated(const BlockTransferRequest& request) {
+  std::shared_ptr<NcclCommunicator> communicator;
+  {
+    std::lock_guard lock(replicated_->mutex);
+    communicator = replicated_->communicator;
+  }
+  const bool loads_device = request.to_pool == BlockTransferPool::Device;
+  const bool rank0 = nccl_.rank == 0;
+  std::optional<Error> refused = refuse(request);
+  // Every rank refuses the same requests (they all see the same pools), before any collective.
+  if (refused) return *refused;
+  if (!loads_device) {
+    // Offloads and host <-> disk: rank 0's copy is the one kept.
+    if (!rank0) return Status{};
+    return paths_[pair_index(request.from_pool, request.to_pool)].path->post(request.blocks).wait();
+  }
+  if (!communicator) {
+    return make_error(ErrorCode::InvalidArgument, "rank {}: replicated mode has no NCCL communicator yet (the leader makes "
+                      "one after every rank has registered)", nccl_.rank);
+  }
+  try {
+    std::int32_t loaded = 1;
+    Status load;
+    if (rank0) {
+      load = paths_[pair_index(request.from_pool, request.to_pool)].path->post(request.blocks).wait();
+      loaded = load.ok() ? 1 : 0;
+      cuda::copy_to_device(replicated_->status_word->data(), &loaded, sizeof(loaded));
+    }
+    const std::pair<void*, std::size_t> word{replicated_->status_word->data(), sizeof(loaded)};
+    communicator->broadcast(std::span(&word, 1), 0);
+    if (!rank0) cuda::copy_to_host(&loaded, replicated_->status_word->data(), sizeof(loaded));
+    if (!loaded) {
+      return rank0 ? load : make_error(ErrorCode::Io, "rank {}: rank 0 could not load the blocks; nothing was broadcast",
+                                       nccl_.rank);
+    }
+    std::vector<std::size_t> destinations;
+    destinations.reserve(request.blocks.size());
+    for (const auto& [src, dst] : request.blocks) destinations.push_back(dst);
+    replicated_->broadcast.run(*communicator, destinations);
+    return Status{};
+  } catch (...) {
+    return current_exception_as_error(fmt::format("rank {}: replicated transfer", nccl_.rank));
+  }
+}
+
+TransferHandle BlockTransferHandler::start_transfer(const BlockTransferRequest& request) {
+  if (mode_ == TransferMode::Replicated) {
+    auto state = std::make_shared<CompletionState>(spin_budgets(context_->config().latency).handle_wait);
+    replicated_->thread.post([this, state, request] { state->complete(run_replicated(request)); });
+    return TransferHandle(state);
+  }
+  if (auto refused = refuse(request)) return TransferHandle::completed(*refused);
+  const PreparedPair& prepared = paths_[pair_index(request.from_pool, request.to_pool)];
   log().debug("sharded transfer of {} blocks {} -> {}", request.blocks.size(), to_string(request.from_pool),
               to_string(request.to_pool));
   // The path splits the request into batches run concurrently, and fails the whole with the

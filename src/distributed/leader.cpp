@@ -55,6 +55,7 @@ struct Leader::Impl {
   explicit Impl(LeaderOptions opts)
       : options(std::move(opts)),
         world_size(options.world_size),
+        replicated(options.replicated),
         context(make_message_context(options.message_cpu)),
         publisher(context, zmq::socket_type::xpub),
         puller(context, zmq::socket_type::pull) {
@@ -229,6 +230,9 @@ struct Leader::Impl {
       reject(hello.nonce, fmt::format("rank {} is outside [0, {})", outcome.rank, world_size));
     } else if (hello.world_size != world_size) {
       reject(hello.nonce, fmt::format("worker says world size {}, leader has {}", hello.world_size, world_size));
+    } else if (hello.replicated != replicated) {
+      reject(hello.nonce, fmt::format("rank {} runs in {} mode, the leader in {} mode", outcome.rank,
+                                      hello.replicated ? "replicated" : "sharded", replicated ? "replicated" : "sharded"));
     } else if (ranks.contains(outcome.rank) || rejected.contains(hello.nonce)) {
       return accept(outcome.rank, hello.nonce, answer);
     } else if (answer) {
@@ -434,6 +438,7 @@ struct Leader::Impl {
   static constexpr std::chrono::microseconds kSpin{200};
   LeaderOptions options;
   int world_size;
+  bool replicated;
   zmq::context_t context;
   zmq::socket_t publisher;
   zmq::socket_t puller;
@@ -467,7 +472,26 @@ Leader::Leader(std::string message_endpoint, int world_size, std::optional<int> 
 
 Leader::~Leader() = default;
 
-void Leader::wait_for_workers(std::chrono::milliseconds timeout) { impl_->wait_for_workers(timeout); }
+void Leader::wait_for_workers(std::chrono::milliseconds timeout) {
+  impl_->wait_for_workers(timeout);
+  if (impl_->replicated) init_replicated(timeout);
+}
+
+void Leader::init_replicated(std::chrono::milliseconds timeout) {
+  const LeaderResult id = send(protocol::kNcclId, {}, timeout);
+  id.status.throw_if_error();
+  std::string nccl_id;
+  for (const auto& outcome : id.outcomes) {
+    if (outcome.rank == 0 && !outcome.data.empty()) {
+      nccl_id = json_input::required_string(json_input::parse_object(outcome.data, "rank 0's NCCL id"), "nccl_id",
+                                            "rank 0's NCCL id", 1024);
+    }
+  }
+  if (nccl_id.empty()) throw make_error(ErrorCode::Internal, "rank 0 sent no NCCL id");
+  const LeaderResult joined = send(protocol::kNcclInit, {json_input::dump({{"nccl_id", nccl_id}})}, timeout);
+  joined.status.throw_if_error();
+  log().info("leader: every rank joined a new NCCL communicator");
+}
 
 LeaderResult Leader::send(const std::string& handler, const std::vector<std::string>& frames,
                           std::chrono::milliseconds timeout) {

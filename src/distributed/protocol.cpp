@@ -81,7 +81,7 @@ Outcome decode_outcome(std::string_view payload) {
 }
 
 std::string encode_hello(const Hello& hello) {
-  return json_input::dump({{"nonce", hello.nonce}, {"world_size", hello.world_size}});
+  return json_input::dump({{"nonce", hello.nonce}, {"world_size", hello.world_size}, {"replicated", hello.replicated}});
 }
 
 Hello decode_hello(std::string_view text) {
@@ -93,6 +93,13 @@ Hello decode_hello(std::string_view text) {
     throw make_error(ErrorCode::InvalidArgument, "hello data: world_size {} is not a positive int", world);
   }
   hello.world_size = static_cast<int>(world);
+  if (const auto* replicated = json_input::find(data, "replicated")) {
+    if (!replicated->is_boolean()) {
+      throw make_error(ErrorCode::InvalidArgument, "hello data: 'replicated' must be true or false, got {}",
+                       json_input::describe(*replicated));
+    }
+    hello.replicated = replicated->get<bool>();
+  }
   return hello;
 }
 

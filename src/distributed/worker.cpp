@@ -20,6 +20,7 @@
 #include "distributed/message_receiver.hpp"
 #include "distributed/socket_ends.hpp"
 #include "kvbm/distributed/dynamo_protocol.hpp"
+#include "kvbm/distributed/nccl_communicator.hpp"
 #include "kvbm/distributed/protocol.hpp"
 #include "kvbm/memory/region.hpp"
 #include "layout/chunk_io.hpp"
@@ -265,6 +266,23 @@ struct Worker::Impl {
     }
   }
 
+  // Replicated mode's bootstrap: rank 0 makes the id, every rank joins (on this thread: every
+  // rank is here at the same time, and nothing else can run before the communicator exists).
+  void handle_nccl(std::uint64_t id, const std::string& name, const zmq::multipart_t& message) {
+    if (!options.replicated) throw make_error(ErrorCode::InvalidArgument, "rank {} is not in replicated mode", options.rank);
+    if (name == protocol::kNcclId) {
+      reply(id, name, {}, options.rank == 0 ? json_input::dump({{"nccl_id", NcclCommunicator::new_unique_id()}}) : "");
+      return;
+    }
+    const auto data = json_input::parse_object(single_frame(message, name), "kvbm.nccl_init data");
+    const std::string nccl_id = json_input::required_string(data, "nccl_id", "kvbm.nccl_init data", 1024);
+    const auto serving = current_handler();
+    const int device = static_cast<int>(serving->pool(BlockTransferPool::Device)->kind().index());
+    serving->set_communicator(
+        std::make_shared<NcclCommunicator>(nccl_id, options.rank, options.world_size, device, options.nccl_timeout));
+    reply(id, name, {});
+  }
+
   void handle_diagnostic(std::uint64_t id, const std::string& name, const zmq::multipart_t& message) {
     if (name == protocol::kCancel) {
       const std::string uuid = handler_data::read_cancel(single_frame(message, name));
@@ -317,7 +335,7 @@ struct Worker::Impl {
       if (name == protocol::kTransferHandler) {
         handle_transfer(id, message);
       } else if (name == protocol::kHello) {
-        reply(id, name, {}, protocol::encode_hello({nonce, options.world_size}));
+        reply(id, name, {}, protocol::encode_hello({nonce, options.world_size, options.replicated}));
       } else if (name == protocol::kReject) {
         handle_reject(message);
         return rejection_status.ok();
@@ -326,6 +344,8 @@ struct Worker::Impl {
       } else if (name == protocol::kShutdown) {
         reply(id, name, {});
         return false;
+      } else if (name == protocol::kNcclId || name == protocol::kNcclInit) {
+        handle_nccl(id, name, message);
       } else if (name == protocol::kCancel || name == protocol::kFill || name == protocol::kHash) {
         handle_diagnostic(id, name, message);
       } else {
@@ -378,7 +398,7 @@ struct Worker::Impl {
     // impostor process of a rank without asking.
     // Not in Dynamo mode: Dynamo's leader would count the announcement as a reply.
     const auto announce = [&] {
-      if (!options.dynamo) reply(0, protocol::kHello, {}, protocol::encode_hello({nonce, options.world_size}));
+      if (!options.dynamo) reply(0, protocol::kHello, {}, protocol::encode_hello({nonce, options.world_size, options.replicated}));
     };
     MessageReceiver receiver(subscriber, spin_budgets(options.latency).message);
     const auto started = Clock::now();

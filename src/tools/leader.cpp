@@ -26,6 +26,7 @@ struct LeaderCliOptions {
   std::string file;
   bool shutdown = false;
   std::optional<int> message_cpu;  // unset: not pinned
+  bool replicated = false;
 };
 
 // A line is a BlockTransferRequest, or {"handler": NAME, "data": {...}} for another handler.
@@ -98,6 +99,8 @@ Command add_leader_command(CLI::App& app) {
   command->add_option("--request", o->requests, "A request as JSON (repeatable)");
   command->add_option("--file", o->file, "A file of requests, one JSON object per line")->check(CLI::ExistingFile);
   command->add_flag("--shutdown", o->shutdown, "Tell the workers to exit at the end");
+  command->add_flag("--replicated", o->replicated,
+                    "Replicated mode: only replicated workers register; they are given an NCCL communicator");
   command->add_option("--message-cpu", o->message_cpu,
                       "CPU for the reply loop and ZeroMQ I/O thread (default: not pinned)");
   return {command, [o] {
@@ -110,8 +113,12 @@ Command add_leader_command(CLI::App& app) {
     }
     if (o->protocol == "dynamo") return run_dynamo_leader(*o, lines);
     if (o->bind.empty()) o->bind = environment::dynamo_settings().pub_endpoint();
-    Leader leader(environment::leader_options(
-        {.message_endpoint = o->bind, .world_size = o->world_size, .message_cpu = o->message_cpu}));
+    LeaderOptions given;
+    given.message_endpoint = o->bind;
+    given.world_size = o->world_size;
+    given.message_cpu = o->message_cpu;
+    given.replicated = o->replicated;
+    Leader leader(environment::leader_options(std::move(given)));
     leader.wait_for_workers(std::chrono::milliseconds(o->register_timeout_ms));
     bool all_ok = true;
     for (std::size_t i = 0; i < lines.size(); ++i) {

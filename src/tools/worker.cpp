@@ -17,6 +17,8 @@ namespace {
 
 struct WorkerCliOptions {
   std::string protocol = "kvbm";
+  bool replicated = false;
+  std::optional<std::size_t> nccl_timeout_ms;  // unset: KVBM_NCCL_TIMEOUT_MS
   std::string leader;   // empty: Dynamo's DYN_KVBM_LEADER_ZMQ_HOST and _PUB_PORT
   std::string replies;  // empty: kvbm: the leader's port + 1; Dynamo: DYN_KVBM_LEADER_ZMQ_ACK_PORT
   int rank = 0;
@@ -92,6 +94,11 @@ Command add_worker_command(CLI::App& app) {
                       "Leader message endpoint (tcp://HOST:PORT; default: DYN_KVBM_LEADER_ZMQ_HOST and _PUB_PORT)");
   command->add_option("--replies", o->replies,
                       "Reply endpoint (default: kvbm: PORT+1; dynamo: DYN_KVBM_LEADER_ZMQ_HOST and _ACK_PORT)");
+  command->add_flag("--replicated", o->replicated,
+                    "Replicated mode: rank 0 loads, NCCL broadcasts to every rank's device pool (needs --device-blocks)");
+  command->add_option("--nccl-timeout-ms", o->nccl_timeout_ms,
+                      "Replicated mode: joining NCCL and each broadcast give up after this long (default: KVBM_NCCL_TIMEOUT_MS)")
+      ->check(CLI::PositiveNumber);
   command->add_option("--rank", o->rank, "This worker's rank")->capture_default_str()->check(CLI::NonNegativeNumber);
   command->add_option("--world-size", o->world_size, "Number of workers")->capture_default_str()->check(CLI::PositiveNumber);
   command->add_option("--device-blocks", o->device_blocks, "Blocks in the Device pool (0: no pool)");
@@ -130,10 +137,12 @@ Command add_worker_command(CLI::App& app) {
     auto device_pool = make_pool(*o, o->device_blocks, StorageKind::device(o->device));
     auto context = std::make_shared<TransferContext>(environment::transfer_config());
     auto scheduler = std::make_shared<ConnectorScheduler>();
-    const auto make_handler = [o, device_pool, context, scheduler, host_kind](std::size_t host_blocks, std::size_t disk_blocks) {
+    const NcclConfig nccl = o->replicated ? NcclConfig{true, o->rank, o->world_size} : NcclConfig::disabled();
+    const auto make_handler = [o, device_pool, context, scheduler, host_kind, nccl](std::size_t host_blocks,
+                                                                                   std::size_t disk_blocks) {
       return std::make_shared<BlockTransferHandler>(
           BlockPools{device_pool, make_pool(*o, host_blocks, host_kind), make_pool(*o, disk_blocks, StorageKind::disk(0))},
-          context, scheduler);
+          context, scheduler, nccl);
     };
     // Without a Dynamo leader to size them, unset pools take Dynamo's cache variables.
     std::shared_ptr<BlockTransferHandler> handler =
@@ -156,6 +165,8 @@ Command add_worker_command(CLI::App& app) {
           }};
     }
     if (o->leader_wait_ms) options.leader_wait = std::chrono::milliseconds(*o->leader_wait_ms);
+    options.replicated = o->replicated;
+    if (o->nccl_timeout_ms) options.nccl_timeout = std::chrono::milliseconds(*o->nccl_timeout_ms);
     auto worker = std::make_unique<Worker>(std::move(options), handler);
     running_worker = worker.get();
     stop_on_signals();

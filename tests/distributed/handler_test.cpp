@@ -72,13 +72,16 @@ TEST_F(Handler, ErrorsInsteadOfPanics) {
   EXPECT_TRUE(run({P::Host, P::Disk, {{0, 0}}, std::nullopt}).ok());
 }
 
-TEST_F(Handler, ReplicatedModeIsAClearError) {
-  BlockTransferHandler replicated{{nullptr, host, disk}, context, scheduler, NcclConfig{true, 0, 2}};
-  EXPECT_EQ(replicated.transfer_mode(), TransferMode::Replicated);
-  expect_error(outcome_of([&] { replicated.execute({P::Host, P::Disk, {{0, 0}}, std::nullopt}); }), ErrorCode::Unsupported,
-               "replicated");
-  EXPECT_THROW((BlockTransferHandler{{nullptr, host, disk}, context, scheduler, NcclConfig{true, 2, 2}}), Error);
+TEST_F(Handler, ReplicatedModeChecksItsConfig) {
+  // Replicated mode broadcasts into device pools: a rank without one is refused at once.
+  expect_error(outcome_of([&] { BlockTransferHandler{{nullptr, host, disk}, context, scheduler, NcclConfig{true, 0, 2}}; }),
+               ErrorCode::InvalidArgument, "needs a Device pool");
+  expect_error(outcome_of([&] { BlockTransferHandler{{nullptr, host, disk}, context, scheduler, NcclConfig{true, 2, 2}}; }),
+               ErrorCode::InvalidArgument, "rank 2 is outside [0, world_size=2)");
+  expect_error(outcome_of([&] { BlockTransferHandler{{nullptr, host, disk}, context, scheduler, NcclConfig{true, 0, 0}}; }),
+               ErrorCode::InvalidArgument, "world_size=0");
   EXPECT_EQ(handler.transfer_mode(), TransferMode::Sharded);
+  expect_error(outcome_of([&] { handler.set_communicator(nullptr); }), ErrorCode::InvalidArgument, "sharded mode");
 }
 
 TEST_F(Handler, ConnectorOperationsAreScheduledCompletedOrCancelled) {

@@ -17,13 +17,17 @@ namespace kvbm {
 
 enum class TransferMode { Sharded, Replicated };
 
-// Replicated mode: rank 0 loads and NCCL broadcasts to every GPU. Disabled = sharded.
+// Replicated mode: rank 0 loads and NCCL broadcasts to every GPU. Disabled = sharded. The
+// communicator comes later (set_communicator), once the leader has handed every rank its id.
 struct NcclConfig {
   bool enabled = false;
   int rank = 0;
   int world_size = 1;
   [[nodiscard]] static NcclConfig disabled() { return {}; }
 };
+
+class NcclCommunicator;
+class ReplicatedRunner;
 
 struct BlockPools {
   LayoutPtr device;
@@ -36,7 +40,15 @@ class BlockTransferHandler {
   BlockTransferHandler(BlockPools pools, std::shared_ptr<TransferContext> context,
                        std::shared_ptr<ConnectorScheduler> scheduler, NcclConfig nccl = NcclConfig::disabled());
 
+  ~BlockTransferHandler();
+  BlockTransferHandler(const BlockTransferHandler&) = delete;
+  BlockTransferHandler& operator=(const BlockTransferHandler&) = delete;
+
   [[nodiscard]] TransferMode transfer_mode() const { return mode_; }
+  // Replicated mode: the communicator the broadcasts go through from now on (a new one after
+  // the old one was aborted). InvalidArgument in sharded mode or for a communicator of another
+  // rank or world size.
+  void set_communicator(std::shared_ptr<NcclCommunicator> communicator);
   [[nodiscard]] const BlockPools& pools() const { return pools_; }
   [[nodiscard]] ConnectorScheduler* scheduler() const { return scheduler_.get(); }
 
@@ -53,6 +65,10 @@ class BlockTransferHandler {
   [[nodiscard]] const LayoutPtr* which_pool(BlockTransferPool which) const;
   // The transfer itself, or an error handle when the request is not one this worker can run.
   [[nodiscard]] TransferHandle start_transfer(const BlockTransferRequest& request);
+  // Why this worker cannot run `request` (pair, pools, blocks), or nullopt.
+  [[nodiscard]] std::optional<Error> refuse(const BlockTransferRequest& request) const;
+  // Replicated mode, on the runner's thread: rank 0 loads, then every rank joins the broadcast.
+  [[nodiscard]] Status run_replicated(const BlockTransferRequest& request);
 
   // The path of each accepted pair whose pools exist, prepared at construction, or why it
   // could not be.
@@ -67,6 +83,10 @@ class BlockTransferHandler {
   std::array<PreparedPair, 9> paths_;  // by pair_index
   std::shared_ptr<ConnectorScheduler> scheduler_;
   TransferMode mode_;
+  NcclConfig nccl_;
+  // Replicated mode: runs requests one at a time in arrival order, so that every rank enters
+  // each broadcast in the same order.
+  std::unique_ptr<ReplicatedRunner> replicated_;
 };
 
 // The pool pairs the seed accepts: Device->Host, Device->Disk, Host->Device, Host->Disk, Disk->Device.

@@ -48,6 +48,9 @@ struct LeaderOptions {
   std::size_t max_message_bytes = std::size_t{16} << 20;
   // How long the registered process of a rank has to answer once another claims its rank.
   std::chrono::milliseconds liveness_probe = std::chrono::seconds(1);
+  // Replicated mode: only workers in replicated mode register, and once all have,
+  // wait_for_workers() has them make their NCCL communicator (init_replicated).
+  bool replicated = false;
 };
 
 class Leader {
@@ -75,6 +78,10 @@ class Leader {
   [[nodiscard]] std::future<LeaderResult> send_async(const std::string& handler, const std::vector<std::string>& frames,
                                                      std::chrono::milliseconds timeout);
   [[nodiscard]] LeaderResult transfer(const BlockTransferRequest& request, std::chrono::milliseconds timeout);
+  // Replicated mode: asks rank 0 for a new NCCL id and has every rank join that communicator.
+  // Also how the workers recover after a broadcast timed out (their communicator aborted):
+  // once every rank is registered again, call it. Throws the ranks' errors, or Timeout.
+  void init_replicated(std::chrono::milliseconds timeout);
   [[nodiscard]] LeaderResult cancel(const std::string& uuid, std::chrono::milliseconds timeout);
 
   // Ranks whose process was replaced since registration (or the last acknowledge_restart).

@@ -21,6 +21,8 @@ inline constexpr const char* kPing = "kvbm.ping";           // no-op: the contro
 inline constexpr const char* kFill = "kvbm.fill";           // {"pool","blocks","seed"}: random bytes into blocks
 inline constexpr const char* kHash = "kvbm.hash";           // {"pool","blocks"}: XXH3 of each block
 inline constexpr const char* kShutdown = "kvbm.shutdown";   // the worker exits after acknowledging
+inline constexpr const char* kNcclId = "kvbm.nccl_id";      // replicated mode: rank 0 answers {"nccl_id": a new id}
+inline constexpr const char* kNcclInit = "kvbm.nccl_init";  // {"nccl_id"}: every rank joins that communicator
 
 [[nodiscard]] std::string encode_id(std::uint64_t id);
 // Throws InvalidArgument unless the frame is exactly 8 bytes.
@@ -41,10 +43,11 @@ struct Outcome {
 // unknown error code reads as Internal; a missing message as "(no message)".
 [[nodiscard]] Outcome decode_outcome(std::string_view payload);
 
-// A worker's handshake data, {"nonce":N,"world_size":W}, as an Outcome's data.
+// A worker's handshake data, {"nonce":N,"world_size":W,"replicated":B}, as an Outcome's data.
 struct Hello {
   std::uint64_t nonce = 0;
   int world_size = 0;
+  bool replicated = false;  // the worker runs in replicated mode ("replicated": true; absent: false)
 };
 [[nodiscard]] std::string encode_hello(const Hello& hello);
 // Throws InvalidArgument naming what is wrong with `data`.

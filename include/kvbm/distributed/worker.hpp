@@ -50,6 +50,11 @@ struct WorkerOptions {
   std::chrono::milliseconds drain_timeout = std::chrono::seconds(30);
   std::string reply_endpoint;  // where replies go; empty: protocol::reply_endpoint(leader_endpoint)
   std::optional<DynamoWorkerMode> dynamo;
+  // Replicated mode (the handler's NcclConfig says so too): the worker says so in its hello and
+  // makes its NCCL communicator when the leader sends kvbm.nccl_init. Joining it and every
+  // broadcast give up after nccl_timeout (KVBM_NCCL_TIMEOUT_MS), aborting the communicator.
+  bool replicated = false;
+  std::chrono::milliseconds nccl_timeout = std::chrono::seconds(30);
 };
 
 class Worker {

@@ -1,0 +1,96 @@
+// Replicated mode's broadcast on two GPUs, one thread and communicator per GPU: for each block
+// size, the same bytes in scattered blocks of a device layout moved three ways, in the same run:
+//   contiguous: one ncclBroadcast of all the bytes (the ceiling)
+//   packed:     kvbm's PackedBroadcast (pack into staging, large broadcasts, unpack)
+//   per-block:  the seed's way, one ncclBroadcast per block inside one NCCL group
+// Usage: kvbm_nccl_bench [TOTAL_MIB=256] [REPEAT=5]; prints GB/s (median) and the ratio to contiguous.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <barrier>
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include "distributed/replicated_broadcast.hpp"
+#include "kvbm/distributed/nccl_communicator.hpp"
+#include "platform/cuda_runtime.hpp"
+
+using namespace kvbm;
+using Clock = std::chrono::steady_clock;
+
+int main(int argc, char** argv) try {
+  const std::size_t total = (argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 256) << 20;
+  const int repeat = argc > 2 ? std::atoi(argv[2]) : 5;
+  std::string reason;
+  if (cuda::device_count() < 2 || !NcclCommunicator::available(reason)) {
+    std::cerr << "kvbm_nccl_bench needs two GPUs and NCCL: " << (reason.empty() ? "one GPU" : reason) << "\n";
+    return 2;
+  }
+  const std::string id = NcclCommunicator::new_unique_id();
+  auto context = std::make_shared<TransferContext>();
+  std::barrier sync(2);
+  std::cout << fmt::format("kvbm_nccl_bench: 2 GPUs, {} MiB per case, median of {}\n", total >> 20, repeat);
+  std::cout << fmt::format("{:>7} {:>8} {:>14} {:>10} {:>6} {:>14} {:>6}\n", "block", "blocks", "contiguous GB/s",
+                           "packed", "ratio", "per-block", "ratio");
+  const auto rank_main = [&](int rank, std::vector<std::string>* lines) {
+    NcclCommunicator communicator(id, rank, 2, rank, std::chrono::seconds(120));
+    for (std::size_t block : {std::size_t{4} << 10, std::size_t{32} << 10, std::size_t{256} << 10, std::size_t{2} << 20}) {
+      const std::size_t count = total / block;
+      // Twice the blocks, moving every other one in shuffled order: scattered, as a real request is.
+      const LayoutConfig config{.num_blocks = 2 * count, .num_layers = 1, .outer_dim = 1, .page_size = 1, .inner_dim = block,
+                                .dtype_bytes = 1};
+      auto pool = Layout::allocate(config, StorageKind::device(static_cast<std::uint32_t>(rank)), LayoutForm::FullyContiguous);
+      auto flat = Layout::allocate(LayoutConfig{.num_blocks = count, .num_layers = 1, .outer_dim = 1, .page_size = 1,
+                                                .inner_dim = block, .dtype_bytes = 1},
+                                   StorageKind::device(static_cast<std::uint32_t>(rank)), LayoutForm::FullyContiguous);
+      std::vector<std::size_t> blocks(count);
+      for (std::size_t i = 0; i < count; ++i) blocks[i] = 2 * i;
+      std::shuffle(blocks.begin(), blocks.end(), std::mt19937_64(block));
+      std::vector<std::pair<void*, std::size_t>> per_block;
+      for (std::size_t b : blocks) {
+        const ChunkLocation at = pool->locate(b, 0, 0);
+        per_block.emplace_back(at.region->data() + at.offset, block);
+      }
+      // The seed's groups, at most 4096 broadcasts each (NCCL's group holds them all until its end).
+      const auto per_block_groups = [&] {
+        for (std::size_t first = 0; first < per_block.size(); first += 4096) {
+          communicator.broadcast(std::span(per_block).subspan(first, std::min<std::size_t>(4096, per_block.size() - first)), 0);
+        }
+      };
+      const auto whole = contiguous_blocks(*flat, count);
+      PackedBroadcast packed(context, pool);
+      std::array<std::vector<double>, 3> times;
+      for (int run = -1; run < repeat; ++run) {  // run -1 warms up
+        for (int way = 0; way < 3; ++way) {
+          sync.arrive_and_wait();
+          const auto start = Clock::now();
+          if (way == 0) communicator.broadcast(std::span(&whole, 1), 0);
+          if (way == 1) packed.run(communicator, blocks);
+          if (way == 2) per_block_groups();
+          sync.arrive_and_wait();
+          if (run >= 0) times[way].push_back(std::chrono::duration<double>(Clock::now() - start).count());
+        }
+      }
+      if (rank != 0) continue;
+      std::array<double, 3> gbps{};
+      for (int way = 0; way < 3; ++way) {
+        std::sort(times[way].begin(), times[way].end());
+        gbps[way] = static_cast<double>(count * block) / times[way][times[way].size() / 2] / 1e9;
+      }
+      lines->push_back(fmt::format("{:>6}K {:>8} {:>14.1f} {:>10.1f} {:>6.2f} {:>14.1f} {:>6.2f}", block >> 10, count, gbps[0],
+                                   gbps[1], gbps[1] / gbps[0], gbps[2], gbps[2] / gbps[0]));
+    }
+  };
+  std::vector<std::string> lines;
+  std::thread other([&] { rank_main(1, nullptr); });
+  rank_main(0, &lines);
+  other.join();
+  for (const auto& line : lines) std::cout << line << "\n";
+  return 0;
+} catch (const std::exception& error) {
+  std::cerr << "kvbm_nccl_bench: " << error.what() << "\n";
+  return 1;
+}

@@ -1,0 +1,45 @@
+#pragma once
+// One rank's NCCL communicator for replicated mode, with every wait bounded: a rank that dies
+// or stalls makes the others fail with Timeout (and abort the communicator) instead of hanging.
+// NCCL is loaded at run time; without it (or without CUDA) every call is Unsupported.
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+
+namespace kvbm {
+
+class NcclCommunicator {
+ public:
+  // Whether NCCL and a CUDA device can be used here; `reason` says why not.
+  [[nodiscard]] static bool available(std::string& reason);
+  // A new communicator's id (ncclGetUniqueId) as hex text, for the others to join with.
+  [[nodiscard]] static std::string new_unique_id();
+
+  // Joins the communicator `unique_id` as `rank` of `world_size` on CUDA device `device`.
+  // Returns once every rank has joined. Throws InvalidArgument for a malformed id or rank,
+  // Timeout when the others did not join within `timeout`, Unsupported without NCCL.
+  NcclCommunicator(const std::string& unique_id, int rank, int world_size, int device, std::chrono::milliseconds timeout);
+  ~NcclCommunicator();
+  NcclCommunicator(const NcclCommunicator&) = delete;
+  NcclCommunicator& operator=(const NcclCommunicator&) = delete;
+
+  // Broadcasts each (device address, bytes) from rank `root` to every rank's same buffer, all
+  // in one NCCL group, and waits for the end. Every rank calls it with buffers of the same
+  // sizes, in the same order. Throws Timeout after the timeout given at construction (the
+  // communicator is then aborted and every later call fails), Internal naming NCCL's error.
+  void broadcast(std::span<const std::pair<void*, std::size_t>> buffers, int root);
+
+  [[nodiscard]] int rank() const;
+  [[nodiscard]] int world_size() const;
+  [[nodiscard]] int device() const;
+  [[nodiscard]] bool aborted() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kvbm
