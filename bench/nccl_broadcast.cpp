@@ -30,7 +30,6 @@ int main(int argc, char** argv) try {
     return 2;
   }
   const std::string id = NcclCommunicator::new_unique_id();
-  auto context = std::make_shared<TransferContext>();
   std::barrier sync(2);
   std::cout << fmt::format("kvbm_nccl_bench: 2 GPUs, {} MiB per case, median of {}\n", total >> 20, repeat);
   std::cout << fmt::format("{:>7} {:>8} {:>14} {:>10} {:>6} {:>14} {:>6}\n", "block", "blocks", "contiguous GB/s",
@@ -61,7 +60,7 @@ int main(int argc, char** argv) try {
         }
       };
       const auto whole = contiguous_blocks(*flat, count);
-      PackedBroadcast packed(context, pool);
+      PackedBroadcast packed(pool);
       std::array<std::vector<double>, 3> times;
       for (int run = -1; run < repeat; ++run) {  // run -1 warms up
         for (int way = 0; way < 3; ++way) {

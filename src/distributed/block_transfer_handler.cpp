@@ -23,8 +23,8 @@ bool is_accepted_pair(BlockTransferPool from, BlockTransferPool to) {
 // current communicator.
 class ReplicatedRunner {
  public:
-  ReplicatedRunner(std::shared_ptr<TransferContext> context, const LayoutPtr& device)
-      : broadcast(std::move(context), device),
+  explicit ReplicatedRunner(const LayoutPtr& device)
+      : broadcast(device),
         status_word(Region::allocate_device(static_cast<std::uint32_t>(device->kind().index()), kDirectIoAlignment)) {}
 
   PackedBroadcast broadcast;
@@ -47,7 +47,7 @@ BlockTransferHandler::BlockTransferHandler(BlockPools pools, std::shared_ptr<Tra
     if (!pools_.device || !pools_.device->kind().is_device()) {
       throw make_error(ErrorCode::InvalidArgument, "replicated mode needs a Device pool on every rank");
     }
-    replicated_ = std::make_unique<ReplicatedRunner>(context_, pools_.device);
+    replicated_ = std::make_unique<ReplicatedRunner>(pools_.device);
   }
   using P = BlockTransferPool;
   for (P from : {P::Device, P::Host, P::Disk}) {

@@ -142,7 +142,7 @@ NcclCommunicator::NcclCommunicator(const std::string& unique_id, int rank, int w
 
 NcclCommunicator::~NcclCommunicator() = default;
 
-void NcclCommunicator::broadcast(std::span<const std::pair<void*, std::size_t>> buffers, int root) {
+void NcclCommunicator::enqueue_broadcast(std::span<const std::pair<void*, std::size_t>> buffers, int root, void* after) {
   Impl& s = *impl_;
   if (s.aborted) {
     throw make_error(ErrorCode::Internal, "rank {}: the NCCL communicator was aborted; the leader must initialise a new one",
@@ -151,18 +151,22 @@ void NcclCommunicator::broadcast(std::span<const std::pair<void*, std::size_t>> 
   if (root < 0 || root >= s.world_size) {
     throw make_error(ErrorCode::InvalidArgument, "broadcast root {} is outside [0, {})", root, s.world_size);
   }
-  const auto deadline = Clock::now() + s.timeout;
   cuda::DeviceGuard guard(s.device);
+  if (after) cuda::check(cudaStreamWaitEvent(s.stream, static_cast<cudaEvent_t>(after), 0), "cudaStreamWaitEvent (NCCL)");
   s.check(s.nccl.group_start(), "ncclGroupStart");
   for (const auto& [address, bytes] : buffers) {
     s.check(s.nccl.broadcast(address, address, bytes, ncclUint8, root, s.comm, s.stream), "ncclBroadcast");
   }
   s.check(s.nccl.group_end(), "ncclGroupEnd");
-  s.settle(deadline, "enqueueing the broadcast");
-  cuda::check(cudaEventRecord(s.done, s.stream), "cudaEventRecord (NCCL)");
+  s.settle(Clock::now() + s.timeout, "enqueueing the broadcast");
+}
+
+void NcclCommunicator::wait_event(void* event) {
+  Impl& s = *impl_;
+  const auto deadline = Clock::now() + s.timeout;
   for (;;) {
-    const cudaError_t state = cudaEventQuery(s.done);
-    if (state == cudaSuccess) break;
+    const cudaError_t state = cudaEventQuery(static_cast<cudaEvent_t>(event));
+    if (state == cudaSuccess) return;
     if (state != cudaErrorNotReady) cuda::check(state, "the broadcast's stream");
     s.settle(deadline, "the broadcast");  // NCCL's own errors, and the deadline
     if (Clock::now() >= deadline) {
@@ -172,6 +176,20 @@ void NcclCommunicator::broadcast(std::span<const std::pair<void*, std::size_t>> 
     std::this_thread::yield();
   }
 }
+
+void NcclCommunicator::synchronize() {
+  Impl& s = *impl_;
+  cuda::DeviceGuard guard(s.device);
+  cuda::check(cudaEventRecord(s.done, s.stream), "cudaEventRecord (NCCL)");
+  wait_event(s.done);
+}
+
+void NcclCommunicator::broadcast(std::span<const std::pair<void*, std::size_t>> buffers, int root) {
+  enqueue_broadcast(buffers, root);
+  synchronize();
+}
+
+void* NcclCommunicator::stream() const { return impl_->stream; }
 
 int NcclCommunicator::rank() const { return impl_->rank; }
 int NcclCommunicator::world_size() const { return impl_->world_size; }

@@ -27,6 +27,13 @@ void NcclCommunicator::broadcast(std::span<const std::pair<void*, std::size_t>>,
   throw make_error(ErrorCode::Unsupported, "replicated mode: {}", kWhy);
 }
 
+void NcclCommunicator::enqueue_broadcast(std::span<const std::pair<void*, std::size_t>>, int, void*) {
+  throw make_error(ErrorCode::Unsupported, "replicated mode: {}", kWhy);
+}
+void* NcclCommunicator::stream() const { return nullptr; }
+void NcclCommunicator::synchronize() { throw make_error(ErrorCode::Unsupported, "replicated mode: {}", kWhy); }
+void NcclCommunicator::wait_event(void*) { throw make_error(ErrorCode::Unsupported, "replicated mode: {}", kWhy); }
+
 int NcclCommunicator::rank() const { return 0; }
 int NcclCommunicator::world_size() const { return 0; }
 int NcclCommunicator::device() const { return 0; }

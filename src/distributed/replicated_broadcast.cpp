@@ -3,7 +3,12 @@
 #include <algorithm>
 #include <optional>
 
+#include <cuda_runtime_api.h>
+
 #include "common/make_error.hpp"
+#include "platform/cuda_check.hpp"
+#include "platform/cuda_runtime.hpp"
+#include "transfer/backends/cuda/copy_kernel.hpp"
 
 namespace kvbm {
 namespace {
@@ -21,8 +26,7 @@ std::pair<void*, std::size_t> contiguous_blocks(const Layout& layout, std::size_
   return {first.region->data() + first.offset, last.offset + last.bytes - first.offset};
 }
 
-PackedBroadcast::PackedBroadcast(std::shared_ptr<TransferContext> context, LayoutPtr pool, std::size_t staging_bytes)
-    : context_(std::move(context)), pool_(std::move(pool)) {
+PackedBroadcast::PackedBroadcast(LayoutPtr pool, std::size_t staging_bytes) : pool_(std::move(pool)) {
   if (!pool_ || !pool_->kind().is_device()) {
     throw make_error(ErrorCode::InvalidArgument, "replicated mode needs a device pool to broadcast into");
   }
@@ -30,59 +34,113 @@ PackedBroadcast::PackedBroadcast(std::shared_ptr<TransferContext> context, Layou
   piece_blocks_ = std::min(piece_blocks_, pool_->config().num_blocks);
 }
 
+PackedBroadcast::~PackedBroadcast() = default;
+
+// A stream for the copies, an event per staging half for "its copy is done" and "its broadcast
+// is done", and per half a list of copy descriptors in pinned host memory, which the kernel
+// reads where it is (UVA).
+struct PackedBroadcast::Gpu {
+  static constexpr int kCtas = 32;  // of 132 on an H200: NCCL keeps SMs of its own
+  static constexpr int kThreads = 1024;
+
+  Gpu(int device, std::size_t descriptors) : device(device), capacity(descriptors) {
+    cuda::DeviceGuard guard(device);
+    cuda::check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags (packing)");
+    for (int h = 0; h < 2; ++h) {
+      cuda::check(cudaEventCreateWithFlags(&copied[h], cudaEventDisableTiming), "cudaEventCreate (packing)");
+      cuda::check(cudaEventCreateWithFlags(&sent[h], cudaEventDisableTiming), "cudaEventCreate (packing)");
+      lists[h] = static_cast<cuda::CopyDescriptor*>(cuda::host_alloc(capacity * sizeof(cuda::CopyDescriptor)));
+    }
+  }
+  ~Gpu() {
+    cudaStreamSynchronize(stream);  // nothing may still read the lists
+    for (int h = 0; h < 2; ++h) {
+      cuda::host_free(lists[h]);
+      cudaEventDestroy(copied[h]);
+      cudaEventDestroy(sent[h]);
+    }
+    cudaStreamDestroy(stream);
+  }
+
+  int device;
+  std::size_t capacity;
+  cudaStream_t stream = nullptr;
+  std::array<cudaEvent_t, 2> copied{};
+  std::array<cudaEvent_t, 2> sent{};
+  std::array<cuda::CopyDescriptor*, 2> lists{};
+};
+
 void PackedBroadcast::run(NcclCommunicator& communicator, std::span<const std::size_t> blocks) {
   if (blocks.empty()) return;
+  const LayoutConfig& shape = pool_->config();
   for (auto& staging : staging_) {
     if (staging) continue;
-    LayoutConfig config = pool_->config();
+    LayoutConfig config = shape;
     config.num_blocks = piece_blocks_;
     staging = Layout::allocate(config, pool_->kind(), LayoutForm::FullyContiguous);
   }
+  for (std::size_t block : blocks) {
+    if (block >= shape.num_blocks) {
+      throw make_error(ErrorCode::OutOfRange, "broadcast block {} is not an index below {}", block, shape.num_blocks);
+    }
+  }
+  const std::size_t per_block = shape.num_layers * shape.outer_dim * cuda::descriptors_per_chunk(pool_->chunk_bytes());
+  if (!gpu_) gpu_ = std::make_unique<Gpu>(static_cast<int>(pool_->kind().index()), piece_blocks_ * per_block);
+  Gpu& gpu = *gpu_;
+  cuda::DeviceGuard guard(gpu.device);
+
   const bool sender = communicator.rank() == 0;
   const std::size_t pieces = (blocks.size() + piece_blocks_ - 1) / piece_blocks_;
-  const auto pairs_of = [&](std::size_t piece, bool pack) {
-    std::vector<BlockPair> pairs;
+  // Writes half `h`'s list for `piece` (pool -> staging when packing, else back) and launches it.
+  const auto copy = [&](std::size_t piece, int h, bool pack) {
     const std::size_t first = piece * piece_blocks_;
     const std::size_t count = std::min(piece_blocks_, blocks.size() - first);
+    cuda::CopyDescriptor* next = gpu.lists[h];
     for (std::size_t i = 0; i < count; ++i) {
-      pairs.emplace_back(pack ? blocks[first + i] : i, pack ? i : blocks[first + i]);
+      for (std::size_t layer = 0; layer < shape.num_layers; ++layer) {
+        for (std::size_t outer = 0; outer < shape.outer_dim; ++outer) {
+          const ChunkLocation in_pool = pool_->locate_unchecked(blocks[first + i], layer, outer);
+          const ChunkLocation in_staging = staging_[h]->locate_unchecked(i, layer, outer);
+          std::byte* pool_address = in_pool.region->data() + in_pool.offset;
+          std::byte* staging_address = in_staging.region->data() + in_staging.offset;
+          for (std::size_t at = 0; at < in_pool.bytes; at += cuda::kMaxDescriptorBytes) {
+            const std::size_t bytes = std::min<std::size_t>(cuda::kMaxDescriptorBytes, in_pool.bytes - at);
+            *next++ = pack ? cuda::CopyDescriptor{pool_address + at, staging_address + at, bytes}
+                           : cuda::CopyDescriptor{staging_address + at, pool_address + at, bytes};
+          }
+        }
+      }
     }
-    return pairs;
+    const auto descriptors = static_cast<std::uint32_t>(next - gpu.lists[h]);
+    cuda::check(cuda::launch_copy_kernel(gpu.lists[h], descriptors, Gpu::kCtas, Gpu::kThreads, gpu.stream),
+                "copy kernel launch (broadcast staging)");
+    cuda::check(cudaEventRecord(gpu.copied[h], gpu.stream), "cudaEventRecord (packing)");
   };
   const auto piece_span = [&](std::size_t piece) {
-    const std::size_t count = std::min(piece_blocks_, blocks.size() - piece * piece_blocks_);
-    return contiguous_blocks(*staging_[piece % 2], count);
+    return contiguous_blocks(*staging_[piece % 2], std::min(piece_blocks_, blocks.size() - piece * piece_blocks_));
   };
-  // Each staging half is reused two pieces later: its copy (pack or unpack) must be done by then.
-  std::array<std::optional<TransferHandle>, 2> copying;
-  const auto finish = [&](std::size_t half) {
-    if (!copying[half]) return;
-    const Status status = copying[half]->wait();
-    copying[half].reset();
-    status.throw_if_error();
-  };
-  if (sender) {
-    copying[0] = context_->transfer(pool_, staging_[0], pairs_of(0, true));
-    for (std::size_t piece = 0; piece < pieces; ++piece) {
-      finish(piece % 2);  // this piece is packed
-      if (piece + 1 < pieces) {
-        copying[(piece + 1) % 2] = context_->transfer(pool_, staging_[(piece + 1) % 2], pairs_of(piece + 1, true));
-      }
-      const auto span = piece_span(piece);
-      communicator.broadcast(std::span(&span, 1), 0);
-    }
-    finish(0);
-    finish(1);
-    return;
-  }
+  const auto comm_stream = static_cast<cudaStream_t>(communicator.stream());
   for (std::size_t piece = 0; piece < pieces; ++piece) {
-    finish(piece % 2);  // the half's previous piece is unpacked
-    const auto span = piece_span(piece);
-    communicator.broadcast(std::span(&span, 1), 0);
-    copying[piece % 2] = context_->transfer(staging_[piece % 2], pool_, pairs_of(piece, false));
+    const int h = static_cast<int>(piece % 2);
+    if (sender) {
+      // The half's previous broadcast has read its staging (and its list is free again).
+      if (piece >= 2) communicator.wait_event(gpu.sent[h]);
+      copy(piece, h, true);
+      const auto span = piece_span(piece);
+      communicator.enqueue_broadcast(std::span(&span, 1), 0, gpu.copied[h]);
+      cuda::check(cudaEventRecord(gpu.sent[h], comm_stream), "cudaEventRecord (broadcast)");
+    } else {
+      // The half's previous piece has been unpacked (its staging and list are free again).
+      if (piece >= 2) communicator.wait_event(gpu.copied[h]);
+      const auto span = piece_span(piece);
+      communicator.enqueue_broadcast(std::span(&span, 1), 0);
+      cuda::check(cudaEventRecord(gpu.sent[h], comm_stream), "cudaEventRecord (broadcast)");
+      cuda::check(cudaStreamWaitEvent(gpu.stream, gpu.sent[h], 0), "cudaStreamWaitEvent (unpacking)");
+      copy(piece, h, false);
+    }
   }
-  finish(0);
-  finish(1);
+  communicator.synchronize();
+  for (int h = 0; h < 2; ++h) communicator.wait_event(gpu.copied[h]);
 }
 
 }  // namespace kvbm

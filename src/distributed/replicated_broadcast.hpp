@@ -1,16 +1,17 @@
 #pragma once
 // Replicated mode's collective: the device blocks rank 0 loaded are broadcast to the same
 // blocks of every rank. One broadcast per block (the seed's way) is latency-bound for small
-// blocks, so the blocks are packed into a contiguous device staging buffer (a copy through the
-// transfer context), broadcast in a few large pieces, and unpacked on the other ranks. Two
-// staging halves alternate, so packing or unpacking one piece overlaps broadcasting the next.
+// blocks, so the blocks are packed into a contiguous device staging buffer by the copy kernel,
+// broadcast in a few large pieces, and unpacked on the other ranks, all ordered on the GPU by
+// events: the host only enqueues. Two staging halves alternate, so packing or unpacking one
+// piece overlaps broadcasting the next. The copy kernel takes a few SMs, leaving NCCL its own.
 #include <array>
 #include <cstddef>
 #include <memory>
 #include <span>
 
 #include "kvbm/distributed/nccl_communicator.hpp"
-#include "kvbm/transfer/transfer_context.hpp"
+#include "kvbm/layout/layout.hpp"
 
 namespace kvbm {
 
@@ -18,7 +19,10 @@ class PackedBroadcast {
  public:
   // `pool` is this rank's device layout; `staging_bytes` bounds the staging memory (two halves,
   // at least one block each).
-  PackedBroadcast(std::shared_ptr<TransferContext> context, LayoutPtr pool, std::size_t staging_bytes = std::size_t{128} << 20);
+  explicit PackedBroadcast(LayoutPtr pool, std::size_t staging_bytes = std::size_t{128} << 20);
+  ~PackedBroadcast();
+  PackedBroadcast(const PackedBroadcast&) = delete;
+  PackedBroadcast& operator=(const PackedBroadcast&) = delete;
 
   // Rank 0 sends `blocks` of its pool, every other rank receives them into the same blocks.
   // Every rank calls it with the same blocks, in the same order of requests. Throws what the
@@ -28,10 +32,11 @@ class PackedBroadcast {
   [[nodiscard]] std::size_t blocks_per_piece() const { return piece_blocks_; }
 
  private:
-  std::shared_ptr<TransferContext> context_;
   LayoutPtr pool_;
   std::size_t piece_blocks_;
   std::array<LayoutPtr, 2> staging_;  // made on first use
+  struct Gpu;                         // streams, events and descriptor lists
+  std::unique_ptr<Gpu> gpu_;
 };
 
 // A layout's blocks [0, count) as one span of device memory (a fully contiguous layout's).

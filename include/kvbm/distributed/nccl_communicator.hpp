@@ -32,6 +32,17 @@ class NcclCommunicator {
   // communicator is then aborted and every later call fails), Internal naming NCCL's error.
   void broadcast(std::span<const std::pair<void*, std::size_t>> buffers, int root);
 
+  // The same without waiting: enqueued on the communicator's stream, after the CUDA event
+  // `after` (a cudaEvent_t; null: none) has fired. The caller orders its own work after it with
+  // events recorded on stream(), and ends with synchronize() or wait_event().
+  void enqueue_broadcast(std::span<const std::pair<void*, std::size_t>> buffers, int root, void* after = nullptr);
+  // The communicator's CUDA stream (a cudaStream_t).
+  [[nodiscard]] void* stream() const;
+  // Waits for everything enqueued on stream(), or for the CUDA event `event`, with the
+  // timeout: Timeout (and the communicator aborted) when it passes, as broadcast().
+  void synchronize();
+  void wait_event(void* event);
+
   [[nodiscard]] int rank() const;
   [[nodiscard]] int world_size() const;
   [[nodiscard]] int device() const;
