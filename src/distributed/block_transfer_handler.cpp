@@ -147,7 +147,17 @@ Status BlockTransferHandler::run_replicated(const BlockTransferRequest& request)
     std::vector<std::size_t> destinations;
     destinations.reserve(request.blocks.size());
     for (const auto& [src, dst] : request.blocks) destinations.push_back(dst);
-    replicated_->broadcast.run(*communicator, destinations);
+    Status moved;
+    try {
+      replicated_->broadcast.run(*communicator, destinations);
+    } catch (const Error& error) {
+      if (communicator->aborted()) throw;  // no agreement to reach: the others time out too
+      moved = error;
+    }
+    // Every rank learns whether every other one has the blocks (and that none is gone).
+    if (!communicator->all_ok(moved.ok())) {
+      return moved.ok() ? make_error(ErrorCode::Io, "rank {}: another rank failed to receive the blocks", nccl_.rank) : moved;
+    }
     return Status{};
   } catch (...) {
     return current_exception_as_error(fmt::format("rank {}: replicated transfer", nccl_.rank));

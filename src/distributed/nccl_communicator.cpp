@@ -58,6 +58,7 @@ struct NcclCommunicator::Impl {
   ncclComm_t comm = nullptr;
   cudaStream_t stream = nullptr;
   cudaEvent_t done = nullptr;
+  std::int32_t* word = nullptr;  // device memory for all_ok
   int rank = 0;
   int world_size = 0;
   int device = 0;
@@ -67,6 +68,7 @@ struct NcclCommunicator::Impl {
   ~Impl() {
     // An aborted communicator's resources went with the abort.
     if (comm && !aborted) nccl.comm_destroy(comm);
+    if (word) cudaFree(word);
     if (done) cudaEventDestroy(done);
     if (stream) cudaStreamDestroy(stream);
   }
@@ -132,6 +134,7 @@ NcclCommunicator::NcclCommunicator(const std::string& unique_id, int rank, int w
   cuda::DeviceGuard guard(device);
   cuda::check(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags (NCCL)");
   cuda::check(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming), "cudaEventCreate (NCCL)");
+  cuda::check(cudaMalloc(reinterpret_cast<void**>(&s.word), sizeof(std::int32_t)), "cudaMalloc (NCCL word)");
   // Non-blocking: the join can be waited for with a deadline and aborted.
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0;
@@ -190,6 +193,22 @@ void NcclCommunicator::broadcast(std::span<const std::pair<void*, std::size_t>> 
 }
 
 void* NcclCommunicator::stream() const { return impl_->stream; }
+
+bool NcclCommunicator::all_ok(bool ok) {
+  Impl& s = *impl_;
+  if (s.aborted) {
+    throw make_error(ErrorCode::Internal, "rank {}: the NCCL communicator was aborted; the leader must initialise a new one",
+                     s.rank);
+  }
+  cuda::DeviceGuard guard(s.device);
+  std::int32_t value = ok ? 1 : 0;
+  cuda::check(cudaMemcpyAsync(s.word, &value, sizeof(value), cudaMemcpyHostToDevice, s.stream), "cudaMemcpyAsync (NCCL word)");
+  s.check(s.nccl.all_reduce(s.word, s.word, 1, ncclInt32, ncclMin, s.comm, s.stream), "ncclAllReduce");
+  s.settle(Clock::now() + s.timeout, "enqueueing the agreement");
+  cuda::check(cudaMemcpyAsync(&value, s.word, sizeof(value), cudaMemcpyDeviceToHost, s.stream), "cudaMemcpyAsync (NCCL word)");
+  synchronize();
+  return value == 1;
+}
 
 int NcclCommunicator::rank() const { return impl_->rank; }
 int NcclCommunicator::world_size() const { return impl_->world_size; }

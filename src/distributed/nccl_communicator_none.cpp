@@ -31,6 +31,7 @@ void NcclCommunicator::enqueue_broadcast(std::span<const std::pair<void*, std::s
   throw make_error(ErrorCode::Unsupported, "replicated mode: {}", kWhy);
 }
 void* NcclCommunicator::stream() const { return nullptr; }
+bool NcclCommunicator::all_ok(bool) { throw make_error(ErrorCode::Unsupported, "replicated mode: {}", kWhy); }
 void NcclCommunicator::synchronize() { throw make_error(ErrorCode::Unsupported, "replicated mode: {}", kWhy); }
 void NcclCommunicator::wait_event(void*) { throw make_error(ErrorCode::Unsupported, "replicated mode: {}", kWhy); }
 

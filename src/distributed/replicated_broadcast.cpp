@@ -40,7 +40,7 @@ PackedBroadcast::~PackedBroadcast() = default;
 // is done", and per half a list of copy descriptors in pinned host memory, which the kernel
 // reads where it is (UVA).
 struct PackedBroadcast::Gpu {
-  static constexpr int kCtas = 32;  // of 132 on an H200: NCCL keeps SMs of its own
+  static constexpr int kCtas = 64;  // of 132 on an H200: NCCL keeps SMs of its own
   static constexpr int kThreads = 1024;
 
   Gpu(int device, std::size_t descriptors) : device(device), capacity(descriptors) {

@@ -38,6 +38,7 @@ const Library* Library::get(std::string& reason) {
           resolve(library, "ncclCommDestroy", instance.comm_destroy, failure) &&
           resolve(library, "ncclCommGetAsyncError", instance.comm_get_async_error, failure) &&
           resolve(library, "ncclBroadcast", instance.broadcast, failure) &&
+          resolve(library, "ncclAllReduce", instance.all_reduce, failure) &&
           resolve(library, "ncclGroupStart", instance.group_start, failure) &&
           resolve(library, "ncclGroupEnd", instance.group_end, failure) &&
           resolve(library, "ncclGetErrorString", instance.get_error_string, failure)) {

@@ -36,6 +36,10 @@ class NcclCommunicator {
   // `after` (a cudaEvent_t; null: none) has fired. The caller orders its own work after it with
   // events recorded on stream(), and ends with synchronize() or wait_event().
   void enqueue_broadcast(std::span<const std::pair<void*, std::size_t>> buffers, int root, void* after = nullptr);
+  // Whether every rank says `ok` (an all-reduce of one word): how each rank learns that another
+  // failed, or (Timeout, the communicator aborted) that one is gone, which a broadcast's root
+  // cannot see when the bytes fit in NCCL's buffers.
+  [[nodiscard]] bool all_ok(bool ok);
   // The communicator's CUDA stream (a cudaStream_t).
   [[nodiscard]] void* stream() const;
   // Waits for everything enqueued on stream(), or for the CUDA event `event`, with the
