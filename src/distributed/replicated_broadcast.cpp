@@ -40,11 +40,14 @@ PackedBroadcast::~PackedBroadcast() = default;
 // is done", and per half a list of copy descriptors in pinned host memory, which the kernel
 // reads where it is (UVA).
 struct PackedBroadcast::Gpu {
-  static constexpr int kCtas = 64;  // of 132 on an H200: NCCL keeps SMs of its own
+  // The copies that overlap a broadcast take few SMs, leaving NCCL its own; the first pack and
+  // the last unpack, which nothing overlaps, take them all.
+  static constexpr int kOverlappedCtas = 32;
   static constexpr int kThreads = 1024;
 
   Gpu(int device, std::size_t descriptors) : device(device), capacity(descriptors) {
     cuda::DeviceGuard guard(device);
+    cuda::check(cudaDeviceGetAttribute(&all_ctas, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute (SMs)");
     cuda::check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags (packing)");
     for (int h = 0; h < 2; ++h) {
       cuda::check(cudaEventCreateWithFlags(&copied[h], cudaEventDisableTiming), "cudaEventCreate (packing)");
@@ -63,6 +66,7 @@ struct PackedBroadcast::Gpu {
   }
 
   int device;
+  int all_ctas = kOverlappedCtas;
   std::size_t capacity;
   cudaStream_t stream = nullptr;
   std::array<cudaEvent_t, 2> copied{};
@@ -112,7 +116,9 @@ void PackedBroadcast::run(NcclCommunicator& communicator, std::span<const std::s
       }
     }
     const auto descriptors = static_cast<std::uint32_t>(next - gpu.lists[h]);
-    cuda::check(cuda::launch_copy_kernel(gpu.lists[h], descriptors, Gpu::kCtas, Gpu::kThreads, gpu.stream),
+    const bool alone = pack ? piece == 0 : piece + 1 == pieces;
+    cuda::check(cuda::launch_copy_kernel(gpu.lists[h], descriptors, alone ? gpu.all_ctas : Gpu::kOverlappedCtas,
+                                         Gpu::kThreads, gpu.stream),
                 "copy kernel launch (broadcast staging)");
     cuda::check(cudaEventRecord(gpu.copied[h], gpu.stream), "cudaEventRecord (packing)");
   };

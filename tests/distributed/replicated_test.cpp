@@ -139,11 +139,12 @@ TEST_F(Replicated, RankZeroLoadsAndEveryRankHoldsTheBlocksThenSurvivesAKilledRan
   EXPECT_EQ(device[0], first_two);
   EXPECT_EQ(device[1], first_two);
 
-  // Rank 1 dies: rank 0's broadcast gives up within its 4 s timeout and says so.
+  // Rank 1 dies: rank 0 gives up within its 4 s timeout per collective (the status word, the
+  // blocks, the agreement: at most three) and says so.
   workers[1]->kill();
   const auto started = std::chrono::steady_clock::now();
-  result = leader->transfer({P::Host, P::Device, {{1, 11}}, std::nullopt}, 10s);
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 11s);
+  result = leader->transfer({P::Host, P::Device, {{1, 11}}, std::nullopt}, 20s);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 21s);
   ASSERT_FALSE(result.status.ok());
   EXPECT_NE(result.status.error().message().find("rank(s) 1"), std::string::npos) << result.status.to_string();
   const auto rank0 = std::find_if(result.outcomes.begin(), result.outcomes.end(), [](const auto& o) { return o.rank == 0; });
