@@ -202,11 +202,13 @@ bool NcclCommunicator::all_ok(bool ok) {
   }
   cuda::DeviceGuard guard(s.device);
   std::int32_t value = ok ? 1 : 0;
-  cuda::check(cudaMemcpyAsync(s.word, &value, sizeof(value), cudaMemcpyHostToDevice, s.stream), "cudaMemcpyAsync (NCCL word)");
+  // Plain copies before and after, never queued behind the collective: a copy to pageable
+  // memory queued after an all-reduce that never ends would block this thread past any timeout.
+  cuda::copy_to_device(s.word, &value, sizeof(value));
   s.check(s.nccl.all_reduce(s.word, s.word, 1, ncclInt32, ncclMin, s.comm, s.stream), "ncclAllReduce");
   s.settle(Clock::now() + s.timeout, "enqueueing the agreement");
-  cuda::check(cudaMemcpyAsync(&value, s.word, sizeof(value), cudaMemcpyDeviceToHost, s.stream), "cudaMemcpyAsync (NCCL word)");
   synchronize();
+  cuda::copy_to_host(&value, s.word, sizeof(value));
   return value == 1;
 }
 
