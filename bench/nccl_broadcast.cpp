@@ -3,7 +3,8 @@
 //   contiguous: one ncclBroadcast of all the bytes (the ceiling)
 //   packed:     kvbm's PackedBroadcast (pack into staging, large broadcasts, unpack)
 //   per-block:  the seed's way, one ncclBroadcast per block inside one NCCL group
-// Usage: kvbm_nccl_bench [TOTAL_MIB=256] [REPEAT=5]; prints GB/s (median) and the ratio to contiguous.
+// Usage: kvbm_nccl_bench [TOTAL_MIB=256] [REPEAT=5] [blocking]; prints GB/s (median) and the
+// ratio to contiguous. `blocking` makes the communicators with NCCL's blocking calls.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -34,8 +35,10 @@ int main(int argc, char** argv) try {
   std::cout << fmt::format("kvbm_nccl_bench: 2 GPUs, {} MiB per case, median of {}\n", total >> 20, repeat);
   std::cout << fmt::format("{:>7} {:>8} {:>14} {:>10} {:>6} {:>14} {:>6}\n", "block", "blocks", "contiguous GB/s",
                            "packed", "ratio", "per-block", "ratio");
+  const bool blocking = argc > 3 && std::string(argv[3]) == "blocking";
+  std::cout << fmt::format("communicator: {} NCCL calls\n", blocking ? "blocking" : "non-blocking");
   const auto rank_main = [&](int rank, std::vector<std::string>* lines) {
-    NcclCommunicator communicator(id, rank, 2, rank, std::chrono::seconds(120));
+    NcclCommunicator communicator(id, rank, 2, rank, std::chrono::seconds(120), blocking);
     for (std::size_t block : {std::size_t{4} << 10, std::size_t{32} << 10, std::size_t{256} << 10, std::size_t{2} << 20}) {
       const std::size_t count = total / block;
       // Twice the blocks, moving every other one in shuffled order: scattered, as a real request is.

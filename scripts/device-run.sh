@@ -82,7 +82,7 @@ for step in "$@"; do
       kvbm bench --pairs device:disk,disk:device --sizes 256K,2M --repeat "${DISK_REPEAT:-9}" --gds 2>"$out/disk-gds.err" | tee -a "$out/disk-gpu.txt"
       grep -i "cufile\|GPUDirect" "$out/disk-gds.err" | head -3 ;;
     nccl) KVBM_CLI=$(command -v kvbm) timeout ${TEST_TIMEOUT:-300} kvbm_nccl_tests 2>&1 | tee "$out/nccl-tests.log" | grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED|OK \]|Failure|error' ;;
-    nccl-bench) kvbm_nccl_bench "${NCCL_MIB:-256}" "${REPEAT:-5}" 2>&1 | tee "$out/nccl-bench.txt" ;;
+    nccl-bench) kvbm_nccl_bench "${NCCL_MIB:-256}" "${REPEAT:-5}" ${NCCL_CALLS:-} 2>&1 | tee "$out/nccl-bench.txt" ;;
     multi) KVBM_CLI=$(command -v kvbm) kvbm_multi_tests 2>&1 | tee "$out/multi-tests.log" | grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED|OK \]' ;;
     control|control-pinned) kvbm_control_bench 3000 tcp threads "$placement" 2>/dev/null | tee -a "$out/$step.txt" ;;
     control-ipc|control-ipc-pinned) kvbm_control_bench 3000 ipc threads "$placement" 2>/dev/null | tee -a "$out/$step.txt" ;;

@@ -3,6 +3,8 @@
 #include <cuda_runtime_api.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <cstring>
 #include <thread>
 
@@ -119,7 +121,7 @@ std::string NcclCommunicator::new_unique_id() {
 }
 
 NcclCommunicator::NcclCommunicator(const std::string& unique_id, int rank, int world_size, int device,
-                                   std::chrono::milliseconds timeout)
+                                   std::chrono::milliseconds timeout, bool blocking)
     : impl_(std::make_unique<Impl>()) {
   if (world_size <= 0 || rank < 0 || rank >= world_size) {
     throw make_error(ErrorCode::InvalidArgument, "NCCL config: rank {} is outside [0, world_size={})", rank, world_size);
@@ -135,11 +137,43 @@ NcclCommunicator::NcclCommunicator(const std::string& unique_id, int rank, int w
   cuda::check(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags (NCCL)");
   cuda::check(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming), "cudaEventCreate (NCCL)");
   cuda::check(cudaMalloc(reinterpret_cast<void**>(&s.word), sizeof(std::int32_t)), "cudaMalloc (NCCL word)");
-  // Non-blocking: the join can be waited for with a deadline and aborted.
-  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
-  config.blocking = 0;
-  s.check(s.nccl.comm_init_rank_config(&s.comm, world_size, id, rank, &config), "ncclCommInitRankConfig");
-  s.settle(Clock::now() + timeout, "joining the NCCL communicator");
+  if (blocking) {
+    // The join blocks until every rank is there: on a thread of its own, waited for with the
+    // deadline. One that times out is left to finish (or not) on its own.
+    struct Join {
+      std::mutex mutex;
+      std::condition_variable done;
+      bool finished = false;
+      ncclResult_t result = ncclSuccess;
+      ncclComm_t comm = nullptr;
+    };
+    auto join = std::make_shared<Join>();
+    std::thread([join, &nccl = s.nccl, world_size, id, rank, device] {
+      cudaSetDevice(device);
+      ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+      config.blocking = 1;
+      ncclComm_t comm = nullptr;
+      const ncclResult_t result = nccl.comm_init_rank_config(&comm, world_size, id, rank, &config);
+      std::lock_guard lock(join->mutex);
+      join->finished = true;
+      join->result = result;
+      join->comm = comm;
+      join->done.notify_all();
+    }).detach();
+    std::unique_lock lock(join->mutex);
+    if (!join->done.wait_for(lock, timeout, [&] { return join->finished; })) {
+      throw make_error(ErrorCode::Timeout, "rank {}: not every rank joined the NCCL communicator within {} ms", rank,
+                       timeout.count());
+    }
+    s.check(join->result, "ncclCommInitRankConfig");
+    s.comm = join->comm;
+  } else {
+    // Non-blocking: the join can be waited for with a deadline and aborted.
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0;
+    s.check(s.nccl.comm_init_rank_config(&s.comm, world_size, id, rank, &config), "ncclCommInitRankConfig");
+    s.settle(Clock::now() + timeout, "joining the NCCL communicator");
+  }
   log().info("rank {}/{}: NCCL communicator on device {} ready ({})", rank, world_size, device, s.nccl.path);
 }
 

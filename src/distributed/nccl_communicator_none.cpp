@@ -17,7 +17,7 @@ bool NcclCommunicator::available(std::string& reason) {
 
 std::string NcclCommunicator::new_unique_id() { throw make_error(ErrorCode::Unsupported, "replicated mode: {}", kWhy); }
 
-NcclCommunicator::NcclCommunicator(const std::string&, int, int, int, std::chrono::milliseconds) {
+NcclCommunicator::NcclCommunicator(const std::string&, int, int, int, std::chrono::milliseconds, bool) {
   throw make_error(ErrorCode::Unsupported, "replicated mode: {}", kWhy);
 }
 

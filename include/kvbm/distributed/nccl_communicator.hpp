@@ -21,7 +21,11 @@ class NcclCommunicator {
   // Joins the communicator `unique_id` as `rank` of `world_size` on CUDA device `device`.
   // Returns once every rank has joined. Throws InvalidArgument for a malformed id or rank,
   // Timeout when the others did not join within `timeout`, Unsupported without NCCL.
-  NcclCommunicator(const std::string& unique_id, int rank, int world_size, int device, std::chrono::milliseconds timeout);
+  // `blocking`: NCCL's blocking calls (the join runs on a helper thread, which a join that
+  // times out leaves behind, since no communicator exists yet to abort); else non-blocking ones,
+  // which NCCL enqueues asynchronously, at a cost per call.
+  NcclCommunicator(const std::string& unique_id, int rank, int world_size, int device, std::chrono::milliseconds timeout,
+                   bool blocking = false);
   ~NcclCommunicator();
   NcclCommunicator(const NcclCommunicator&) = delete;
   NcclCommunicator& operator=(const NcclCommunicator&) = delete;
