@@ -96,6 +96,13 @@ struct NcclCommunicator::Impl {
     }
   }
 
+  void require_live() const {
+    if (aborted) {
+      throw make_error(ErrorCode::Internal, "rank {}: the NCCL communicator was aborted; the leader must initialise a new one",
+                       rank);
+    }
+  }
+
   [[noreturn]] void abort_with(const Error& error) {
     if (!aborted.exchange(true)) {
       log().error("{}", error.message());
@@ -181,10 +188,7 @@ NcclCommunicator::~NcclCommunicator() = default;
 
 void NcclCommunicator::enqueue_broadcast(std::span<const std::pair<void*, std::size_t>> buffers, int root, void* after) {
   Impl& s = *impl_;
-  if (s.aborted) {
-    throw make_error(ErrorCode::Internal, "rank {}: the NCCL communicator was aborted; the leader must initialise a new one",
-                     s.rank);
-  }
+  s.require_live();
   if (root < 0 || root >= s.world_size) {
     throw make_error(ErrorCode::InvalidArgument, "broadcast root {} is outside [0, {})", root, s.world_size);
   }
@@ -230,10 +234,7 @@ void* NcclCommunicator::stream() const { return impl_->stream; }
 
 bool NcclCommunicator::all_ok(bool ok) {
   Impl& s = *impl_;
-  if (s.aborted) {
-    throw make_error(ErrorCode::Internal, "rank {}: the NCCL communicator was aborted; the leader must initialise a new one",
-                     s.rank);
-  }
+  s.require_live();
   cuda::DeviceGuard guard(s.device);
   std::int32_t value = ok ? 1 : 0;
   // Plain copies before and after, never queued behind the collective: a copy to pageable

@@ -6,19 +6,13 @@
 #include <cuda_runtime_api.h>
 
 #include "common/make_error.hpp"
+#include "layout/chunk_io.hpp"
+#include "transfer/backends/cuda/cuda_batching.hpp"
 #include "platform/cuda_check.hpp"
 #include "platform/cuda_runtime.hpp"
 #include "transfer/backends/cuda/copy_kernel.hpp"
 
 namespace kvbm {
-namespace {
-
-std::size_t block_bytes_of(const Layout& layout) {
-  return layout.config().num_layers * layout.config().outer_dim * layout.chunk_bytes();
-}
-
-}  // namespace
-
 std::pair<void*, std::size_t> contiguous_blocks(const Layout& layout, std::size_t count) {
   const auto& config = layout.config();
   const ChunkLocation first = layout.locate(0, 0, 0);
@@ -30,7 +24,7 @@ PackedBroadcast::PackedBroadcast(LayoutPtr pool, std::size_t staging_bytes) : po
   if (!pool_ || !pool_->kind().is_device()) {
     throw make_error(ErrorCode::InvalidArgument, "replicated mode needs a device pool to broadcast into");
   }
-  piece_blocks_ = std::max<std::size_t>(1, staging_bytes / 2 / std::max<std::size_t>(1, block_bytes_of(*pool_)));
+  piece_blocks_ = std::max<std::size_t>(1, staging_bytes / 2 / std::max<std::size_t>(1, block_bytes(*pool_)));
   piece_blocks_ = std::min(piece_blocks_, pool_->config().num_blocks);
 }
 
@@ -88,8 +82,9 @@ void PackedBroadcast::run(NcclCommunicator& communicator, std::span<const std::s
       throw make_error(ErrorCode::OutOfRange, "broadcast block {} is not an index below {}", block, shape.num_blocks);
     }
   }
-  const std::size_t per_block = shape.num_layers * shape.outer_dim * cuda::descriptors_per_chunk(pool_->chunk_bytes());
-  if (!gpu_) gpu_ = std::make_unique<Gpu>(static_cast<int>(pool_->kind().index()), piece_blocks_ * per_block);
+  if (!gpu_) {
+    gpu_ = std::make_unique<Gpu>(static_cast<int>(pool_->kind().index()), piece_blocks_ * kernel_descriptors_per_block(*pool_));
+  }
   Gpu& gpu = *gpu_;
   cuda::DeviceGuard guard(gpu.device);
 

@@ -10,6 +10,7 @@
 
 #include "common/logger.hpp"
 #include "common/make_error.hpp"
+#include "layout/chunk_io.hpp"
 #include "manager/decaying_counts.hpp"
 #include "manager/offload_queue.hpp"
 
@@ -52,9 +53,7 @@ struct BlockManager::Impl {
       pools[index_of(tier)] = std::make_unique<TierPool>(tier, layout, make_eviction_policy(options.policy));
       order.push_back(tier);
     }
-    block_bytes = pools[index_of(order.front())]->layout()->config().num_layers *
-                  pools[index_of(order.front())]->layout()->config().outer_dim *
-                  pools[index_of(order.front())]->layout()->chunk_bytes();
+    block_bytes = kvbm::block_bytes(*pools[index_of(order.front())]->layout());
     worker = std::thread([this] { run_offloads(); });
   }
 

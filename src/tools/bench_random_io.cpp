@@ -10,13 +10,14 @@
 
 #include "common/checked_math.hpp"
 #include "common/make_error.hpp"
+#include "layout/chunk_io.hpp"
 
 namespace kvbm::tools {
 
 double random_io_gbps(const Layout& disk, std::span<const std::size_t> blocks, bool write, std::size_t queue_depth) {
   if (blocks.empty()) return 0;
   const Region& file = *disk.regions().front();
-  const std::size_t chunk = disk.chunk_bytes() * disk.config().num_layers * disk.config().outer_dim;
+  const std::size_t chunk = block_bytes(disk);
   const std::size_t io_bytes = round_up(chunk, kDirectIoAlignment);
   queue_depth = std::clamp<std::size_t>(queue_depth, 1, blocks.size());
   // A buffer per slot in flight, as fio's iodepth: the figure is the disk's, not memory's.

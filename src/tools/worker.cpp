@@ -67,7 +67,7 @@ LayoutPtr make_pool(const WorkerCliOptions& options, std::size_t blocks, Storage
 }
 
 std::size_t bytes_per_block(const LayoutConfig& config) {
-  return config.num_layers * config.outer_dim * config.page_size * config.inner_dim * config.dtype_bytes;
+  return config.num_layers * config.outer_dim * config.chunk_bytes();
 }
 
 // A pool size the user fixed, checked against what a Dynamo leader asked for.

@@ -184,14 +184,19 @@ std::string write_trace(const std::string& dir, const std::vector<std::vector<st
   return path;
 }
 
-nlohmann::json run_replay(const std::string& arguments) {
-  const std::string command = std::string(KVBM_CLI_PATH) + " replay --sequential --json " + arguments + " 2>/dev/null";
+// The command's standard output and exit status (as pclose gives it).
+std::pair<std::string, int> run_command(const std::string& command) {
   FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return {};
+  if (pipe == nullptr) return {"popen failed", -1};
   std::string output;
   char buffer[4096];
   for (std::size_t n; (n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0;) output.append(buffer, n);
-  const int status = ::pclose(pipe);
+  return {output, ::pclose(pipe)};
+}
+
+nlohmann::json run_replay(const std::string& arguments) {
+  const std::string command = std::string(KVBM_CLI_PATH) + " replay --sequential --json " + arguments + " 2>/dev/null";
+  const auto [output, status] = run_command(command);
   EXPECT_EQ(status, 0) << command << "\n" << output;
   return nlohmann::json::parse(output, nullptr, false);
 }
@@ -252,13 +257,8 @@ TEST(Replay, DefaultsRunAndBadTracesAreNamedErrors) {
   EXPECT_GT(result["offline_bound"]["belady_hits"].get<std::size_t>(), 0u);
   const std::string bad = dir.path() + "/bad.jsonl";
   std::ofstream(bad) << "{\"timestamp\": 1, \"hash_ids\": [1, 2]}\n{\"timestamp\": 2, \"hash_ids\": [1, -3]}\n";
-  const std::string command = std::string(KVBM_CLI_PATH) + " replay --trace " + bad + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string output;
-  char buffer[4096];
-  for (std::size_t n; (n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0;) output.append(buffer, n);
-  EXPECT_NE(::pclose(pipe), 0);
+  const auto [output, status] = run_command(std::string(KVBM_CLI_PATH) + " replay --trace " + bad + " 2>&1");
+  EXPECT_NE(status, 0);
   EXPECT_NE(output.find("line 2"), std::string::npos) << output;
   EXPECT_NE(output.find("hash_ids"), std::string::npos) << output;
 }

@@ -21,7 +21,7 @@ class EvictionPolicy {
   virtual ~EvictionPolicy() = default;
   // `block`, registered as `hash`, is held by no one: a candidate from now on.
   virtual void add(BlockId block, SequenceHash hash, int priority) = 0;
-  // `block` is a candidate no longer (held again, or evicted).
+  // `block` has stopped being a candidate (held again, or evicted).
   virtual void remove(BlockId block) = 0;
   // The next candidate to evict, or nullopt when there is none. The pool then calls remove().
   [[nodiscard]] virtual std::optional<BlockId> victim() const = 0;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "layout/chunk_io.hpp"
 #include "transfer/backends/cuda/copy_limits.hpp"
 
 namespace kvbm {
@@ -20,8 +21,7 @@ std::size_t kernel_inline_blocks(const Layout& layout) {
 }
 
 CudaBatchRange cuda_batch_range(const CudaOptions& options, const Layout& src, std::size_t engine_batch) {
-  const std::size_t block_bytes = src.chunk_bytes() * src.config().num_layers * src.config().outer_dim;
-  const std::size_t largest = std::max(engine_batch, options.batch_bytes / std::max<std::size_t>(1, block_bytes));
+  const std::size_t largest = std::max(engine_batch, options.batch_bytes / std::max<std::size_t>(1, block_bytes(src)));
   // A layout's chunks are its smallest copies: the path they resolve to is the path its batches take.
   if (resolve_copy_path(options, src.chunk_bytes()) == CudaCopyPath::CopyEngine) return {largest, largest};
   return {std::min(engine_batch, std::max<std::size_t>(1, kernel_inline_blocks(src))), largest};
