@@ -164,24 +164,28 @@ Status BlockTransferHandler::run_replicated(const BlockTransferRequest& request)
   }
 }
 
-TransferHandle BlockTransferHandler::start_transfer(const BlockTransferRequest& request) {
+void BlockTransferHandler::start_transfer(const BlockTransferRequest& request, CompletionCallback done) {
   if (mode_ == TransferMode::Replicated) {
-    auto state = std::make_shared<CompletionState>(spin_budgets(context_->config().latency).handle_wait);
-    replicated_->thread.post([this, state, request] { state->complete(run_replicated(request)); });
-    return TransferHandle(state);
+    replicated_->thread.post([this, request, done = std::move(done)] { done(run_replicated(request)); });
+    return;
   }
-  if (auto refused = refuse(request)) return TransferHandle::completed(*refused);
+  if (auto refused = refuse(request)) {
+    done(*refused);
+    return;
+  }
   const PreparedPair& prepared = paths_[pair_index(request.from_pool, request.to_pool)];
   log().debug("sharded transfer of {} blocks {} -> {}", request.blocks.size(), to_string(request.from_pool),
               to_string(request.to_pool));
   // The path splits the request into batches run concurrently, and fails the whole with the
-  // first batch's error (seed 000's batcher).
-  return prepared.path->post(request.blocks);
+  // first batch's error (seed 000's batcher). `done` is attached before the batches start, so
+  // it runs on the thread that finishes them, never on the caller's behind a fast transfer:
+  // a worker's receiving thread stays free for the next message whatever `done` does.
+  prepared.path->post(request.blocks, std::move(done)).detach();
 }
 
 void BlockTransferHandler::start(const BlockTransferRequest& request, CompletionCallback done) {
   if (!request.connector_req) {
-    start_transfer(request).detach(std::move(done));
+    start_transfer(request, std::move(done));
     return;
   }
   const ConnectorRequest& connector = *request.connector_req;
@@ -199,7 +203,7 @@ void BlockTransferHandler::start(const BlockTransferRequest& request, Completion
                       connector.uuid, connector.request_id));
     return;
   }
-  start_transfer(request).detach(finish);
+  start_transfer(request, finish);
 }
 
 void BlockTransferHandler::execute(const BlockTransferRequest& request) {

@@ -141,4 +141,33 @@ TEST(TransferHandle, RealTransferCallbackAndPoll) {
   EXPECT_TRUE(handle.poll().value().ok());
 }
 
+// A callback given to post() is attached before the I/O starts, so however fast the transfer,
+// it runs on the disk backend's thread: the caller (a worker's receiving thread) never does.
+TEST(TransferHandle, APostedCallbackRunsOnTheThreadThatFinishesTheTransfer) {
+  testing::TempDir dir;
+  TransferContext context;
+  const LayoutConfig config{.num_blocks = 2, .num_layers = 1, .outer_dim = 1, .page_size = 1, .inner_dim = 4096,
+                            .dtype_bytes = 1};
+  auto src = Layout::allocate(config, StorageKind::system(), LayoutForm::FullyContiguous);
+  auto dst = Layout::allocate(config, StorageKind::disk(0), LayoutForm::FullyContiguous, LayerOrder::OuterContiguous,
+                              DiskFileOptions{.directory = dir.path()});
+  const TransferPath path = context.prepare(src, dst);
+  const std::vector<BlockPair> pairs{{0, 1}};
+  for (int round = 0; round < 50; ++round) {
+    std::thread::id ran_on;
+    auto handle = path.post(pairs, [&](const Status& status) {
+      EXPECT_TRUE(status.ok()) << status.to_string();
+      ran_on = std::this_thread::get_id();
+    });
+    ASSERT_TRUE(handle.wait().ok());
+    ASSERT_NE(ran_on, std::this_thread::get_id()) << "round " << round;
+  }
+  // Pairs that fail their checks are answered on the caller's thread, with the error.
+  std::optional<Status> refused;
+  auto handle = path.post(std::vector<BlockPair>{{0, 9}}, [&](const Status& status) { refused = status; });
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_NE(refused->error().message().find("9"), std::string::npos) << refused->to_string();
+  EXPECT_FALSE(handle.wait().ok());
+}
+
 }  // namespace kvbm

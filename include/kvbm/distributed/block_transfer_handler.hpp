@@ -63,8 +63,9 @@ class BlockTransferHandler {
 
  private:
   [[nodiscard]] const LayoutPtr* which_pool(BlockTransferPool which) const;
-  // The transfer itself, or an error handle when the request is not one this worker can run.
-  [[nodiscard]] TransferHandle start_transfer(const BlockTransferRequest& request);
+  // Starts the transfer and calls `done` with its end, or at once with the error when the
+  // request is not one this worker can run.
+  void start_transfer(const BlockTransferRequest& request, CompletionCallback done);
   // Why this worker cannot run `request` (pair, pools, blocks), or nullopt.
   [[nodiscard]] std::optional<Error> refuse(const BlockTransferRequest& request) const;
   // Replicated mode, on the runner's thread: rank 0 loads, then every rank joins the broadcast.

@@ -41,8 +41,10 @@ class TransferContext;
 // its layouts alive; it must not outlive its context.
 class TransferPath {
  public:
-  // As TransferContext::transfer() between the path's layouts.
-  [[nodiscard]] TransferHandle post(std::span<const BlockPair> pairs) const;
+  // As TransferContext::transfer() between the path's layouts. `on_complete`, when given, is
+  // attached before any work starts, so it runs on the thread that finishes the transfer: a
+  // backend's thread, or the caller's only when the pairs fail their checks.
+  [[nodiscard]] TransferHandle post(std::span<const BlockPair> pairs, CompletionCallback on_complete = {}) const;
   [[nodiscard]] const TransferPlan& plan() const;
   [[nodiscard]] const LayoutPtr& src() const;
   [[nodiscard]] const LayoutPtr& dst() const;
@@ -84,7 +86,8 @@ class TransferContext {
   friend class TransferPath;
   // The preparation transfer() and prepare() share; the geometry only `with_geometry`.
   [[nodiscard]] TransferPath::Prepared make_prepared(const LayoutPtr& src, const LayoutPtr& dst, bool with_geometry);
-  [[nodiscard]] TransferHandle start(const TransferPath::Prepared& path, std::span<const BlockPair> pairs);
+  [[nodiscard]] TransferHandle start(const TransferPath::Prepared& path, std::span<const BlockPair> pairs,
+                                     CompletionCallback on_complete);
 
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -76,9 +76,10 @@ class [[nodiscard]] TransferHandle {
   [[nodiscard]] std::optional<Status> poll() { return state_->poll(); }
   // The callback runs on the thread that completes the transfer: keep it short.
   void on_complete(CompletionCallback callback) { state_->on_complete(std::move(callback)); }
-  // As on_complete, and the handle stops waiting in its destructor: for callers that act on
-  // completion rather than wait for it. The transfer keeps its layouts alive until it ends.
-  void detach(CompletionCallback callback);
+  // As on_complete (when `callback` is given), and the handle stops waiting in its destructor:
+  // for callers that act on completion rather than wait for it. The transfer keeps its layouts
+  // alive until it ends.
+  void detach(CompletionCallback callback = {});
 
  private:
   std::shared_ptr<CompletionState> state_;

@@ -227,7 +227,9 @@ struct TransferPath::Prepared {
 TransferPath::TransferPath(TransferContext& context, std::shared_ptr<const Prepared> prepared)
     : context_(&context), prepared_(std::move(prepared)) {}
 
-TransferHandle TransferPath::post(std::span<const BlockPair> pairs) const { return context_->start(*prepared_, pairs); }
+TransferHandle TransferPath::post(std::span<const BlockPair> pairs, CompletionCallback on_complete) const {
+  return context_->start(*prepared_, pairs, std::move(on_complete));
+}
 const TransferPlan& TransferPath::plan() const { return prepared_->plan; }
 const LayoutPtr& TransferPath::src() const { return prepared_->src; }
 const LayoutPtr& TransferPath::dst() const { return prepared_->dst; }
@@ -254,23 +256,26 @@ TransferHandle TransferContext::transfer(const LayoutPtr& src, const LayoutPtr& 
   } catch (const Error& error) {
     return TransferHandle::completed(error);
   }
-  return start(*prepared, pairs);
+  return start(*prepared, pairs, {});
 }
 
-TransferHandle TransferContext::start(const TransferPath::Prepared& path, std::span<const BlockPair> pairs) {
+TransferHandle TransferContext::start(const TransferPath::Prepared& path, std::span<const BlockPair> pairs,
+                                      CompletionCallback on_complete) {
   const LayoutPtr& src = path.src;
   const LayoutPtr& dst = path.dst;
   const TransferPlan& chosen = path.plan;
+  auto state = std::make_shared<CompletionState>(spin_budgets(impl_->config.latency).handle_wait);
+  if (on_complete) state->on_complete(std::move(on_complete));
   std::optional<RequestValidator> validator;
   try {
     validator.emplace(*src, *dst, pairs);
   } catch (const Error& error) {
-    return TransferHandle::completed(error);
+    state->complete(error);
+    return TransferHandle(std::move(state));
   }
   const BlockGeometry* geometry =
       path.geometry && pairs.size() > kernel_inline_blocks(*src) ? &*path.geometry : nullptr;
 
-  auto state = std::make_shared<CompletionState>(spin_budgets(impl_->config.latency).handle_wait);
   impl_->begin();
   const std::vector<std::size_t> batches = batch_sizes(impl_->config, chosen, *src, pairs.size());
   // The layouts ride along until the last byte has moved (the ops point into their regions),

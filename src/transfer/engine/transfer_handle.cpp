@@ -80,7 +80,7 @@ void CompletionState::on_complete(CompletionCallback callback) {
 
 void TransferHandle::detach(CompletionCallback callback) {
   std::shared_ptr<CompletionState> state = std::move(state_);
-  state->on_complete(std::move(callback));
+  if (callback) state->on_complete(std::move(callback));
 }
 
 TransferHandle TransferHandle::completed(Status status) {
