@@ -27,6 +27,25 @@ struct ChunkLocation {
   std::size_t bytes = 0;
 };
 
+// Where chunk (block, layer, outer) sits in a layout of this shape: which of its regions, and
+// the offset inside it. Shared by Layout and by layouts another process describes (remote).
+struct ChunkPosition {
+  std::size_t region = 0;
+  std::size_t offset = 0;
+};
+[[nodiscard]] inline ChunkPosition chunk_position(const LayoutConfig& config, LayoutForm form, LayerOrder order,
+                                                  std::size_t base_offset, std::size_t chunk_stride,
+                                                  std::size_t block, std::size_t layer, std::size_t outer) {
+  const std::size_t outer_dim = config.outer_dim;
+  if (form == LayoutForm::FullyContiguous) {
+    const std::size_t index = (block * config.num_layers + layer) * outer_dim + outer;
+    return {0, base_offset + index * chunk_stride};
+  }
+  const std::size_t index =
+      order == LayerOrder::BlockContiguous ? block * outer_dim + outer : outer * config.num_blocks + block;
+  return {layer, index * chunk_stride};
+}
+
 class Layout;
 using LayoutPtr = std::shared_ptr<const Layout>;
 
@@ -55,6 +74,8 @@ class Layout {
   [[nodiscard]] std::size_t chunk_bytes() const { return chunk_bytes_; }
   [[nodiscard]] std::size_t chunk_stride() const { return chunk_stride_; }
   [[nodiscard]] const std::vector<RegionPtr>& regions() const { return regions_; }
+  // Where the layout begins in its first region (fully contiguous layouts).
+  [[nodiscard]] std::size_t base_offset() const { return base_offset_; }
 
   // Where chunk (block, layer, outer) lives. Throws OutOfRange naming the index past its bound.
   [[nodiscard]] ChunkLocation locate(std::size_t block, std::size_t layer, std::size_t outer) const;
@@ -78,14 +99,9 @@ class Layout {
 
 // Inline: transfers call it twice per chunk, tens of thousands of times per request.
 inline ChunkLocation Layout::locate_unchecked(std::size_t block, std::size_t layer, std::size_t outer) const {
-  const std::size_t outer_dim = config_.outer_dim;
-  if (form_ == LayoutForm::FullyContiguous) {
-    const std::size_t index = (block * config_.num_layers + layer) * outer_dim + outer;
-    return {regions_.front().get(), base_offset_ + index * chunk_stride_, chunk_bytes_};
-  }
-  const std::size_t index =
-      order_ == LayerOrder::BlockContiguous ? block * outer_dim + outer : outer * config_.num_blocks + block;
-  return {regions_[layer].get(), index * chunk_stride_, chunk_bytes_};
+  const ChunkPosition position =
+      chunk_position(config_, form_, order_, base_offset_, chunk_stride_, block, layer, outer);
+  return {regions_[position.region].get(), position.offset, chunk_bytes_};
 }
 
 [[nodiscard]] std::string to_string(LayoutForm form);
