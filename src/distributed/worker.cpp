@@ -17,6 +17,7 @@
 #include "common/make_error.hpp"
 #include "common/thread_pool.hpp"
 #include "distributed/handler_data.hpp"
+#include "distributed/remote_service.hpp"
 #include "distributed/message_receiver.hpp"
 #include "distributed/socket_ends.hpp"
 #include "kvbm/distributed/dynamo_protocol.hpp"
@@ -71,6 +72,7 @@ struct Worker::Impl {
     }
     connect_worker_end(subscriber, pusher, options.leader_endpoint, options.max_message_bytes, std::chrono::seconds(10),
                        options.reply_endpoint);
+    if (options.remote) remote = std::make_unique<RemoteService>(*options.remote, *handler, options.max_block_pairs);
   }
 
   ~Impl() {
@@ -307,6 +309,16 @@ struct Worker::Impl {
     });
   }
 
+  void handle_remote(std::uint64_t id, const std::string& name, const zmq::multipart_t& message) {
+    if (!remote) throw make_error(ErrorCode::InvalidArgument, "rank {} has no remote agent (kvbm worker --remote)", options.rank);
+    const std::string_view data = message.size() > 2 ? single_frame(message, name) : std::string_view{};
+    if (name != protocol::kRemoteTransfer) {
+      reply(id, name, {}, remote->answer(name, data));
+      return;
+    }
+    remote->start_transfer(data).detach([this, id, name](const Status& status) { reply(id, name, status); });
+  }
+
   // Returns false when the worker should stop. Never throws: whatever goes wrong with one
   // message is that message's error reply.
   bool dispatch(const zmq::multipart_t& message) {
@@ -348,6 +360,8 @@ struct Worker::Impl {
         handle_nccl(id, name, message);
       } else if (name == protocol::kCancel || name == protocol::kFill || name == protocol::kHash) {
         handle_diagnostic(id, name, message);
+      } else if (RemoteService::handles(name)) {
+        handle_remote(id, name, message);
       } else {
         throw make_error(ErrorCode::InvalidArgument, "no handler named '{}'", printable(name));
       }
@@ -460,7 +474,9 @@ struct Worker::Impl {
   std::atomic<bool> stopping{false};
   const std::string ok_payload = protocol::encode_outcome({options.rank, nonce, Status{}, {}});
   Status rejection_status;
-  ThreadPool pool;  // declared last: destroyed first, so queued work finishes while sockets live
+  ThreadPool pool;  // destroyed before the sockets, so queued work finishes while they live
+  // Destroyed first: its transfers still in flight end (with errors) and reply while sockets live.
+  std::unique_ptr<RemoteService> remote;
 };
 
 Worker::Worker(WorkerOptions options, std::shared_ptr<BlockTransferHandler> handler)

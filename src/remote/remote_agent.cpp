@@ -51,6 +51,7 @@ struct Pending {
   std::string notification;  // encoded; sent once the flush has ended
   UcxWorker::Clock::time_point deadline;
   std::optional<Error> error;
+  bool abandoned = false;  // answered when its peer was closed; UCX may still call back
   void* agent = nullptr;                             // the Impl, for UCX callbacks
   std::list<std::unique_ptr<Pending>>::iterator at;  // where it sits in the agent's list
 };
@@ -155,6 +156,18 @@ struct RemoteAgent::Impl {
     param.flags = UCP_EP_CLOSE_FLAG_FORCE;
     ucp_ep_h endpoint = std::exchange(peer.endpoint, nullptr);
     finish_request(ucp_ep_close_nbx(endpoint, &param));
+    // Where the transport cannot report failures, closing does not end the operations in
+    // flight: the endpoint is gone, so they never touch memory again, and are answered now.
+    for (auto it = pending.begin(); it != pending.end();) {
+      Pending& transfer = **it++;
+      if (transfer.peer.get() != &peer) continue;
+      transfer.abandoned = true;
+      abandoned.push_back(std::move(*transfer.at));
+      pending.erase(transfer.at);
+      worker.add_outstanding(-1);
+      transfer.local.reset();
+      transfer.state->complete(failure_of(transfer, UCS_ERR_CANCELED));
+    }
   }
 
   // Waits for every transfer in flight to end (their peers are closed: they end with errors).
@@ -235,7 +248,7 @@ struct RemoteAgent::Impl {
     param.cb.send = [](void* request, ucs_status_t status, void* user) {
       ucp_request_free(request);
       auto& transfer = *static_cast<Pending*>(user);
-      (static_cast<Impl*>(transfer.agent)->*next)(transfer, status);
+      if (!transfer.abandoned) (static_cast<Impl*>(transfer.agent)->*next)(transfer, status);
     };
     return param;
   }
@@ -355,6 +368,8 @@ struct RemoteAgent::Impl {
   std::vector<Export> exports;
   std::map<std::string, std::shared_ptr<Peer>> peers;
   std::list<std::unique_ptr<Pending>> pending;  // progress thread only
+  // Transfers answered when their peer was closed, kept for callbacks UCX may still make.
+  std::vector<std::unique_ptr<Pending>> abandoned;
   std::mutex notifications_mutex;
   std::condition_variable notification_arrived;
   std::deque<RemoteNotification> notifications;

@@ -5,6 +5,8 @@
 #include <iostream>
 #include <optional>
 
+#include <unistd.h>
+
 #include "commands.hpp"
 #include "common/logger.hpp"
 #include "common/make_error.hpp"
@@ -33,6 +35,10 @@ struct WorkerCliOptions {
   std::string disk_layout;  // empty: as `layout`
   std::optional<int> message_cpu;  // unset: not pinned
   std::optional<std::size_t> leader_wait_ms;  // unset: KVBM_LEADER_WAIT_MS
+  std::string remote;          // UCX transports of a remote agent; empty: none
+  std::string remote_name;     // empty: worker-RANK-PID
+  std::string remote_devices = "lo";
+  std::size_t remote_timeout_ms = 30000;
   LayoutConfig config{.num_blocks = 0, .num_layers = 4, .outer_dim = 2, .page_size = 16, .inner_dim = 128,
                       .dtype_bytes = 2};
 };
@@ -98,6 +104,13 @@ Command add_worker_command(CLI::App& app) {
                     "Replicated mode: rank 0 loads, NCCL broadcasts to every rank's device pool (needs --device-blocks)");
   command->add_option("--nccl-timeout-ms", o->nccl_timeout_ms,
                       "Replicated mode: joining NCCL and each broadcast give up after this long (default: KVBM_NCCL_TIMEOUT_MS)")
+      ->check(CLI::PositiveNumber);
+  command->add_option("--remote", o->remote,
+                      "Start a remote agent on these UCX transports (tcp, sm, ...) exporting the host pool");
+  command->add_option("--remote-name", o->remote_name, "The remote agent's name (default: worker-RANK-PID)");
+  command->add_option("--remote-devices", o->remote_devices, "Network devices UCX may use")->capture_default_str();
+  command->add_option("--remote-timeout-ms", o->remote_timeout_ms, "A remote transfer fails after this long")
+      ->capture_default_str()
       ->check(CLI::PositiveNumber);
   command->add_option("--rank", o->rank, "This worker's rank")->capture_default_str()->check(CLI::NonNegativeNumber);
   command->add_option("--world-size", o->world_size, "Number of workers")->capture_default_str()->check(CLI::PositiveNumber);
@@ -166,6 +179,13 @@ Command add_worker_command(CLI::App& app) {
     }
     if (o->leader_wait_ms) options.leader_wait = std::chrono::milliseconds(*o->leader_wait_ms);
     options.replicated = o->replicated;
+    if (!o->remote.empty()) {
+      options.remote = RemoteAgentOptions{
+          .name = !o->remote_name.empty() ? o->remote_name : fmt::format("worker-{}-{}", o->rank, ::getpid()),
+          .transports = o->remote,
+          .net_devices = o->remote_devices,
+          .transfer_timeout = std::chrono::milliseconds(o->remote_timeout_ms)};
+    }
     if (o->nccl_timeout_ms) options.nccl_timeout = std::chrono::milliseconds(*o->nccl_timeout_ms);
     auto worker = std::make_unique<Worker>(std::move(options), handler);
     running_worker = worker.get();

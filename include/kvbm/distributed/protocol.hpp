@@ -22,7 +22,11 @@ inline constexpr const char* kFill = "kvbm.fill";           // {"pool","blocks",
 inline constexpr const char* kHash = "kvbm.hash";           // {"pool","blocks"}: XXH3 of each block
 inline constexpr const char* kShutdown = "kvbm.shutdown";   // the worker exits after acknowledging
 inline constexpr const char* kNcclId = "kvbm.nccl_id";      // replicated mode: rank 0 answers {"nccl_id": a new id}
-inline constexpr const char* kNcclInit = "kvbm.nccl_init";  // {"nccl_id"}: every rank joins that communicator
+inline constexpr const char* kNcclInit = "kvbm.nccl_init";
+// Remote transfers (distributed/remote_service.hpp says what each carries).
+inline constexpr const char* kRemoteMetadata = "kvbm.remote_metadata";
+inline constexpr const char* kRemoteImport = "kvbm.remote_import";
+inline constexpr const char* kRemoteTransfer = "kvbm.remote_transfer";  // {"nccl_id"}: every rank joins that communicator
 
 [[nodiscard]] std::string encode_id(std::uint64_t id);
 // Throws InvalidArgument unless the frame is exactly 8 bytes.

@@ -11,6 +11,7 @@
 
 #include "kvbm/common/latency.hpp"
 #include "kvbm/distributed/block_transfer_handler.hpp"
+#include "kvbm/remote/remote_agent.hpp"
 
 namespace kvbm {
 
@@ -54,6 +55,8 @@ struct WorkerOptions {
   // makes its NCCL communicator when the leader sends kvbm.nccl_init. Joining it and every
   // broadcast give up after nccl_timeout (KVBM_NCCL_TIMEOUT_MS), aborting the communicator.
   bool replicated = false;
+  // A remote agent exporting the host pool (distributed/remote_service.hpp: kvbm.remote_*).
+  std::optional<RemoteAgentOptions> remote;
   std::chrono::milliseconds nccl_timeout = std::chrono::seconds(30);
 };
 
