@@ -27,6 +27,15 @@ using remote::ExportedLayout;
 using remote::RemoteOp;
 using remote::UcxWorker;
 
+// A UCX registration, or why it failed.
+struct Mapping {
+  ucp_mem_h handle = nullptr;
+  ucs_status_t status = UCS_OK;
+  explicit operator bool() const { return status == UCS_OK; }
+  ucp_mem_h operator*() const { return handle; }
+  [[nodiscard]] ucs_status_t error() const { return status; }
+};
+
 struct Export {
   LayoutPtr layout;
   ExportedLayout description;
@@ -303,6 +312,50 @@ struct RemoteAgent::Impl {
     complete(transfer, Status{});
   }
 
+  // Registers [address, address + length) with UCX, or allocates that much (shared memory where
+  // UCX can: peers on this host then copy into it without a system call) when address is null.
+  Mapping map(void* address, std::size_t length) {
+    ucp_mem_map_params_t params{};
+    params.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH | UCP_MEM_MAP_PARAM_FIELD_FLAGS;
+    params.address = address;
+    params.length = length;
+    params.flags = address ? 0 : UCP_MEM_MAP_ALLOCATE;
+    ucp_mem_h mapping = nullptr;
+    const ucs_status_t status = ucp_mem_map(worker.context(), &params, &mapping);
+    if (status != UCS_OK) return Mapping{nullptr, status};
+    return Mapping{mapping, UCS_OK};
+  }
+
+  void unmap(const std::vector<ucp_mem_h>& mappings) {
+    for (ucp_mem_h mapping : mappings) ucp_mem_unmap(worker.context(), mapping);
+  }
+
+  // Describes an exported layout (its regions mapped by `mappings`, in order) for peers.
+  std::uint32_t export_mapped(const LayoutPtr& layout, std::vector<ucp_mem_h> mappings) {
+    Export entry{layout, {}, std::move(mappings)};
+    entry.description.info = {0, layout->config(), layout->form(), layout->order(), layout->kind()};
+    entry.description.base_offset = layout->base_offset();
+    worker.call([&] {
+      for (std::size_t r = 0; r < entry.mappings.size(); ++r) {
+        void* key = nullptr;
+        std::size_t key_bytes = 0;
+        const ucs_status_t status = ucp_rkey_pack(worker.context(), entry.mappings[r], &key, &key_bytes);
+        if (status != UCS_OK) {
+          unmap(entry.mappings);
+          remote::throw_ucx(status, "packing a remote key");
+        }
+        const Region& region = *layout->regions()[r];
+        entry.description.regions.push_back({reinterpret_cast<std::uint64_t>(region.data()), region.size(),
+                                             std::string(static_cast<const char*>(key), key_bytes)});
+        ucp_rkey_buffer_release(key);
+      }
+    });
+    std::lock_guard lock(mutex);
+    entry.description.info.id = static_cast<std::uint32_t>(exports.size());
+    exports.push_back(std::move(entry));
+    return exports.back().description.info.id;
+  }
+
   // --- caller threads ----------------------------------------------------------------------
 
   std::shared_ptr<Peer> find_peer(const std::string& name) const {
@@ -396,40 +449,46 @@ std::uint32_t RemoteAgent::export_layout(const LayoutPtr& layout) {
     throw make_error(ErrorCode::InvalidArgument, "a {} layout cannot be exported{}", kind.to_string(),
                      kind.is_device() ? " without GPU RDMA" : "");
   }
-  Export entry;
-  entry.layout = layout;
-  entry.description.info.config = layout->config();
-  entry.description.info.form = layout->form();
-  entry.description.info.order = layout->order();
-  entry.description.info.kind = kind;
-  entry.description.base_offset = layout->base_offset();
+  std::vector<ucp_mem_h> mappings;
   impl_->worker.call([&] {
     for (const RegionPtr& region : layout->regions()) {
-      ucp_mem_map_params_t params{};
-      params.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH;
-      params.address = region->data();
-      params.length = region->size();
-      ucp_mem_h mapping = nullptr;
-      ucs_status_t status = ucp_mem_map(impl_->worker.context(), &params, &mapping);
-      void* key = nullptr;
-      std::size_t key_bytes = 0;
-      if (status == UCS_OK) {
-        entry.mappings.push_back(mapping);
-        status = ucp_rkey_pack(impl_->worker.context(), mapping, &key, &key_bytes);
+      const auto mapping = impl_->map(region->data(), region->size());
+      if (!mapping) {
+        impl_->unmap(mappings);
+        remote::throw_ucx(mapping.error(), "registering " + region->describe());
       }
-      if (status != UCS_OK) {
-        for (ucp_mem_h done : entry.mappings) ucp_mem_unmap(impl_->worker.context(), done);
-        remote::throw_ucx(status, "registering " + region->describe());
-      }
-      entry.description.regions.push_back({reinterpret_cast<std::uint64_t>(region->data()), region->size(),
-                                           std::string(static_cast<const char*>(key), key_bytes)});
-      ucp_rkey_buffer_release(key);
+      mappings.push_back(*mapping);
     }
   });
-  std::lock_guard lock(impl_->mutex);
-  entry.description.info.id = static_cast<std::uint32_t>(impl_->exports.size());
-  impl_->exports.push_back(std::move(entry));
-  return impl_->exports.back().description.info.id;
+  return impl_->export_mapped(layout, std::move(mappings));
+}
+
+std::pair<LayoutPtr, std::uint32_t> RemoteAgent::allocate_exported(const LayoutConfig& config, LayoutForm form,
+                                                                   LayerOrder order) {
+  config.validate();
+  const bool contiguous = form == LayoutForm::FullyContiguous;
+  const std::size_t bytes = contiguous ? Layout::required_bytes_fully_contiguous(config, StorageKind::system())
+                                       : Layout::required_bytes_per_layer(config, StorageKind::system());
+  std::vector<ucp_mem_h> mappings;
+  std::vector<RegionPtr> regions;
+  impl_->worker.call([&] {
+    for (std::size_t r = 0; r < (contiguous ? 1 : config.num_layers); ++r) {
+      const auto mapping = impl_->map(nullptr, bytes);
+      if (!mapping) {
+        impl_->unmap(mappings);
+        remote::throw_ucx(mapping.error(), fmt::format("allocating {} bytes", bytes));
+      }
+      mappings.push_back(*mapping);
+      ucp_mem_attr_t attributes{};
+      attributes.field_mask = UCP_MEM_ATTR_FIELD_ADDRESS;
+      (void)ucp_mem_query(*mapping, &attributes);
+      regions.push_back(Region::register_memory(attributes.address, bytes, StorageKind::system()));
+    }
+  });
+  LayoutPtr layout = contiguous ? Layout::fully_contiguous(config, regions.front())
+                                : Layout::layer_separate(config, std::move(regions), order);
+  const std::uint32_t id = impl_->export_mapped(layout, std::move(mappings));
+  return {std::move(layout), id};
 }
 
 std::string RemoteAgent::metadata() const {

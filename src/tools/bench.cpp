@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_random_io.hpp"
+#include "bench_remote.hpp"
 #include "bench_tier.hpp"
 #include "bench_tuning.hpp"
 #include "commands.hpp"
@@ -36,6 +37,7 @@ struct BenchOptions {
   std::vector<std::string> tune;  // KEY=VALUE tuning fields
   bool gds = false;          // device <-> disk through cuFile when libcufile loads
   bool json = false;
+  std::string remote;  // UCX transports: the remote bench instead of the tier pairs
 };
 
 struct Row {
@@ -90,11 +92,6 @@ std::string default_pairs() {
     pairs += ",pinned:device,device:pinned,system:device,device:system,device:device,device:disk,disk:device";
   }
   return pairs;
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
 }
 
 LayoutPtr bench_layout(std::size_t blocks, std::size_t block_bytes, StorageKind kind, const std::string& dir) {
@@ -203,12 +200,6 @@ Row run_case(TransferContext& context, const std::string& src_name, const std::s
   return row;
 }
 
-std::string human_size(std::size_t bytes) {
-  if (bytes % (1u << 20) == 0) return fmt::format("{}M", bytes >> 20);
-  if (bytes % (1u << 10) == 0) return fmt::format("{}K", bytes >> 10);
-  return std::to_string(bytes);
-}
-
 void print_table(const std::vector<Row>& rows, const TransferContext& context) {
   const auto& config = context.config();
   std::cout << fmt::format("kvbm bench: disk backend {}, batch {} blocks, GPU path {}, ceiling = one contiguous copy of "
@@ -255,8 +246,10 @@ Command add_bench_command(CLI::App& app) {
   command->add_option("--tune", options->tune, "KEY=VALUE: a tuning field (repeatable): " + fmt::format("{}", fmt::join(tuning_keys(), ", ")));
   command->add_flag("--gds", options->gds, "Allow GPUDirect Storage (cuFile) for device <-> disk");
   command->add_flag("--json", options->json, "Print one JSON array of rows");
+  command->add_option("--remote", options->remote,
+                      "Instead: remote puts and gets over these UCX transports (tcp, sm) against a second process, "
+                      "beside ucx_perftest");
   return {command, [options] {
-    const auto pairs = parse_pairs(options->pairs.empty() ? default_pairs() : options->pairs);
     std::vector<std::size_t> sizes;
     for (const std::string& size : split(options->sizes, ',')) {
       sizes.push_back(settings::parse_size("--sizes", size));
@@ -264,6 +257,8 @@ Command add_bench_command(CLI::App& app) {
     }
     const std::size_t total = settings::parse_size("--bytes", options->bytes);
     if (total == 0) throw make_error(ErrorCode::InvalidArgument, "--bytes: '{}' is zero", options->bytes);
+    if (!options->remote.empty()) return run_remote_bench({options->remote, sizes, total, options->repeat});
+    const auto pairs = parse_pairs(options->pairs.empty() ? default_pairs() : options->pairs);
     TransferConfig config = environment::transfer_config();
     if (options->sms > 0) config.cuda.copy_ctas = options->sms;
     if (!options->copy_path.empty()) config.cuda.copy_path = *parse_cuda_copy_path(options->copy_path);

@@ -2,8 +2,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+
+#include <fmt/format.h>
 
 #include "common/checked_math.hpp"
 #include "kvbm/common/error.hpp"
@@ -148,6 +151,17 @@ double plain_batch_gbps(const Layout& src, const Layout& dst, std::span<const Bl
     bytes += s.bytes;
   }
   return static_cast<double>(bytes) / cuda::timed_batch_seconds(dsts, srcs, sizes) / 1e9;
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+std::string human_size(std::size_t bytes) {
+  if (bytes % (1u << 20) == 0) return fmt::format("{}M", bytes >> 20);
+  if (bytes % (1u << 10) == 0) return fmt::format("{}K", bytes >> 10);
+  return std::to_string(bytes);
 }
 
 }  // namespace kvbm::tools

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <random>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "kvbm/layout/layout.hpp"
@@ -29,5 +30,10 @@ void store_blocks(const Layout& layout, const HostBytes& bytes);
 // GB/s of one plain cudaMemcpyBatchAsync (one stream, default attributes) over the chunks of
 // `pairs`: the baseline the copy-engine path must beat. Single-chunk blocks only.
 [[nodiscard]] double plain_batch_gbps(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs);
+
+// The middle of the values (the upper one of an even count).
+[[nodiscard]] double median(std::vector<double> values);
+// "256K", "4M" or the byte count.
+[[nodiscard]] std::string human_size(std::size_t bytes);
 
 }  // namespace kvbm::tools

@@ -89,6 +89,27 @@ TEST(RemoteAgent, LargeBlocksMoveOverBothTransports) {
   }
 }
 
+TEST(RemoteAgent, LayoutsInMemoryUcxAllocatesMoveEveryByte) {
+  for (const std::string transports : {"tcp", "sm"}) {
+    for (const LayoutChoice& choice : testing::all_layout_choices()) {
+      if (choice.host_offset != 0) continue;
+      AgentPair agents(transports);
+      const auto [theirs, id] = agents.peer.allocate_exported(kOddChunks, choice.form, choice.order);
+      const auto mine = Layout::allocate(kOddChunks, StorageKind::system(), LayoutForm::FullyContiguous);
+      const std::string peer = agents.local.import_peer(agents.peer.metadata());
+      SCOPED_TRACE(transports + " " + choice.name());
+      EXPECT_EQ(testing::check_roundtrip_with(
+                    [&](std::span<const BlockPair> pairs) { return agents.local.write(mine, peer, id, pairs); }, mine,
+                    theirs, 7, 31),
+                "");
+      EXPECT_EQ(testing::check_roundtrip_with(
+                    [&, id = id](std::span<const BlockPair> pairs) { return agents.local.read(peer, id, mine, pairs); },
+                    theirs, mine, 7, 32),
+                "");
+    }
+  }
+}
+
 TEST(RemoteAgent, ANotificationArrivesAfterTheBytesOfItsWrite) {
   AgentPair agents("tcp");
   const auto mine = Layout::allocate(kOddChunks, StorageKind::system(), LayoutForm::FullyContiguous);

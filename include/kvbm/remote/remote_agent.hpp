@@ -21,6 +21,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "kvbm/layout/layout.hpp"
@@ -85,6 +86,11 @@ class RemoteAgent {
   // Registers the layout's regions for peers to reach and returns the id they name it by.
   // System and Pinned memory; Device memory only with allow_gpu_rdma; never disk.
   [[nodiscard]] std::uint32_t export_layout(const LayoutPtr& layout);
+  // Allocates a System layout in memory UCX provides (shared memory where it can: peers on this
+  // host then copy into it without a system call) and exports it. The layout must not outlive
+  // the agent.
+  [[nodiscard]] std::pair<LayoutPtr, std::uint32_t> allocate_exported(const LayoutConfig& config, LayoutForm form,
+                                                                      LayerOrder order = LayerOrder::BlockContiguous);
   // This agent's metadata for peers: its name, worker address and exported layouts.
   [[nodiscard]] std::string metadata() const;
 
