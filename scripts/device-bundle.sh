@@ -3,7 +3,7 @@
 # into .bundle/, for the device tool to carry. Then, there: scripts/device-run.sh STEP...
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cmake --build build --target kvbm kvbm_gpu_tests kvbm_multi_tests kvbm_nccl_tests kvbm_control_bench kvbm_gpu_phases kvbm_nccl_bench >/dev/null
+cmake --build build --target kvbm kvbm_gpu_tests kvbm_multi_tests kvbm_nccl_tests kvbm_control_bench kvbm_gpu_phases kvbm_nccl_bench kvbm_remote_tests >/dev/null
 rm -rf .bundle
-../shared/tools/device-bundle .bundle build/kvbm build/tests/kvbm_gpu_tests build/tests/kvbm_multi_tests build/tests/kvbm_nccl_tests build/bench/kvbm_control_bench build/bench/kvbm_gpu_phases build/bench/kvbm_nccl_bench
+../shared/tools/device-bundle .bundle build/kvbm build/tests/kvbm_gpu_tests build/tests/kvbm_multi_tests build/tests/kvbm_nccl_tests build/bench/kvbm_control_bench build/bench/kvbm_gpu_phases build/bench/kvbm_nccl_bench build/tests/kvbm_remote_tests /usr/bin/ucx_perftest
 strip --strip-debug .bundle/bin/*

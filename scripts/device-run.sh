@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from a bundle made by scripts/device-bundle.sh:
-#   scripts/device-run.sh STEP...   with steps: info tests sanitize bench bench-gpu kernel-variants block-pairs ce-calls sweep disk-sweep disk-gpu multi control control-ipc control-processes phases replay nccl nccl-bench
+#   scripts/device-run.sh STEP...   with steps: info remote remote-bench tests sanitize bench bench-gpu kernel-variants block-pairs ce-calls sweep disk-sweep disk-gpu multi control control-ipc control-processes phases replay nccl nccl-bench
 #   (each control step with -pinned appended runs with each endpoint's message threads pinned)
 # Logs go to $OUT (when set) as well as stdout.
 set -uo pipefail
@@ -15,6 +15,11 @@ for step in "$@"; do
   [[ $step == *-pinned ]] && placement=pinned
   case $step in
     info) nvidia-smi -L; kvbm info ;;
+    remote) timeout ${TEST_TIMEOUT:-300} kvbm_remote_tests 2>&1 | tee "$out/remote-tests.log" | grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED|tests ran' ;;
+    remote-bench)
+      for transports in tcp sm; do
+        kvbm bench --remote "$transports" --sizes 64K,256K,1M,4M --bytes 256M --repeat "${REPEAT:-5}" 2>/dev/null | tee -a "$out/remote-bench.txt"
+      done ;;
     tests) timeout ${TEST_TIMEOUT:-300} kvbm_gpu_tests 2>&1 | tee "$out/gpu-tests.log" | grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED|tests ran' ;;
     sanitize)
       # Left out: the out-of-memory test (it makes CUDA calls fail on purpose, which memcheck

@@ -12,6 +12,7 @@
 #include "common/make_error.hpp"
 #include "remote/agent_metadata.hpp"
 #include "remote/remote_ops.hpp"
+#include "remote/staged_transfer.hpp"
 #include "remote/ucx_worker.hpp"
 
 namespace kvbm {
@@ -87,11 +88,13 @@ std::optional<RemoteNotification> decode_notification(const void* data, std::siz
 struct RemoteAgent::Impl {
   explicit Impl(RemoteAgentOptions options_in)
       : options(std::move(options_in)), worker({options.transports, options.net_devices}) {
+    if (options.stage_remote_device) stager = std::make_unique<remote::Stager>(options.cuda, options.staging_bytes);
     worker.call([this] { register_notification_handler(); });
     worker.set_tick([this](UcxWorker::Clock::time_point now) { expire(now); });
   }
 
   ~Impl() {
+    stager.reset();  // staged transfers finish first: their slices need the worker
     worker.stop([this] {
       for (auto& [name, peer] : peers) close(*peer, make_error(ErrorCode::Cancelled, "the agent is closing"));
       drain();
@@ -388,11 +391,8 @@ struct RemoteAgent::Impl {
       const std::uint32_t index = layout_index(*peer, id);
       const ExportedLayout& remote = peer->metadata.layouts[index];
       const TransferPlan chosen = plan(local->kind(), remote.info.kind, write);
-      if (!std::holds_alternative<DirectPlan>(chosen)) {
-        throw make_error(ErrorCode::Unsupported, "the plan {} needs staging, which this agent was not given",
-                         to_string(chosen));
-      }
       auto ops = std::make_shared<std::vector<RemoteOp>>(remote::expand_remote(*local, remote, pairs, write));
+      if (std::holds_alternative<TwoHopPlan>(chosen)) return stage(local, peer_name, id, pairs, write, std::move(notification));
       auto transfer = std::make_unique<Pending>();
       transfer->state = state;
       transfer->peer = peer;
@@ -410,13 +410,30 @@ struct RemoteAgent::Impl {
     return TransferHandle(state);
   }
 
+  // Device memory without GPU RDMA, through pinned staging (the checks above have passed).
+  TransferHandle stage(const LayoutPtr& local, const std::string& peer, std::uint32_t id,
+                       std::span<const BlockPair> pairs, bool write, std::string notification) {
+    return stager->start(local, {pairs.begin(), pairs.end()}, write,
+                         [this, peer, id, write, notification](const LayoutPtr& staging,
+                                                               std::span<const BlockPair> slice, bool last) {
+                           return start(staging, peer, id, slice, write, last ? notification : std::string());
+                         });
+  }
+
   TransferPlan plan(StorageKind local, StorageKind remote_kind, bool local_is_source) const {
+    if (local.is_device() && remote_kind.is_host() && stager && !options.capabilities.allow_gpu_rdma) {
+      return local_is_source ? TransferPlan{TwoHopPlan{TransferStrategy::CudaAsyncD2H, StorageKind::pinned(),
+                                                       TransferStrategy::NixlWrite}}
+                             : TransferPlan{TwoHopPlan{TransferStrategy::NixlReadFlipped, StorageKind::pinned(),
+                                                       TransferStrategy::CudaAsyncH2D}};
+    }
     return local_is_source ? select_strategy(local, true, remote_kind, false, options.capabilities)
                            : select_strategy(remote_kind, false, local, true, options.capabilities);
   }
 
   RemoteAgentOptions options;
   UcxWorker worker;
+  std::unique_ptr<remote::Stager> stager;  // with stage_remote_device
   mutable std::mutex mutex;  // exports, peers
   std::vector<Export> exports;
   std::map<std::string, std::shared_ptr<Peer>> peers;
