@@ -3,6 +3,8 @@
 //   pools the way the handler does, and encoded and decoded again to the same request;
 // - a worker's reply payload as the leader reads it, and the handshake data inside it;
 // - the data frames of kvbm.fill / kvbm.hash, kvbm.cancel and kvbm.reject;
+// - a remote agent's metadata (what import_peer checks before UCX sees any of it), and the
+//   block pairs of a remote transfer checked and expanded against the layout it declares;
 // - any text quoted in an error message.
 // Any crash, hang, sanitizer report or exception other than kvbm::Error is a bug.
 #include <cstddef>
@@ -17,6 +19,8 @@
 #include "kvbm/distributed/protocol.hpp"
 #include "kvbm/distributed/wire.hpp"
 #include "kvbm/layout/layout.hpp"
+#include "remote/agent_metadata.hpp"
+#include "remote/remote_ops.hpp"
 #include "transfer/engine/expand.hpp"
 
 namespace {
@@ -63,6 +67,34 @@ void handler_data(Read&& read) {
   }
 }
 
+// Metadata that decodes describes layouts whose every chunk, for any pair the checks let
+// through, lies inside the regions it declares; and it encodes back to the same bytes.
+void agent_metadata(std::string_view bytes) {
+  try {
+    const kvbm::remote::AgentMetadata metadata = kvbm::remote::decode(bytes);
+    if (kvbm::remote::encode(metadata) != bytes) __builtin_trap();
+    for (const auto& layout : metadata.layouts) {
+      const kvbm::LayoutConfig& shape = layout.info.config;
+      if (shape.num_layers != pool()->config().num_layers || shape.outer_dim != pool()->config().outer_dim ||
+          shape.chunk_bytes() != pool()->config().chunk_bytes()) {
+        continue;
+      }
+      const std::vector<kvbm::BlockPair> pairs{{0, 0}, {1, shape.num_blocks - 1}};
+      for (const auto& op : kvbm::remote::expand_remote(*pool(), layout, pairs, true)) {
+        const auto& region = layout.regions.at(op.region);
+        if (op.remote < region.address || op.remote + op.bytes > region.address + region.bytes) __builtin_trap();
+      }
+      const std::vector<kvbm::BlockPair> past_end{{0, shape.num_blocks}};
+      try {
+        (void)kvbm::remote::expand_remote(*pool(), layout, past_end, true);
+        __builtin_trap();
+      } catch (const kvbm::Error&) {
+      }
+    }
+  } catch (const kvbm::Error&) {
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -74,6 +106,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (list.blocks.size() > kMaxPairs) __builtin_trap();
   });
   handler_data([&] { (void)kvbm::handler_data::read_cancel(bytes); });
+  agent_metadata(bytes);
   handler_data([&] { (void)kvbm::handler_data::encode_reject(kvbm::handler_data::read_reject(bytes)); });
   // Error text from outside input is valid UTF-8 and bounded, whatever the input.
   const std::string text = kvbm::printable(bytes, 100);

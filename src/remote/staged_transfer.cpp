@@ -5,8 +5,8 @@
 
 namespace kvbm::remote {
 
-Stager::Stager(std::shared_ptr<TransferContext> cuda, std::size_t staging_bytes)
-    : cuda_(std::move(cuda)), staging_bytes_(staging_bytes) {
+Stager::Stager(std::shared_ptr<TransferContext> cuda, std::size_t staging_bytes, StorageKind staging)
+    : cuda_(std::move(cuda)), staging_bytes_(staging_bytes), staging_kind_(staging) {
   if (!cuda_) throw make_error(ErrorCode::InvalidArgument, "staging device memory needs a transfer context for its copies");
 }
 
@@ -30,7 +30,7 @@ const LayoutPtr& Stager::staging_for(const Layout& local) {
   if (!staging) {
     LayoutConfig config = shape;
     config.num_blocks = std::max<std::size_t>(1, staging_bytes_ / block_bytes(local));
-    staging = Layout::allocate(config, StorageKind::pinned(), LayoutForm::FullyContiguous);
+    staging = Layout::allocate(config, staging_kind_, LayoutForm::FullyContiguous);
   }
   return staging;
 }

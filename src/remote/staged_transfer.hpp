@@ -24,7 +24,8 @@ class Stager {
   using RemoteHop =
       std::function<TransferHandle(const LayoutPtr& staging, std::span<const BlockPair> pairs, bool last)>;
 
-  Stager(std::shared_ptr<TransferContext> cuda, std::size_t staging_bytes);
+  // Staging is pinned memory (what the GPU copies at full speed); tests without a GPU pass System.
+  Stager(std::shared_ptr<TransferContext> cuda, std::size_t staging_bytes, StorageKind staging = StorageKind::pinned());
 
   // Pairs are (local, remote) for a write and (remote, local) for a read.
   [[nodiscard]] TransferHandle start(const LayoutPtr& local, std::vector<BlockPair> pairs, bool write, RemoteHop hop);
@@ -36,6 +37,7 @@ class Stager {
 
   std::shared_ptr<TransferContext> cuda_;
   std::size_t staging_bytes_;
+  StorageKind staging_kind_;
   std::map<std::tuple<std::size_t, std::size_t, std::size_t>, LayoutPtr> staging_;  // by layers, outer, chunk bytes
   ThreadPool thread_{1};  // last: drains before the rest goes
 };

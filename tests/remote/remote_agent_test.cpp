@@ -7,6 +7,7 @@
 #include <cctype>
 
 #include "kvbm/common/error.hpp"
+#include "remote/staged_transfer.hpp"
 #include "support/roundtrip.hpp"
 
 namespace kvbm {
@@ -108,6 +109,40 @@ TEST(RemoteAgent, LayoutsInMemoryUcxAllocatesMoveEveryByte) {
                 "");
     }
   }
+}
+
+// The staging of device memory, run here on host layouts (the GPU tests run it on device ones):
+// slices of three blocks through the staging layout, both directions, one notification.
+TEST(RemoteAgent, StagedSlicesMoveEveryByteAndNotifyOnce) {
+  AgentPair agents("tcp");
+  const auto [theirs, id] = agents.peer.allocate_exported(kOddChunks, LayoutForm::LayerSeparate);
+  const std::string peer = agents.local.import_peer(agents.peer.metadata());
+  const std::size_t block = kOddChunks.chunk_bytes() * kOddChunks.num_layers * kOddChunks.outer_dim;
+  remote::Stager stager(std::make_shared<TransferContext>(), 3 * block, StorageKind::system());
+  const auto mine = Layout::allocate(kOddChunks, StorageKind::system(), LayoutForm::LayerSeparate,
+                                     LayerOrder::OuterContiguous);
+  const auto hop = [&, id = id](bool write) {
+    return [&, id, write](const LayoutPtr& staging, std::span<const BlockPair> pairs, bool last) {
+      return write ? agents.local.write(staging, peer, id, pairs, last ? "last slice" : "")
+                   : agents.local.read(peer, id, staging, pairs);
+    };
+  };
+  EXPECT_EQ(testing::check_roundtrip_with(
+                [&](std::span<const BlockPair> pairs) {
+                  return stager.start(mine, {pairs.begin(), pairs.end()}, true, hop(true));
+                },
+                mine, theirs, 10, 51),
+            "");
+  const auto notification = agents.peer.wait_notification(std::chrono::seconds(30));
+  ASSERT_TRUE(notification.has_value());
+  EXPECT_EQ(notification->message, "last slice");
+  EXPECT_FALSE(agents.peer.wait_notification(std::chrono::milliseconds(0)).has_value());
+  EXPECT_EQ(testing::check_roundtrip_with(
+                [&](std::span<const BlockPair> pairs) {
+                  return stager.start(mine, {pairs.begin(), pairs.end()}, false, hop(false));
+                },
+                theirs, mine, 10, 52),
+            "");
 }
 
 TEST(RemoteAgent, ANotificationArrivesAfterTheBytesOfItsWrite) {
