@@ -380,7 +380,9 @@ struct RemoteAgent::Impl {
 
   TransferHandle start(const LayoutPtr& local, const std::string& peer_name, std::uint32_t id,
                        std::span<const BlockPair> pairs, bool write, std::string notification) {
-    auto state = std::make_shared<CompletionState>();
+    // Waiters sleep at once: the progress thread moves the bytes, and needs the CPU more than
+    // a waiter needs a fast wake-up (a remote transfer takes far longer than one).
+    auto state = std::make_shared<CompletionState>(std::chrono::microseconds(0));
     try {
       if (!local) throw make_error(ErrorCode::InvalidArgument, "no local layout");
       if (notification.size() > kMaxNotificationBytes) {

@@ -11,7 +11,7 @@ Stager::Stager(std::shared_ptr<TransferContext> cuda, std::size_t staging_bytes,
 }
 
 TransferHandle Stager::start(const LayoutPtr& local, std::vector<BlockPair> pairs, bool write, RemoteHop hop) {
-  auto state = std::make_shared<CompletionState>();
+  auto state = std::make_shared<CompletionState>(std::chrono::microseconds(0));  // as the agent's
   thread_.post([this, state, local, pairs = std::move(pairs), write, hop = std::move(hop)] {
     Status status;
     try {
