@@ -88,6 +88,7 @@ std::optional<RemoteNotification> decode_notification(const void* data, std::siz
 struct RemoteAgent::Impl {
   explicit Impl(RemoteAgentOptions options_in)
       : options(std::move(options_in)), worker({options.transports, options.net_devices}) {
+    if (options.capabilities.allow_gpu_rdma) check_device_memory_support();
     if (options.stage_remote_device) stager = std::make_unique<remote::Stager>(options.cuda, options.staging_bytes);
     worker.call([this] { register_notification_handler(); });
     worker.set_tick([this](UcxWorker::Clock::time_point now) { expire(now); });
@@ -102,6 +103,18 @@ struct RemoteAgent::Impl {
         for (ucp_mem_h mapping : entry.mappings) ucp_mem_unmap(worker.context(), mapping);
       }
     });
+  }
+
+  // Direct transfers of device memory hand device pointers to UCX: one without CUDA support
+  // would read them as host memory.
+  void check_device_memory_support() {
+    ucp_context_attr_t attributes{};
+    attributes.field_mask = UCP_ATTR_FIELD_MEMORY_TYPES;
+    const ucs_status_t status = ucp_context_query(worker.context(), &attributes);
+    if (status != UCS_OK || !(attributes.memory_types & UCS_BIT(UCS_MEMORY_TYPE_CUDA))) {
+      throw make_error(ErrorCode::Unsupported,
+                       "allow_gpu_rdma: this UCX cannot reach CUDA device memory (stage_remote_device can)");
+    }
   }
 
   // --- progress thread ---------------------------------------------------------------------

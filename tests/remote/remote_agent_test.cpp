@@ -242,6 +242,15 @@ TEST(RemoteAgent, PlansFollowTheSeedsRules) {
   EXPECT_EQ(to_string(agent.plan(StorageKind::system(), StorageKind::pinned(), false)), "Direct(NixlReadFlipped)");
   EXPECT_THROW((void)agent.plan(StorageKind::device(0), StorageKind::system(), true), Error);
   EXPECT_THROW((void)agent.plan(StorageKind::disk(0), StorageKind::system(), true), Error);
+  // GPU RDMA needs a UCX with CUDA support (Debian's has none): device pointers must never reach
+  // one without it.
+  try {
+    RemoteAgent rdma({.name = unique("rdma"), .capabilities = TransferCapabilities{}.with_gpu_rdma(true)});
+    EXPECT_EQ(to_string(rdma.plan(StorageKind::device(0), StorageKind::system(), true)), "Direct(NixlWrite)");
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), ErrorCode::Unsupported);
+    EXPECT_NE(error.message().find("cannot reach CUDA device memory"), std::string::npos) << error.what();
+  }
 }
 
 }  // namespace
