@@ -87,7 +87,7 @@ std::optional<RemoteNotification> decode_notification(const void* data, std::siz
 
 struct RemoteAgent::Impl {
   explicit Impl(RemoteAgentOptions options_in)
-      : options(std::move(options_in)), worker({options.transports, options.net_devices}) {
+      : options(std::move(options_in)), abandoned(), worker({options.transports, options.net_devices}) {
     if (options.capabilities.allow_gpu_rdma) check_device_memory_support();
     if (options.stage_remote_device) stager = std::make_unique<remote::Stager>(options.cuda, options.staging_bytes);
     worker.call([this] { register_notification_handler(); });
@@ -447,14 +447,15 @@ struct RemoteAgent::Impl {
   }
 
   RemoteAgentOptions options;
+  // Transfers answered when their peer was closed, kept for the callbacks UCX may still make,
+  // up to the destruction of its worker: declared before the worker, so they outlive it.
+  std::vector<std::unique_ptr<Pending>> abandoned;
   UcxWorker worker;
   std::unique_ptr<remote::Stager> stager;  // with stage_remote_device
   mutable std::mutex mutex;  // exports, peers
   std::vector<Export> exports;
   std::map<std::string, std::shared_ptr<Peer>> peers;
   std::list<std::unique_ptr<Pending>> pending;  // progress thread only
-  // Transfers answered when their peer was closed, kept for callbacks UCX may still make.
-  std::vector<std::unique_ptr<Pending>> abandoned;
   std::mutex notifications_mutex;
   std::condition_variable notification_arrived;
   std::deque<RemoteNotification> notifications;
