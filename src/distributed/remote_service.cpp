@@ -67,19 +67,18 @@ std::string from_hex(std::string_view hex, std::string_view what) {
 
 RemoteService::RemoteService(RemoteAgentOptions options, const BlockTransferHandler& pools, std::size_t max_block_pairs)
     : agent_(options), max_block_pairs_(max_block_pairs) {
-  try {
-    host_ = pools.pool(BlockTransferPool::Host);
-    host_id_ = agent_.export_layout(host_);
-  } catch (const Error&) {
-    host_.reset();  // no host pool: nothing to export
-  }
-  if (options.capabilities.allow_gpu_rdma) {
+  // A pool the worker was not given is not exported; a pool that cannot be exported is an error.
+  const auto configured = [&](BlockTransferPool which) -> LayoutPtr {
     try {
-      device_ = pools.pool(BlockTransferPool::Device);
+      return pools.pool(which);
     } catch (const Error&) {
+      return nullptr;
     }
-    if (device_) device_id_ = agent_.export_layout(device_);
-  }
+  };
+  host_ = configured(BlockTransferPool::Host);
+  if (host_) host_id_ = agent_.export_layout(host_);
+  if (options.capabilities.allow_gpu_rdma) device_ = configured(BlockTransferPool::Device);
+  if (device_) device_id_ = agent_.export_layout(device_);
 }
 
 bool RemoteService::handles(std::string_view name) { return name == kRemoteMetadata || name == kRemoteImport || name == kRemoteTransfer; }
