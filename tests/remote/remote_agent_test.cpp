@@ -29,6 +29,14 @@ struct AgentPair {
   RemoteAgent peer;
 };
 
+// Two agents over tcp, each with a fully contiguous System layout; the peer's is exported.
+struct ConnectedPair {
+  AgentPair agents{"tcp"};
+  LayoutPtr mine = Layout::allocate(kOddChunks, StorageKind::system(), LayoutForm::FullyContiguous);
+  LayoutPtr theirs = Layout::allocate(kOddChunks, StorageKind::system(), LayoutForm::FullyContiguous);
+  std::uint32_t id = agents.peer.export_layout(theirs);
+};
+
 struct Case {
   std::string transports;
   LayoutChoice choice;
@@ -146,10 +154,8 @@ TEST(RemoteAgent, StagedSlicesMoveEveryByteAndNotifyOnce) {
 }
 
 TEST(RemoteAgent, ANotificationArrivesAfterTheBytesOfItsWrite) {
-  AgentPair agents("tcp");
-  const auto mine = Layout::allocate(kOddChunks, StorageKind::system(), LayoutForm::FullyContiguous);
-  const auto theirs = Layout::allocate(kOddChunks, StorageKind::system(), LayoutForm::FullyContiguous);
-  const std::uint32_t id = agents.peer.export_layout(theirs);
+  ConnectedPair connected;
+  auto& [agents, mine, theirs, id] = connected;
   const std::string peer = agents.local.import_peer(agents.peer.metadata());
   std::mt19937_64 rng(5);
   const auto written = testing::fill_random(*mine, {4}, rng);
@@ -182,10 +188,8 @@ void expect_error(const Status& status, ErrorCode code, const std::string& text)
 }
 
 TEST(RemoteAgent, BadRequestsAreRefusedLocallyAndTheConnectionServesOn) {
-  AgentPair agents("tcp");
-  const auto mine = Layout::allocate(kOddChunks, StorageKind::system(), LayoutForm::FullyContiguous);
-  const auto theirs = Layout::allocate(kOddChunks, StorageKind::system(), LayoutForm::FullyContiguous);
-  const std::uint32_t id = agents.peer.export_layout(theirs);
+  ConnectedPair connected;
+  auto& [agents, mine, theirs, id] = connected;
   const std::string peer = agents.local.import_peer(agents.peer.metadata());
 
   expect_error(failed_write(agents.local, mine, peer, id, {{0, 24}}), ErrorCode::OutOfRange,
@@ -217,10 +221,8 @@ TEST(RemoteAgent, BadRequestsAreRefusedLocallyAndTheConnectionServesOn) {
 }
 
 TEST(RemoteAgent, BadMetadataIsRefusedAndThePeerKnownBeforeStaysReachable) {
-  AgentPair agents("tcp");
-  const auto mine = Layout::allocate(kOddChunks, StorageKind::system(), LayoutForm::FullyContiguous);
-  const auto theirs = Layout::allocate(kOddChunks, StorageKind::system(), LayoutForm::FullyContiguous);
-  const std::uint32_t id = agents.peer.export_layout(theirs);
+  ConnectedPair connected;
+  auto& [agents, mine, theirs, id] = connected;
   const std::string metadata = agents.peer.metadata();
   const std::string peer = agents.local.import_peer(metadata);
   for (std::size_t cut : {std::size_t{0}, std::size_t{7}, metadata.size() / 2, metadata.size() - 1}) {
