@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from a bundle made by scripts/device-bundle.sh:
-#   scripts/device-run.sh STEP...   with steps: info remote remote-bench tests sanitize bench bench-gpu kernel-variants block-pairs ce-calls sweep disk-sweep disk-gpu multi control control-ipc control-processes phases replay nccl nccl-bench
+#   scripts/device-run.sh STEP...   with steps: info remote remote-bench disk-small tests sanitize bench bench-gpu kernel-variants block-pairs ce-calls sweep disk-sweep disk-gpu multi control control-ipc control-processes phases replay nccl nccl-bench
 #   (each control step with -pinned appended runs with each endpoint's message threads pinned)
 # Logs go to $OUT (when set) as well as stdout.
 set -uo pipefail
@@ -15,9 +15,9 @@ for step in "$@"; do
   [[ $step == *-pinned ]] && placement=pinned
   case $step in
     info) nvidia-smi -L; kvbm info ;;
-    remote) timeout ${TEST_TIMEOUT:-300} kvbm_remote_tests 2>&1 | tee "$out/remote-tests.log" | grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED|tests ran' ;;
+    remote) KVBM_CLI=$(command -v kvbm) timeout ${TEST_TIMEOUT:-300} kvbm_remote_tests 2>&1 | tee "$out/remote-tests.log" | grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED|tests ran' ;;
     remote-bench)
-      for transports in tcp sm; do
+      for transports in ${TRANSPORTS:-tcp sm}; do
         kvbm bench --remote "$transports" --sizes 64K,256K,1M,4M --bytes 256M --repeat "${REPEAT:-5}" 2>/dev/null | tee -a "$out/remote-bench.txt"
       done ;;
     tests) timeout ${TEST_TIMEOUT:-300} kvbm_gpu_tests 2>&1 | tee "$out/gpu-tests.log" | grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED|tests ran' ;;
@@ -79,6 +79,10 @@ for step in "$@"; do
       for qd in 32 64 128; do
         KVBM_DISK_QUEUE_DEPTH=$qd kvbm bench --pairs system:disk,disk:system --sizes 256K,2M 2>/dev/null | tail -4 | sed "s/^/qd$qd /"
       done | tee "$out/disk-sweep.txt" ;;
+    disk-small)
+      # Small blocks to and from disk beside the random-I/O ceiling (issue table: 256 MiB, median of 3).
+      kvbm bench --pairs system:disk,disk:system --sizes 4K,16K,64K,256K,2M --bytes 256M --repeat "${REPEAT:-3}" 2>/dev/null | tee "$out/disk-small.txt"
+      kvbm bench --pairs device:disk,disk:device --sizes 4K,16K,64K,256K --bytes 256M --repeat "${REPEAT:-3}" 2>/dev/null | tee -a "$out/disk-small.txt" ;;
     disk-gpu)
       # Device <-> disk: the two-hop through pinned memory, then cuFile (GPUDirect Storage).
       # Nine runs a row (DISK_REPEAT): the GPU machine's virtual disk reads anywhere from 2.1 to
