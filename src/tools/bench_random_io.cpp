@@ -70,4 +70,18 @@ double random_io_gbps(const Layout& disk, std::span<const std::size_t> blocks, b
   return static_cast<double>(order.size() * chunk) / seconds / 1e9;
 }
 
+RandomIoCeiling best_random_io(const Layout& disk, std::span<const std::size_t> blocks, bool write,
+                               std::size_t also_depth) {
+  std::vector<std::size_t> depths{32, 64, 128, 256, 512, also_depth};
+  std::sort(depths.begin(), depths.end());
+  depths.erase(std::unique(depths.begin(), depths.end()), depths.end());
+  RandomIoCeiling best;
+  for (const std::size_t depth : depths) {
+    if (depth > blocks.size() && depth != depths.front()) break;  // deeper than the blocks: the same as all of them
+    const double gbps = random_io_gbps(disk, blocks, write, depth);
+    if (gbps > best.gbps) best = {gbps, std::min(depth, blocks.size())};
+  }
+  return best;
+}
+
 }  // namespace kvbm::tools

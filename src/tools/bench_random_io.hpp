@@ -4,6 +4,7 @@
 // bytes is not what the disk can do for scattered ones.
 #include <cstddef>
 #include <span>
+#include <vector>
 
 #include "kvbm/layout/layout.hpp"
 
@@ -15,5 +16,16 @@ namespace kvbm::tools {
 // naming the file on an I/O error, Unsupported where io_uring is refused.
 [[nodiscard]] double random_io_gbps(const Layout& disk, std::span<const std::size_t> blocks, bool write,
                                     std::size_t queue_depth);
+
+struct RandomIoCeiling {
+  double gbps = 0;
+  std::size_t queue_depth = 0;
+};
+
+// The disk's best: random_io_gbps at queue depths 32 to 512 (and `also_depth`, the backend's),
+// the fastest of them. A disk's best depth depends on the block size; a fixed depth would
+// understate what scattered small blocks can get.
+[[nodiscard]] RandomIoCeiling best_random_io(const Layout& disk, std::span<const std::size_t> blocks, bool write,
+                                             std::size_t also_depth);
 
 }  // namespace kvbm::tools

@@ -35,6 +35,7 @@ const std::map<std::string, Setter>& setters() {
   static const std::map<std::string, Setter> table = {
       {"memcpy_parallel_bytes", size_field(&TransferConfig::memcpy_parallel_bytes)},
       {"disk.io_bytes", nested(&TransferConfig::disk, &DiskOptions::io_bytes)},
+      {"disk.in_flight_bytes", nested(&TransferConfig::disk, &DiskOptions::in_flight_bytes)},
       {"cuda.batch_bytes", nested(&TransferConfig::cuda, &CudaOptions::batch_bytes)},
       {"cuda.copy_threads", nested(&TransferConfig::cuda, &CudaOptions::copy_threads)},
       {"cuda.kernel_streams", nested(&TransferConfig::cuda, &CudaOptions::kernel_streams)},

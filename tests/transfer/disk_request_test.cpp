@@ -52,18 +52,19 @@ TEST(DiskRequest, StagedChunksInConsecutiveSlotsShareOneUnit) {
   EXPECT_EQ(units_of(pages), 4u);
 }
 
-Status run(DiskBackend& backend, const CopyOps& ops) {
+Status run(DiskBackend& backend, const CopyOps& ops, std::size_t max_unit_bytes = 1u << 20) {
   std::promise<Status> outcome;
-  auto request = std::make_shared<DiskRequest>(ops, 1u << 20, [&](Status status) { outcome.set_value(status); });
+  auto request = std::make_shared<DiskRequest>(ops, max_unit_bytes, [&](Status status) { outcome.set_value(status); });
   backend.submit(request);
   return outcome.get_future().get();
 }
 
 class JoinedUnits : public ::testing::TestWithParam<std::string> {};
+class EngineBounds : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(JoinedUnits, WriteZeroPadsAndReadScattersBack) {
   Fixture f;
-  auto backend = make_disk_backend(GetParam(), 4, 1u << 20);
+  auto backend = make_disk_backend({.backend = GetParam(), .queue_depth = 4});
   std::mt19937_64 rng(7);
   for (std::size_t i = 0; i < f.memory->size(); ++i) f.memory->data()[i] = static_cast<std::byte>(rng());
   const std::vector<std::byte> original(f.memory->data(), f.memory->data() + f.memory->size());
@@ -97,6 +98,139 @@ TEST_P(JoinedUnits, WriteZeroPadsAndReadScattersBack) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, JoinedUnits, ::testing::Values("io_uring", "threads"));
+
+std::vector<std::byte> random_bytes(std::size_t count, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::byte> bytes(count);
+  for (auto& b : bytes) b = static_cast<std::byte>(rng());
+  return bytes;
+}
+
+// The engine's bounds: more units than slots, staged units queued behind two staging buffers
+// (the byte bound allows two 8 KiB I/Os in flight), direct and staged units mixed in one request,
+// all landing where they belong. Several requests are submitted at once.
+TEST_P(EngineBounds, MoreUnitsThanSlotsAndStagingBuffersAllLand) {
+  Fixture f;
+  auto backend = make_disk_backend({.backend = GetParam(), .queue_depth = 3, .io_bytes = 2 * kPage,
+                                    .in_flight_bytes = 4 * kPage});
+  const std::vector<std::byte> original = random_bytes(f.memory->size(), 11);
+  std::memcpy(f.memory->data(), original.data(), original.size());
+  CopyOps first;
+  CopyOps second;
+  for (std::size_t i = 0; i < 16; ++i) {
+    // Even pages: aligned whole pages, direct. Odd: 1000 bytes from an odd address, staged.
+    if (i % 2 == 0) first.push_back(f.write_op(i * kPage, i * kPage, kPage));
+    else first.push_back(f.write_op(i * kPage + 1, i * kPage, 1000));
+  }
+  for (std::size_t i = 0; i < 8; ++i) {  // staged, two units each
+    second.push_back(f.write_op((16 + i * 5) * kPage + 3, (16 + i * 4) * kPage, 3 * kPage + 5));
+  }
+  ASSERT_GE(units_of(second, 2 * kPage), 16u);
+  std::promise<Status> first_done;
+  std::promise<Status> second_done;
+  backend->submit(std::make_shared<DiskRequest>(first, 2 * kPage, [&](Status s) { first_done.set_value(s); }));
+  backend->submit(std::make_shared<DiskRequest>(second, 2 * kPage, [&](Status s) { second_done.set_value(s); }));
+  ASSERT_TRUE(first_done.get_future().get().ok());
+  ASSERT_TRUE(second_done.get_future().get().ok());
+
+  // Read everything back into poisoned memory elsewhere.
+  RegionPtr back = Region::allocate_system(f.memory->size());
+  std::memset(back->data(), 0xee, back->size());
+  CopyOps reads;
+  for (const CopyOp& op : first) reads.push_back({op.dst, {back.get(), op.src.offset}, op.bytes});
+  for (const CopyOp& op : second) reads.push_back({op.dst, {back.get(), op.src.offset}, op.bytes});
+  ASSERT_TRUE(run(*backend, reads, 2 * kPage).ok());
+  for (const CopyOp& op : reads) {
+    EXPECT_EQ(std::memcmp(back->data() + op.dst.offset, original.data() + op.dst.offset, op.bytes), 0)
+        << "chunk at " << op.dst.offset;
+  }
+}
+
+// Files come and go while the backend lives: each file's registration ends with its last I/O,
+// so a new file (its Region perhaps at the freed one's address, its descriptor the same number)
+// is never written through a stale registration. More files than the registered table holds go
+// by descriptor in the same request.
+TEST_P(EngineBounds, FilesThatComeAndGoAndMoreFilesThanTheTableAllLand) {
+  TempDir dir;
+  DiskFileOptions options;
+  options.directory = dir.path();
+  auto backend = make_disk_backend({.backend = GetParam(), .queue_depth = 8});
+  RegionPtr memory = Region::allocate_system(80 * kPage);
+  const std::vector<std::byte> original = random_bytes(memory->size(), 12);
+  std::memcpy(memory->data(), original.data(), original.size());
+  const RegionPtr on_disk = Region::allocate_system(kPage);  // page-aligned, as O_DIRECT needs
+  for (int round = 0; round < 20; ++round) {
+    RegionPtr file = Region::create_disk_file(2 * kPage, options);
+    const std::size_t at = static_cast<std::size_t>(round) * kPage;
+    ASSERT_TRUE(run(*backend, {{{memory.get(), at}, {file.get(), kPage}, kPage}}).ok());
+    ASSERT_EQ(::pread(file->fd(), on_disk->data(), kPage, kPage), static_cast<ssize_t>(kPage));
+    ASSERT_EQ(std::memcmp(on_disk->data(), original.data() + at, kPage), 0) << "round " << round;
+  }
+  std::vector<RegionPtr> files;
+  CopyOps writes;
+  for (std::size_t i = 0; i < 80; ++i) {
+    files.push_back(Region::create_disk_file(kPage, options));
+    writes.push_back({{memory.get(), i * kPage}, {files.back().get(), 0}, kPage});
+  }
+  ASSERT_TRUE(run(*backend, writes).ok());
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    ASSERT_EQ(::pread(files[i]->fd(), on_disk->data(), kPage, 0), static_cast<ssize_t>(kPage));
+    EXPECT_EQ(std::memcmp(on_disk->data(), original.data() + i * kPage, kPage), 0) << "file " << i;
+  }
+}
+
+// A failing I/O (a read past the end of its file) fails its request with the file named; the
+// backend's slots, staging buffers and registrations come back, and the next request runs.
+TEST_P(EngineBounds, AFailedIoFailsItsRequestAndTheEngineGoesOn) {
+  Fixture f;
+  auto backend = make_disk_backend({.backend = GetParam(), .queue_depth = 2, .io_bytes = 2 * kPage,
+                                    .in_flight_bytes = 2 * kPage});
+  CopyOps past_end;
+  for (std::size_t i = 0; i < 6; ++i) past_end.push_back(f.read_op(i * kPage + 1, (62 + i) * kPage, 100));
+  const Status failed = run(*backend, past_end, 2 * kPage);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code(), ErrorCode::Io);
+  EXPECT_NE(failed.error().message().find(f.file->path()), std::string::npos) << failed.to_string();
+
+  const std::vector<std::byte> original = random_bytes(kPage, 13);
+  std::memcpy(f.memory->data(), original.data(), kPage);
+  ASSERT_TRUE(run(*backend, {f.write_op(0, 0, kPage)}, 2 * kPage).ok());
+  std::memset(f.memory->data() + kPage, 0, kPage);
+  ASSERT_TRUE(run(*backend, {f.read_op(kPage, 0, kPage)}, 2 * kPage).ok());
+  EXPECT_EQ(std::memcmp(f.memory->data() + kPage, original.data(), kPage), 0);
+}
+
+TEST(DiskBackendOptions, BadOptionsAreRefusedByName) {
+  auto refused = [](const DiskOptions& options, const std::string& name) {
+    try {
+      (void)make_disk_backend(options);
+      ADD_FAILURE() << "accepted " << name;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::InvalidArgument);
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+    }
+  };
+  refused({.backend = "spdk"}, "spdk");
+  refused({.queue_depth = 0}, "disk.queue_depth");
+  refused({.io_bytes = 1000}, "disk.io_bytes");
+  refused({.io_bytes = 8 * kPage, .in_flight_bytes = 4 * kPage}, "disk.in_flight_bytes");
+}
+
+// A request cut into units larger than the backend's staging buffers is refused, naming both
+// sizes, before any I/O; the backend serves the next request.
+TEST_P(EngineBounds, UnitsLargerThanTheBackendsAreRefused) {
+  Fixture f;
+  auto backend = make_disk_backend({.backend = GetParam(), .queue_depth = 2, .io_bytes = 2 * kPage,
+                                    .in_flight_bytes = 2 * kPage});
+  const Status refused = run(*backend, {f.write_op(1, 0, 8 * kPage)}, 8 * kPage);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::InvalidArgument);
+  EXPECT_NE(refused.error().message().find("32768"), std::string::npos) << refused.to_string();
+  EXPECT_NE(refused.error().message().find("8192"), std::string::npos) << refused.to_string();
+  EXPECT_TRUE(run(*backend, {f.write_op(1, 0, 8 * kPage)}, 2 * kPage).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, EngineBounds, ::testing::Values("io_uring", "threads"));
 
 }  // namespace
 }  // namespace kvbm::testing

@@ -57,8 +57,16 @@ struct CudaOptions {
 
 struct DiskOptions {
   std::string backend = "auto";             // KVBM_DISK_BACKEND: auto | io_uring | threads
-  std::size_t queue_depth = 32;             // KVBM_DISK_QUEUE_DEPTH: I/Os in flight
+  // KVBM_DISK_QUEUE_DEPTH: the most I/Os in flight. Deep, for small blocks: a virtual disk
+  // serves scattered 4-64 KiB I/O faster the more it is given at once (bench/results, disk-small).
+  std::size_t queue_depth = 256;
   std::size_t io_bytes = std::size_t{1} << 20;  // tuning: the largest single I/O (a multiple of 4096)
+  // Tuning: the most bytes in flight, whatever the queue depth. Large I/O fills the disk with few
+  // in flight; more would only make a small request queued behind them wait longer. Also the
+  // size of the io_uring backend's staging buffers, one I/O each.
+  std::size_t in_flight_bytes = std::size_t{32} << 20;
+  // The fallback backend's pread/pwrite threads: min(queue_depth, this).
+  static constexpr std::size_t kMaxThreads = 32;
 
   void validate() const;
 };

@@ -54,6 +54,7 @@ void DiskOptions::validate() const {
   require(queue_depth > 0 && queue_depth <= 4096, "disk.queue_depth", queue_depth, "must be in [1, 4096]");
   require(io_bytes > 0 && io_bytes % kDirectIoAlignment == 0, "disk.io_bytes", io_bytes,
           "must be a positive multiple of 4096");
+  require(in_flight_bytes >= io_bytes, "disk.in_flight_bytes", in_flight_bytes, "must be at least disk.io_bytes");
 }
 
 }  // namespace kvbm

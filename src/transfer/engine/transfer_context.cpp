@@ -55,8 +55,7 @@ struct TransferContext::Impl {
       : config(resolved(std::move(config))),
         pool(this->config.memcpy_threads),
         memcpy(pool, this->config.memcpy_parallel_bytes),
-        disk_backend(make_disk_backend(this->config.disk.backend, this->config.disk.queue_depth,
-                                       this->config.disk.io_bytes)),
+        disk_backend(make_disk_backend(this->config.disk)),
         disk(*disk_backend, this->config.disk.io_bytes) {
     if (this->config.capabilities.allow_gds) {
       std::string reason;

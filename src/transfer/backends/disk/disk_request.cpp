@@ -53,7 +53,8 @@ Status finish_io(const DiskUnit& unit, const std::byte* staging, long result) {
   return {};
 }
 
-DiskRequest::DiskRequest(const CopyOps& ops, std::size_t max_unit_bytes, DoneCallback done) : done_(std::move(done)) {
+DiskRequest::DiskRequest(const CopyOps& ops, std::size_t max_unit_bytes, DoneCallback done)
+    : max_unit_bytes_(max_unit_bytes), done_(std::move(done)) {
   // Units first refer to their pieces by index (pieces_ still grows), then by span.
   std::vector<std::pair<std::size_t, std::size_t>> piece_ranges;
   for_each_piece(ops, max_unit_bytes, [&](const CopyOp& piece) {
@@ -101,6 +102,14 @@ void DiskRequest::finish(const Status& status) {
     next_ = units_.size();  // nothing more is taken once done has been called
   }
   done_(std::move(outcome));
+}
+
+bool refuse_oversized(DiskRequest& request, std::size_t backend_unit_bytes) {
+  if (request.max_unit_bytes() <= backend_unit_bytes) return false;
+  request.refuse(make_error(ErrorCode::InvalidArgument,
+                            "disk request cut into I/Os of up to {} bytes, more than the backend's io_bytes {}",
+                            request.max_unit_bytes(), backend_unit_bytes));
+  return true;
 }
 
 }  // namespace kvbm

@@ -8,6 +8,7 @@
 #include <span>
 #include <vector>
 
+#include "kvbm/transfer/backend_options.hpp"
 #include "transfer/engine/copy_op.hpp"
 
 namespace kvbm {
@@ -54,8 +55,12 @@ class DiskRequest {
   [[nodiscard]] bool empty() const { return units_.empty(); }
   void complete_empty() { done_(Status{}); }
   [[nodiscard]] std::size_t unit_count() const { return units_.size(); }
+  [[nodiscard]] std::size_t max_unit_bytes() const { return max_unit_bytes_; }
+  // For a request whose units a backend cannot take: completes it with `error` at once.
+  void refuse(Error error) { done_(std::move(error)); }
 
  private:
+  std::size_t max_unit_bytes_;
   std::vector<DiskPiece> pieces_;  // filled first; units_ point into it
   std::vector<DiskUnit> units_;
   DoneCallback done_;
@@ -65,7 +70,8 @@ class DiskRequest {
   std::optional<Error> error_;
 };
 
-// A disk backend runs DiskRequests asynchronously with a bounded number of I/Os in flight.
+// A disk backend runs DiskRequests asynchronously with a bounded number of I/Os in flight. It
+// refuses a request cut into units larger than its staging buffers (its options' io_bytes).
 class DiskBackend {
  public:
   virtual ~DiskBackend() = default;
@@ -73,9 +79,12 @@ class DiskBackend {
   [[nodiscard]] virtual const char* name() const = 0;
 };
 
+// Refuses (completes with InvalidArgument) a request whose units may exceed `backend_unit_bytes`;
+// true when it did.
+[[nodiscard]] bool refuse_oversized(DiskRequest& request, std::size_t backend_unit_bytes);
+
 // io_uring when the kernel allows it, else pread/pwrite threads (with a log line saying why).
-// `backend` is "auto", "io_uring" or "threads".
-[[nodiscard]] std::unique_ptr<DiskBackend> make_disk_backend(const std::string& backend, std::size_t queue_depth,
-                                                             std::size_t max_unit_bytes);
+// options.backend is "auto", "io_uring" or "threads"; anything else is InvalidArgument.
+[[nodiscard]] std::unique_ptr<DiskBackend> make_disk_backend(const DiskOptions& options);
 
 }  // namespace kvbm

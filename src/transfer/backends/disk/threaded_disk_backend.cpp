@@ -1,5 +1,5 @@
 // The fallback disk backend, for kernels or sandboxes that refuse io_uring: a pool of threads,
-// each running pread/pwrite on one unit at a time. queue_depth threads bound the I/O in flight.
+// each running pread/pwrite on one unit at a time. min(queue_depth, 32) threads bound the I/O in flight.
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,12 +19,13 @@ class ThreadedDiskBackend final : public DiskBackend {
       : max_unit_bytes_(max_unit_bytes), pool_(threads) {}
 
   void submit(std::shared_ptr<DiskRequest> request) override {
+    if (refuse_oversized(*request, max_unit_bytes_)) return;
     if (request->empty()) {
       request->complete_empty();
       return;
     }
     // Threads drain the request, each stopping when no unit is left to take; no more of them
-    // than it has units (a one-unit request used to wake every thread of the pool).
+    // than it has units, so a one-unit request wakes one thread, not the pool.
     const std::size_t drainers = std::min(pool_.size(), request->unit_count());
     for (std::size_t i = 0; i < drainers; ++i) {
       pool_.post([this, request] { drain(*request); });
@@ -53,25 +54,20 @@ class ThreadedDiskBackend final : public DiskBackend {
 
 }  // namespace
 
-std::unique_ptr<DiskBackend> make_uring_disk_backend(std::size_t queue_depth, std::size_t max_unit_bytes,
-                                                     std::string& why_not);
+std::unique_ptr<DiskBackend> make_uring_disk_backend(const DiskOptions& options, std::string& why_not);
 
-std::unique_ptr<DiskBackend> make_disk_backend(const std::string& backend, std::size_t queue_depth,
-                                               std::size_t max_unit_bytes) {
-  if (backend != "auto" && backend != "io_uring" && backend != "threads") {
-    throw make_error(ErrorCode::InvalidArgument, "KVBM_DISK_BACKEND='{}' is not one of auto, io_uring, threads",
-                     backend);
-  }
-  if (backend != "threads") {
+std::unique_ptr<DiskBackend> make_disk_backend(const DiskOptions& options) {
+  options.validate();
+  const std::size_t threads = std::min(options.queue_depth, DiskOptions::kMaxThreads);
+  if (options.backend != "threads") {
     std::string why_not;
-    if (auto uring = make_uring_disk_backend(queue_depth, max_unit_bytes, why_not)) return uring;
-    if (backend == "io_uring") {
+    if (auto uring = make_uring_disk_backend(options, why_not)) return uring;
+    if (options.backend == "io_uring") {
       throw make_error(ErrorCode::Unsupported, "KVBM_DISK_BACKEND=io_uring but {}", why_not);
     }
-    log().warn("io_uring is not usable ({}); disk transfers fall back to {} pread/pwrite threads", why_not,
-               queue_depth);
+    log().warn("io_uring is not usable ({}); disk transfers fall back to {} pread/pwrite threads", why_not, threads);
   }
-  return std::make_unique<ThreadedDiskBackend>(queue_depth, max_unit_bytes);
+  return std::make_unique<ThreadedDiskBackend>(threads, options.io_bytes);
 }
 
 }  // namespace kvbm
