@@ -1,0 +1,147 @@
+// kvbm.TransferContext, kvbm.TransferPath, kvbm.Handle and kvbm.plan. Work starts with the GIL
+// released; a handle's wait releases it too, and a completion callback takes it again.
+#include <nanobind/stl/function.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <chrono>
+
+#include "bindings.hpp"
+#include "kvbm/transfer/strategy.hpp"
+#include "layout_form.hpp"
+
+namespace kvbm::python {
+namespace {
+
+CudaCopyPath parse_copy_path(const std::string& text) {
+  if (text == "kernel") return CudaCopyPath::Kernel;
+  if (text == "copy_engine") return CudaCopyPath::CopyEngine;
+  if (text == "auto") return CudaCopyPath::Auto;
+  throw Error(ErrorCode::InvalidArgument, "copy_path='" + printable(text) + "' is not kernel, copy_engine or auto");
+}
+
+// Raises the transfer's error as kvbm.Error.
+void raise_if_failed(const Status& status) { status.throw_if_error(); }
+
+// wait(timeout=None): True once finished (kvbm.Error if it failed), False if still running.
+bool wait(PyHandle& self, std::optional<double> timeout) {
+  std::optional<Status> outcome;
+  {
+    nb::gil_scoped_release released;
+    if (!timeout) {
+      outcome = self.handle->wait();
+    } else {
+      if (*timeout < 0) throw Error(ErrorCode::InvalidArgument, "timeout must be >= 0 seconds");
+      outcome = self.handle->wait_for(std::chrono::duration<double>(*timeout));
+    }
+  }
+  if (!outcome) return false;
+  raise_if_failed(*outcome);
+  return true;
+}
+
+// Calls `callback(error_or_None)` once the transfer ends, on the thread that ends it, holding
+// the GIL. For asyncio (kvbm._aio): the callback hands the outcome to the event loop.
+void add_done_callback(PyHandle& self, nb::object callback) {
+  auto held = std::make_shared<PythonRef>(std::move(callback));
+  self.handle->on_complete([held](const Status& status) {
+    if (!Py_IsInitialized()) return;
+    nb::gil_scoped_acquire gil;
+    try {
+      held->get()(status.ok() ? nb::none() : python_error(status.error()));
+    } catch (nb::python_error& error) {
+      error.discard_as_unraisable("kvbm transfer done-callback");
+    }
+  });
+}
+
+std::vector<BlockPair> to_pairs(const std::vector<std::pair<std::size_t, std::size_t>>& pairs) {
+  return {pairs.begin(), pairs.end()};
+}
+
+}  // namespace
+
+void bind_transfers(nb::module_& m) {
+  nb::class_<PyHandle>(m, "Handle", "A transfer in flight: wait(), done(), or `await handle`.")
+      .def("wait", &wait, nb::arg("timeout") = nb::none(),
+           "Waits (GIL released) until the transfer ends: True, or kvbm.Error if it failed; with a timeout in "
+           "seconds, False if it is still running then.")
+      .def("done", [](PyHandle& self) { return self.handle->poll().has_value(); }, "Whether the transfer has ended.")
+      .def("add_done_callback", &add_done_callback, nb::arg("callback"),
+           "Calls callback(None or kvbm.Error) when the transfer ends, from the thread that ends it.")
+      .def("__await__", [](nb::handle self) { return nb::module_::import_("kvbm._aio").attr("await_handle")(self); });
+
+  nb::class_<TransferPath>(m, "TransferPath", "A prepared path between two layouts, for many transfers.")
+      .def(
+          "post",
+          [](const TransferPath& self, const std::vector<std::pair<std::size_t, std::size_t>>& pairs) {
+            const std::vector<BlockPair> blocks = to_pairs(pairs);
+            nb::gil_scoped_release released;
+            return new PyHandle(self.post(blocks));
+          },
+          nb::arg("pairs"), nb::rv_policy::take_ownership,
+          "Starts copying src block p[0] to dst block p[1] for each pair; returns a Handle.")
+      .def_prop_ro("plan", [](const TransferPath& self) {
+        return nb::module_::import_("json").attr("loads")(to_json(self.plan()));
+      });
+
+  nb::class_<PyContext>(m, "TransferContext", "The transfer engine: its threads, disk backend, bounce buffers and streams.")
+      .def(
+          "__init__",
+          [](PyContext* self, std::size_t max_transfer_batch_size, std::size_t memcpy_threads,
+             const std::string& disk_backend, std::size_t disk_queue_depth, std::size_t bounce_buffer_bytes,
+             std::size_t bounce_buffers, bool allow_gds, const std::string& copy_path) {
+            TransferConfig config;
+            config.max_transfer_batch_size = max_transfer_batch_size;
+            config.memcpy_threads = memcpy_threads;
+            config.disk.backend = disk_backend;
+            config.disk.queue_depth = disk_queue_depth;
+            config.bounce_buffer_bytes = bounce_buffer_bytes;
+            config.bounce_buffers = bounce_buffers;
+            config.capabilities.allow_gds = allow_gds;
+            config.cuda.copy_path = parse_copy_path(copy_path);
+            config.validate();
+            nb::gil_scoped_release released;
+            new (self) PyContext{std::make_shared<TransferContext>(std::move(config))};
+          },
+          nb::kw_only(), nb::arg("max_transfer_batch_size") = TransferConfig{}.max_transfer_batch_size,
+          nb::arg("memcpy_threads") = 0, nb::arg("disk_backend") = "auto",
+          nb::arg("disk_queue_depth") = DiskOptions{}.queue_depth,
+          nb::arg("bounce_buffer_bytes") = TransferConfig{}.bounce_buffer_bytes,
+          nb::arg("bounce_buffers") = TransferConfig{}.bounce_buffers, nb::arg("allow_gds") = false,
+          nb::arg("copy_path") = "auto")
+      .def(
+          "transfer",
+          [](PyContext& self, const PyLayout& src, const PyLayout& dst,
+             const std::vector<std::pair<std::size_t, std::size_t>>& pairs) {
+            const std::vector<BlockPair> blocks = to_pairs(pairs);
+            nb::gil_scoped_release released;
+            return new PyHandle(self.context->transfer(src.layout, dst.layout, blocks));
+          },
+          nb::arg("src"), nb::arg("dst"), nb::arg("pairs"), nb::rv_policy::take_ownership,
+          "Starts copying src block p[0] to dst block p[1] for each pair; returns a Handle. Bad pairs fail the "
+          "handle with kvbm.Error.")
+      .def(
+          "prepare",
+          [](PyContext& self, const PyLayout& src, const PyLayout& dst) {
+            return self.context->prepare(src.layout, dst.layout);
+          },
+          nb::arg("src"), nb::arg("dst"), nb::keep_alive<0, 1>(), "The path between two layouts, checked and planned once.")
+      .def_prop_ro("disk_backend", [](const PyContext& self) { return self.context->disk_backend_name(); });
+
+  m.def(
+      "plan",
+      [](const std::string& src, const std::string& dst, bool remote_src, bool remote_dst, bool gds, bool gpu_rdma) {
+        const TransferCapabilities capabilities{gds, gpu_rdma};
+        const TransferPlan plan = execution_plan(
+            select_strategy(StorageKind::parse(src), !remote_src, StorageKind::parse(dst), !remote_dst, capabilities));
+        return nb::module_::import_("json").attr("loads")(to_json(plan));
+      },
+      nb::arg("src"), nb::arg("dst"), nb::kw_only(), nb::arg("remote_src") = false, nb::arg("remote_dst") = false,
+      nb::arg("gds") = false, nb::arg("gpu_rdma") = false,
+      "The transfer plan between two storage kinds, as `kvbm plan --json` prints it.");
+}
+
+}  // namespace kvbm::python
