@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from a bundle made by scripts/device-bundle.sh:
-#   scripts/device-run.sh STEP...   with steps: info remote remote-bench disk-small tests sanitize bench bench-gpu kernel-variants block-pairs ce-calls sweep disk-sweep disk-gpu multi control control-ipc control-processes phases replay nccl nccl-bench
+#   scripts/device-run.sh STEP...   with steps: info python python-bench remote remote-bench disk-small tests sanitize bench bench-gpu kernel-variants block-pairs ce-calls sweep disk-sweep disk-gpu multi control control-ipc control-processes phases replay nccl nccl-bench
 #   (each control step with -pinned appended runs with each endpoint's message threads pinned)
 # Logs go to $OUT (when set) as well as stdout.
 set -uo pipefail
@@ -15,6 +15,11 @@ for step in "$@"; do
   [[ $step == *-pinned ]] && placement=pinned
   case $step in
     info) nvidia-smi -L; kvbm info ;;
+    python)
+      PYTHONPATH=$PWD/.bundle/python KVBM_CLI=$(command -v kvbm) timeout ${TEST_TIMEOUT:-300} \
+        python3 -m pytest -q -p no:cacheprovider -rs tests/python 2>&1 | tee "$out/python-tests.log" | tail -15 ;;
+    python-bench)
+      PYTHONPATH=$PWD/.bundle/python python3 bench/python/transfer_overhead.py 2>&1 | tee "$out/python-bench.txt" ;;
     remote) KVBM_CLI=$(command -v kvbm) timeout ${TEST_TIMEOUT:-300} kvbm_remote_tests 2>&1 | tee "$out/remote-tests.log" | grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED|tests ran' ;;
     remote-bench)
       for transports in ${TRANSPORTS:-tcp sm}; do

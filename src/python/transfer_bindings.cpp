@@ -131,6 +131,20 @@ void bind_transfers(nb::module_& m) {
           nb::arg("src"), nb::arg("dst"), nb::keep_alive<0, 1>(), "The path between two layouts, checked and planned once.")
       .def_prop_ro("disk_backend", [](const PyContext& self) { return self.context->disk_backend_name(); });
 
+  // For bench/python/transfer_overhead.py: the same transfers as a Python loop of
+  // ctx.transfer(...).wait() makes, from a C++ loop; seconds for all of them.
+  m.def(
+      "_time_transfers",
+      [](PyContext& self, const PyLayout& src, const PyLayout& dst,
+         const std::vector<std::pair<std::size_t, std::size_t>>& pairs, std::size_t calls) {
+        const std::vector<BlockPair> blocks = to_pairs(pairs);
+        nb::gil_scoped_release released;
+        const auto start = std::chrono::steady_clock::now();
+        for (std::size_t i = 0; i < calls; ++i) self.context->transfer(src.layout, dst.layout, blocks).wait().throw_if_error();
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      },
+      nb::arg("context"), nb::arg("src"), nb::arg("dst"), nb::arg("pairs"), nb::arg("calls"));
+
   m.def(
       "plan",
       [](const std::string& src, const std::string& dst, bool remote_src, bool remote_dst, bool gds, bool gpu_rdma) {
