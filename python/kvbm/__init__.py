@@ -25,9 +25,11 @@ from ._kvbm import (  # noqa: E402  (Error must exist first: the extension raise
     Handle,
     Layout,
     LayoutConfig,
+    Leader,
     PrefixMatch,
     TransferContext,
     TransferPath,
+    Worker,
     plan,
     sequence_hashes,
 )
@@ -39,9 +41,11 @@ __all__ = [
     "Handle",
     "Layout",
     "LayoutConfig",
+    "Leader",
     "PrefixMatch",
     "TransferContext",
     "TransferPath",
+    "Worker",
     "plan",
     "sequence_hashes",
 ]

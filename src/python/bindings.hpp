@@ -72,5 +72,6 @@ struct PyHandle {
 void bind_layouts(nb::module_& m);
 void bind_transfers(nb::module_& m);
 void bind_manager(nb::module_& m);
+void bind_distributed(nb::module_& m);
 
 }  // namespace kvbm::python

@@ -31,4 +31,5 @@ NB_MODULE(_kvbm, m) {
   bind_layouts(m);
   bind_transfers(m);
   bind_manager(m);
+  bind_distributed(m);
 }

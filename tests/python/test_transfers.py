@@ -23,7 +23,7 @@ def allocate(kind, form, order, disk_dir):
     return kvbm.Layout.allocate(CFG, kind, form=form, order=order, **extra)
 
 
-def staged(kind, layout, context, disk_dir, form, order):
+def host_mirror(kind, layout, form, order):
     """A host layout that mirrors `layout` (itself when it is host memory) to write and read through."""
     if kind != "disk":
         return layout
@@ -37,12 +37,12 @@ def test_every_host_tier_pair_moves_random_bytes(context, disk_dir, src_kind, ds
     rng = np.random.default_rng(hash((src_kind, dst_kind, form, order)) & 0xFFFF)
     src = allocate(src_kind, form, order, disk_dir)
     dst = allocate(dst_kind, "fully_contiguous", None, disk_dir)  # forms differ across the pair
-    src_host = staged(src_kind, src, context, disk_dir, form, order)
+    src_host = host_mirror(src_kind, src, form, order)
     pairs = [(1, 7), (0, 11), (5, 2), (11, 0), (6, 3)]
     written = fill_random(src_host, [s for s, _ in pairs], rng)
     if src_host is not src:
         context.transfer(src_host, src, [(s, s) for s, _ in pairs]).wait()
-    dst_host = staged(dst_kind, dst, context, disk_dir, "fully_contiguous", None)
+    dst_host = host_mirror(dst_kind, dst, "fully_contiguous", None)
     poison(dst_host)
     if dst_host is not dst:
         context.transfer(dst_host, dst, [(b, b) for b in range(CFG.num_blocks)]).wait()

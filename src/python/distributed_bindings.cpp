@@ -1,0 +1,147 @@
+// kvbm.Leader and kvbm.Worker: the leader/worker channel from Python. A Worker runs in this
+// process, serving its pools on a thread of its own until stop(); a Leader sends it messages
+// (by handler name, JSON data) and block transfers between its pools.
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <future>
+#include <thread>
+
+#include "bindings.hpp"
+#include "kvbm/distributed/block_transfer_handler.hpp"
+#include "kvbm/distributed/leader.hpp"
+#include "kvbm/distributed/worker.hpp"
+#include "kvbm/distributed/wire.hpp"
+
+namespace kvbm::python {
+namespace {
+
+std::chrono::milliseconds to_ms(double seconds) {
+  if (!(seconds >= 0)) throw Error(ErrorCode::InvalidArgument, "timeout must be >= 0 seconds");
+  return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+}
+
+// A worker serving on its own thread; stopped (and joined, GIL released) by stop() or when it
+// is dropped.
+struct PyWorker {
+  std::unique_ptr<Worker> worker;
+  std::thread thread;
+  std::shared_future<Status> outcome;  // run()'s, once it returns
+
+  void stop() {
+    nb::gil_scoped_release released;
+    if (worker) worker->stop();
+    if (thread.joinable()) thread.join();
+  }
+  // True once run() has returned (kvbm.Error if it returned one), False while still serving.
+  bool wait(std::optional<double> timeout) {
+    {
+      nb::gil_scoped_release released;
+      if (!timeout) outcome.wait();
+      else if (outcome.wait_for(to_ms(*timeout)) != std::future_status::ready) return false;
+    }
+    outcome.get().throw_if_error();
+    return true;
+  }
+  ~PyWorker() {
+    stop();
+    nb::gil_scoped_release released;
+    worker.reset();
+  }
+};
+
+// Each rank's reply: its data parsed as JSON (None when it sent none).
+nb::list outcomes(const LeaderResult& result) {
+  result.status.throw_if_error();
+  const nb::object loads = nb::module_::import_("json").attr("loads");
+  nb::list replies;
+  for (const protocol::Outcome& outcome : result.outcomes) {
+    nb::dict reply;
+    reply["rank"] = outcome.rank;
+    reply["data"] = outcome.data.empty() ? nb::none() : loads(outcome.data);
+    replies.append(reply);
+  }
+  return replies;
+}
+
+}  // namespace
+
+void bind_distributed(nb::module_& m) {
+  nb::class_<PyWorker>(m, "Worker", "One rank serving its pools to a leader, on a thread of this process.")
+      .def(
+          "__init__",
+          [](PyWorker* self, const std::string& leader, PyContext& context, int rank, int world_size,
+             const PyLayout* device, const PyLayout* host, const PyLayout* disk, double leader_wait) {
+            WorkerOptions options;
+            options.leader_endpoint = leader;
+            options.rank = rank;
+            options.world_size = world_size;
+            options.leader_wait = to_ms(leader_wait);
+            BlockPools pools{device ? device->layout : nullptr, host ? host->layout : nullptr,
+                             disk ? disk->layout : nullptr};
+            auto handler = std::make_shared<BlockTransferHandler>(std::move(pools), context.context, nullptr);
+            auto worker = std::make_unique<Worker>(std::move(options), std::move(handler));
+            std::promise<Status> finished;
+            new (self) PyWorker{std::move(worker), {}, finished.get_future().share()};
+            self->thread = std::thread([self, finished = std::move(finished)]() mutable {
+              finished.set_value(self->worker->run());
+            });
+          },
+          nb::arg("leader"), nb::kw_only(), nb::arg("context"), nb::arg("rank") = 0, nb::arg("world_size") = 1,
+          nb::arg("device").none() = nb::none(), nb::arg("host").none() = nb::none(), nb::arg("disk").none() = nb::none(),
+          nb::arg("leader_wait") = 300.0, nb::keep_alive<1, 3>())
+      .def("stop", &PyWorker::stop, "Stops serving and waits for the worker's thread.")
+      .def("wait", &PyWorker::wait, nb::arg("timeout") = nb::none(),
+           "Waits until the worker stops serving: True (kvbm.Error if it stopped on an error, e.g. no leader "
+           "within leader_wait), or False if it still serves after `timeout` seconds.");
+
+  nb::class_<Leader>(m, "Leader", "Sends messages and block transfers to every worker rank and gathers their replies.")
+      .def(
+          "__init__",
+          [](Leader* self, const std::string& bind, int world_size) { new (self) Leader(bind, world_size); },
+          nb::arg("bind"), nb::kw_only(), nb::arg("world_size") = 1)
+      .def(
+          "wait_for_workers",
+          [](Leader& self, double timeout) {
+            nb::gil_scoped_release released;
+            self.wait_for_workers(to_ms(timeout));
+          },
+          nb::arg("timeout") = 30.0, "Waits until every rank has registered; kvbm.Error naming the missing ranks.")
+      .def(
+          "send",
+          [](Leader& self, const std::string& handler, nb::object data, double timeout) {
+            std::vector<std::string> frames;
+            if (!data.is_none()) frames.push_back(nb::cast<std::string>(nb::module_::import_("json").attr("dumps")(data)));
+            LeaderResult result;
+            {
+              nb::gil_scoped_release released;
+              result = self.send(handler, frames, to_ms(timeout));
+            }
+            return outcomes(result);
+          },
+          nb::arg("handler"), nb::arg("data") = nb::none(), nb::kw_only(), nb::arg("timeout") = 30.0,
+          "Sends a message (e.g. 'kvbm.ping', 'kvbm.hash' with {'pool': 'Host', 'blocks': [...]}) to every rank: "
+          "each rank's reply, or kvbm.Error with the ranks' errors.")
+      .def(
+          "transfer",
+          [](Leader& self, const std::string& from_pool, const std::string& to_pool,
+             const std::vector<std::pair<std::size_t, std::size_t>>& pairs, double timeout) {
+            BlockTransferRequest request;
+            request.from_pool = parse_pool(from_pool);
+            request.to_pool = parse_pool(to_pool);
+            request.blocks.assign(pairs.begin(), pairs.end());
+            LeaderResult result;
+            {
+              nb::gil_scoped_release released;
+              result = self.transfer(request, to_ms(timeout));
+            }
+            return outcomes(result);
+          },
+          nb::arg("from_pool"), nb::arg("to_pool"), nb::arg("pairs"), nb::kw_only(), nb::arg("timeout") = 30.0,
+          "Has every rank copy blocks between its pools ('Device', 'Host', 'Disk').")
+      .def_prop_ro("world_size", &Leader::world_size);
+}
+
+}  // namespace kvbm::python
