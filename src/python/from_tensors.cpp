@@ -89,8 +89,15 @@ TensorMemory from_dlpack(const nb::handle& tensor, std::size_t index, bool pinne
 
 TensorMemory tensor_memory(const nb::handle& tensor, std::size_t index, bool pinned) {
   const bool has_dlpack = nb::hasattr(tensor, "__dlpack__");
-  if (!has_dlpack && nb::hasattr(tensor, "__cuda_array_interface__")) return from_cuda_array_interface(tensor, index);
-  return from_dlpack(tensor, index, pinned);
+  if (has_dlpack || !nb::hasattr(tensor, "__cuda_array_interface__")) return from_dlpack(tensor, index, pinned);
+  try {
+    return from_cuda_array_interface(tensor, index);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // a missing key, a value of the wrong type
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("tensor {} has a malformed __cuda_array_interface__: {}", index, printable(e.what())));
+  }
 }
 
 // The leading dimensions a tensor of this layout shows: (num_blocks, ...) for block-major

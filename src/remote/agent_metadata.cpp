@@ -67,6 +67,13 @@ class Reader {
 std::uint8_t kind_code(StorageKind kind) { return static_cast<std::uint8_t>(kind.type()); }
 
 StorageKind kind_from(std::uint8_t code, std::uint32_t index) {
+  const bool host = code == static_cast<std::uint8_t>(StorageKind::Type::System) ||
+                    code == static_cast<std::uint8_t>(StorageKind::Type::Pinned);
+  // One encoding per metadata: host memory has no ordinal, so it must be written as 0.
+  if (host && index != 0) {
+    throw make_error(ErrorCode::InvalidArgument, "agent metadata: host storage kind {} with device ordinal {} (must be 0)",
+                     code, index);
+  }
   switch (code) {
     case static_cast<std::uint8_t>(StorageKind::Type::System): return StorageKind::system();
     case static_cast<std::uint8_t>(StorageKind::Type::Pinned): return StorageKind::pinned();

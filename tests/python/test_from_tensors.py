@@ -70,3 +70,31 @@ def test_tensors_that_do_not_fit_are_refused_by_name():
     readonly.setflags(write=False)
     with pytest.raises((kvbm.Error, TypeError, ValueError)):
         kvbm.Layout.from_tensors(CFG, [readonly, good[1]], form="layer_separate", order="outer")
+
+
+class CudaArrayInterfaceOnly:
+    """An object that offers only __cuda_array_interface__ (as numba's device arrays do)."""
+
+    def __init__(self, pointer, shape, typestr="<f2", strides=None, readonly=False):
+        self.__cuda_array_interface__ = {"data": (pointer, readonly), "shape": shape, "typestr": typestr,
+                                         "strides": strides, "version": 3}
+
+
+def test_cuda_array_interface_tensors_are_read_and_checked():
+    shape = (2, CFG.num_blocks, CFG.page_size, 3, 8)
+    cases = [
+        (CudaArrayInterfaceOnly(1 << 40, shape, readonly=True), "read-only"),
+        (CudaArrayInterfaceOnly(1 << 40, shape, strides=(2, 4, 8, 16, 32)), "not contiguous"),
+        (CudaArrayInterfaceOnly(1 << 40, shape, typestr="<f4"), "4-byte elements"),
+        (CudaArrayInterfaceOnly(1 << 40, (2, CFG.num_blocks, 3)), "holds"),
+        (CudaArrayInterfaceOnly(1 << 40, shape, typestr="f"), "malformed"),
+        (CudaArrayInterfaceOnly("not a pointer", shape), "malformed"),
+    ]
+    for tensor, match in cases:
+        with pytest.raises(kvbm.Error, match=match):
+            kvbm.Layout.from_tensors(CFG, [tensor, tensor], form="layer_separate", order="outer")
+    # A pointer CUDA does not know (or no CUDA at all) is refused when the memory is registered.
+    bogus = CudaArrayInterfaceOnly(1 << 40, shape)
+    with pytest.raises(kvbm.Error) as failure:
+        kvbm.Layout.from_tensors(CFG, [bogus, bogus], form="layer_separate", order="outer")
+    assert failure.value.code in ("cuda", "unsupported", "invalid_argument")

@@ -92,6 +92,18 @@ TEST(AgentMetadata, BadFieldsAreNamed) {
   metadata = sample();
   metadata.layouts[0].regions[0].remote_key.clear();
   EXPECT_NE(error_of(encode(metadata)).find("no remote key"), std::string::npos);
+  // Host memory with a device ordinal: decoding it and encoding again would give other bytes
+  // (the fuzzer's round-trip check found it). Made here from a device layout's bytes, kind
+  // byte then ordinal, with the kind changed to Pinned.
+  metadata = sample();
+  metadata.layouts[0].info.kind = StorageKind::device(0x01020304);
+  std::string bytes = encode(metadata);
+  const std::string device_ordinal("\x02\x04\x03\x02\x01", 5);
+  const std::size_t at = bytes.find(device_ordinal);
+  ASSERT_NE(at, std::string::npos);
+  bytes[at] = '\x01';
+  EXPECT_NE(error_of(bytes).find("host storage kind 1 with device ordinal 16909060"), std::string::npos)
+      << error_of(bytes);
 }
 
 TEST(AgentMetadata, HugeCountsAreRefusedBeforeAnythingIsAllocated) {
