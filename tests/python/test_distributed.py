@@ -1,4 +1,7 @@
 """A leader and an in-process worker from Python, over a real ZeroMQ ipc endpoint."""
+import shutil
+import tempfile
+
 import numpy as np
 import pytest
 
@@ -7,10 +10,19 @@ import kvbm
 CFG = kvbm.LayoutConfig(num_blocks=8, num_layers=2, outer_dim=2, page_size=4, inner_dim=40, dtype_bytes=2)
 
 
-def test_a_leader_moves_blocks_between_an_in_process_workers_pools(context, tmp_path):
+@pytest.fixture
+def socket_dir():
+    # A short path: an ipc endpoint (and its ".replies" twin) must fit in 107 bytes, which
+    # pytest's tmp_path, named after the test, can exceed.
+    path = tempfile.mkdtemp(prefix="kvbm-ipc-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_a_leader_moves_blocks_between_an_in_process_workers_pools(context, tmp_path, socket_dir):
     host = kvbm.Layout.allocate(CFG, "system")
     disk = kvbm.Layout.allocate(CFG, "disk", dir=str(tmp_path))
-    endpoint = f"ipc://{tmp_path}/leader"
+    endpoint = f"ipc://{socket_dir}/leader"
     leader = kvbm.Leader(endpoint, world_size=1)
     worker = kvbm.Worker(endpoint, context=context, host=host, disk=disk)
     leader.wait_for_workers(timeout=60)
@@ -33,8 +45,8 @@ def test_a_leader_moves_blocks_between_an_in_process_workers_pools(context, tmp_
     assert worker.wait(timeout=0) is True
 
 
-def test_a_worker_without_a_leader_stops_with_an_error(context, tmp_path):
-    worker = kvbm.Worker(f"ipc://{tmp_path}/nobody", context=context, host=kvbm.Layout.allocate(CFG, "system"),
+def test_a_worker_without_a_leader_stops_with_an_error(context, socket_dir):
+    worker = kvbm.Worker(f"ipc://{socket_dir}/nobody", context=context, host=kvbm.Layout.allocate(CFG, "system"),
                          leader_wait=0.2)
     with pytest.raises(kvbm.Error) as failure:
         worker.wait(timeout=60)
