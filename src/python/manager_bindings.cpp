@@ -119,10 +119,17 @@ void bind_manager(nb::module_& m) {
       .def_prop_ro("top_tier", [](const PyManager& self) { return std::string(to_string(self.manager->top_tier())); })
       .def(
           "match",
-          [](PyManager& self, const std::vector<SequenceHash>& hashes) { return self.manager->match(hashes); },
+          [](PyManager& self, const std::vector<SequenceHash>& hashes) {
+            nb::gil_scoped_release released;
+            return self.manager->match(hashes);
+          },
           nb::arg("hashes"), "The longest prefix of `hashes` some tier holds; the match holds its blocks.")
       .def(
-          "allocate", [](PyManager& self, std::size_t count) { return self.manager->allocate(count); },
+          "allocate",
+          [](PyManager& self, std::size_t count) {
+            nb::gil_scoped_release released;
+            return self.manager->allocate(count);
+          },
           nb::arg("count"), "Up to `count` held top-tier blocks to write into (fewer when the rest are held).")
       .def(
           "register_blocks",

@@ -126,6 +126,7 @@ void bind_transfers(nb::module_& m) {
       .def(
           "prepare",
           [](PyContext& self, const PyLayout& src, const PyLayout& dst) {
+            nb::gil_scoped_release released;
             return self.context->prepare(src.layout, dst.layout);
           },
           nb::arg("src"), nb::arg("dst"), nb::keep_alive<0, 1>(), "The path between two layouts, checked and planned once.")
