@@ -126,12 +126,12 @@ void bind_distributed(nb::module_& m) {
           "each rank's reply, or kvbm.Error with the ranks' errors.")
       .def(
           "transfer",
-          [](Leader& self, const std::string& from_pool, const std::string& to_pool,
-             const std::vector<std::pair<std::size_t, std::size_t>>& pairs, double timeout) {
+          [](Leader& self, const std::string& from_pool, const std::string& to_pool, const std::vector<BlockPair>& pairs,
+             double timeout) {
             BlockTransferRequest request;
             request.from_pool = parse_pool(from_pool);
             request.to_pool = parse_pool(to_pool);
-            request.blocks.assign(pairs.begin(), pairs.end());
+            request.blocks = pairs;
             LeaderResult result;
             {
               nb::gil_scoped_release released;

@@ -15,16 +15,6 @@
 namespace kvbm::python {
 namespace {
 
-CudaCopyPath parse_copy_path(const std::string& text) {
-  if (text == "kernel") return CudaCopyPath::Kernel;
-  if (text == "copy_engine") return CudaCopyPath::CopyEngine;
-  if (text == "auto") return CudaCopyPath::Auto;
-  throw Error(ErrorCode::InvalidArgument, "copy_path='" + printable(text) + "' is not kernel, copy_engine or auto");
-}
-
-// Raises the transfer's error as kvbm.Error.
-void raise_if_failed(const Status& status) { status.throw_if_error(); }
-
 // wait(timeout=None): True once finished (kvbm.Error if it failed), False if still running.
 bool wait(PyHandle& self, std::optional<double> timeout) {
   std::optional<Status> outcome;
@@ -38,7 +28,7 @@ bool wait(PyHandle& self, std::optional<double> timeout) {
     }
   }
   if (!outcome) return false;
-  raise_if_failed(*outcome);
+  outcome->throw_if_error();
   return true;
 }
 
@@ -57,10 +47,6 @@ void add_done_callback(PyHandle& self, nb::object callback) {
   });
 }
 
-std::vector<BlockPair> to_pairs(const std::vector<std::pair<std::size_t, std::size_t>>& pairs) {
-  return {pairs.begin(), pairs.end()};
-}
-
 }  // namespace
 
 void bind_transfers(nb::module_& m) {
@@ -76,10 +62,9 @@ void bind_transfers(nb::module_& m) {
   nb::class_<TransferPath>(m, "TransferPath", "A prepared path between two layouts, for many transfers.")
       .def(
           "post",
-          [](const TransferPath& self, const std::vector<std::pair<std::size_t, std::size_t>>& pairs) {
-            const std::vector<BlockPair> blocks = to_pairs(pairs);
+          [](const TransferPath& self, const std::vector<BlockPair>& pairs) {
             nb::gil_scoped_release released;
-            return new PyHandle(self.post(blocks));
+            return new PyHandle(self.post(pairs));
           },
           nb::arg("pairs"), nb::rv_policy::take_ownership,
           "Starts copying src block p[0] to dst block p[1] for each pair; returns a Handle.")
@@ -101,7 +86,12 @@ void bind_transfers(nb::module_& m) {
             config.bounce_buffer_bytes = bounce_buffer_bytes;
             config.bounce_buffers = bounce_buffers;
             config.capabilities.allow_gds = allow_gds;
-            config.cuda.copy_path = parse_copy_path(copy_path);
+            const auto path = parse_cuda_copy_path(copy_path);
+            if (!path) {
+              throw Error(ErrorCode::InvalidArgument,
+                          "copy_path='" + printable(copy_path) + "' is not kernel, copy_engine or auto");
+            }
+            config.cuda.copy_path = *path;
             config.validate();
             nb::gil_scoped_release released;
             new (self) PyContext{std::make_shared<TransferContext>(std::move(config))};
@@ -114,11 +104,9 @@ void bind_transfers(nb::module_& m) {
           nb::arg("copy_path") = "auto")
       .def(
           "transfer",
-          [](PyContext& self, const PyLayout& src, const PyLayout& dst,
-             const std::vector<std::pair<std::size_t, std::size_t>>& pairs) {
-            const std::vector<BlockPair> blocks = to_pairs(pairs);
+          [](PyContext& self, const PyLayout& src, const PyLayout& dst, const std::vector<BlockPair>& pairs) {
             nb::gil_scoped_release released;
-            return new PyHandle(self.context->transfer(src.layout, dst.layout, blocks));
+            return new PyHandle(self.context->transfer(src.layout, dst.layout, pairs));
           },
           nb::arg("src"), nb::arg("dst"), nb::arg("pairs"), nb::rv_policy::take_ownership,
           "Starts copying src block p[0] to dst block p[1] for each pair; returns a Handle. Bad pairs fail the "
@@ -136,12 +124,11 @@ void bind_transfers(nb::module_& m) {
   // ctx.transfer(...).wait() makes, from a C++ loop; seconds for all of them.
   m.def(
       "_time_transfers",
-      [](PyContext& self, const PyLayout& src, const PyLayout& dst,
-         const std::vector<std::pair<std::size_t, std::size_t>>& pairs, std::size_t calls) {
-        const std::vector<BlockPair> blocks = to_pairs(pairs);
+      [](PyContext& self, const PyLayout& src, const PyLayout& dst, const std::vector<BlockPair>& pairs,
+         std::size_t calls) {
         nb::gil_scoped_release released;
         const auto start = std::chrono::steady_clock::now();
-        for (std::size_t i = 0; i < calls; ++i) self.context->transfer(src.layout, dst.layout, blocks).wait().throw_if_error();
+        for (std::size_t i = 0; i < calls; ++i) self.context->transfer(src.layout, dst.layout, pairs).wait().throw_if_error();
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       },
       nb::arg("context"), nb::arg("src"), nb::arg("dst"), nb::arg("pairs"), nb::arg("calls"));

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <numeric>
 #include <random>
+#include <vector>
 
 #include "common/checked_math.hpp"
 #include "common/make_error.hpp"
@@ -72,14 +73,15 @@ double random_io_gbps(const Layout& disk, std::span<const std::size_t> blocks, b
 
 RandomIoCeiling best_random_io(const Layout& disk, std::span<const std::size_t> blocks, bool write,
                                std::size_t also_depth) {
+  // Deeper than there are blocks is the same as all of them at once.
   std::vector<std::size_t> depths{32, 64, 128, 256, 512, also_depth};
+  for (std::size_t& depth : depths) depth = std::min(depth, blocks.size());
   std::sort(depths.begin(), depths.end());
   depths.erase(std::unique(depths.begin(), depths.end()), depths.end());
   RandomIoCeiling best;
   for (const std::size_t depth : depths) {
-    if (depth > blocks.size() && depth != depths.front()) break;  // deeper than the blocks: the same as all of them
     const double gbps = random_io_gbps(disk, blocks, write, depth);
-    if (gbps > best.gbps) best = {gbps, std::min(depth, blocks.size())};
+    if (gbps > best.gbps) best = {gbps, depth};
   }
   return best;
 }

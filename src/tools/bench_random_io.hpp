@@ -4,7 +4,6 @@
 // bytes is not what the disk can do for scattered ones.
 #include <cstddef>
 #include <span>
-#include <vector>
 
 #include "kvbm/layout/layout.hpp"
 

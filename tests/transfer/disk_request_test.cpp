@@ -99,13 +99,6 @@ TEST_P(JoinedUnits, WriteZeroPadsAndReadScattersBack) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, JoinedUnits, ::testing::Values("io_uring", "threads"));
 
-std::vector<std::byte> random_bytes(std::size_t count, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<std::byte> bytes(count);
-  for (auto& b : bytes) b = static_cast<std::byte>(rng());
-  return bytes;
-}
-
 // The engine's bounds: more units than slots, staged units queued behind two staging buffers
 // (the byte bound allows two 8 KiB I/Os in flight), direct and staged units mixed in one request,
 // all landing where they belong. Several requests are submitted at once.
@@ -113,7 +106,8 @@ TEST_P(EngineBounds, MoreUnitsThanSlotsAndStagingBuffersAllLand) {
   Fixture f;
   auto backend = make_disk_backend({.backend = GetParam(), .queue_depth = 3, .io_bytes = 2 * kPage,
                                     .in_flight_bytes = 4 * kPage});
-  const std::vector<std::byte> original = random_bytes(f.memory->size(), 11);
+  std::mt19937_64 rng(11);
+  const Bytes original = random_bytes(f.memory->size(), rng);
   std::memcpy(f.memory->data(), original.data(), original.size());
   CopyOps first;
   CopyOps second;
@@ -156,7 +150,8 @@ TEST_P(EngineBounds, FilesThatComeAndGoAndMoreFilesThanTheTableAllLand) {
   options.directory = dir.path();
   auto backend = make_disk_backend({.backend = GetParam(), .queue_depth = 8});
   RegionPtr memory = Region::allocate_system(80 * kPage);
-  const std::vector<std::byte> original = random_bytes(memory->size(), 12);
+  std::mt19937_64 rng(12);
+  const Bytes original = random_bytes(memory->size(), rng);
   std::memcpy(memory->data(), original.data(), original.size());
   const RegionPtr on_disk = Region::allocate_system(kPage);  // page-aligned, as O_DIRECT needs
   for (int round = 0; round < 20; ++round) {
@@ -192,7 +187,8 @@ TEST_P(EngineBounds, AFailedIoFailsItsRequestAndTheEngineGoesOn) {
   EXPECT_EQ(failed.error().code(), ErrorCode::Io);
   EXPECT_NE(failed.error().message().find(f.file->path()), std::string::npos) << failed.to_string();
 
-  const std::vector<std::byte> original = random_bytes(kPage, 13);
+  std::mt19937_64 rng(13);
+  const Bytes original = random_bytes(kPage, rng);
   std::memcpy(f.memory->data(), original.data(), kPage);
   ASSERT_TRUE(run(*backend, {f.write_op(0, 0, kPage)}, 2 * kPage).ok());
   std::memset(f.memory->data() + kPage, 0, kPage);

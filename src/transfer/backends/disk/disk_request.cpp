@@ -104,12 +104,18 @@ void DiskRequest::finish(const Status& status) {
   done_(std::move(outcome));
 }
 
-bool refuse_oversized(DiskRequest& request, std::size_t backend_unit_bytes) {
-  if (request.max_unit_bytes() <= backend_unit_bytes) return false;
-  request.refuse(make_error(ErrorCode::InvalidArgument,
-                            "disk request cut into I/Os of up to {} bytes, more than the backend's io_bytes {}",
-                            request.max_unit_bytes(), backend_unit_bytes));
-  return true;
+void DiskBackend::submit(std::shared_ptr<DiskRequest> request) {
+  if (request->max_unit_bytes() > max_unit_bytes_) {
+    request->complete_unrun(make_error(ErrorCode::InvalidArgument,
+                              "disk request cut into I/Os of up to {} bytes, more than the backend's io_bytes {}",
+                              request->max_unit_bytes(), max_unit_bytes_));
+    return;
+  }
+  if (request->empty()) {
+    request->complete_unrun(Status{});
+    return;
+  }
+  start(std::move(request));
 }
 
 }  // namespace kvbm

@@ -51,13 +51,11 @@ class DiskRequest {
   [[nodiscard]] const DiskUnit* take();
   // Records a unit's outcome; the last one to finish calls `done` with the first error.
   void finish(const Status& status);
-  // For a request with no units: completes it at once.
   [[nodiscard]] bool empty() const { return units_.empty(); }
-  void complete_empty() { done_(Status{}); }
+  // For a request that never runs (no units, or refused): completes it with `status` at once.
+  void complete_unrun(Status status) { done_(std::move(status)); }
   [[nodiscard]] std::size_t unit_count() const { return units_.size(); }
   [[nodiscard]] std::size_t max_unit_bytes() const { return max_unit_bytes_; }
-  // For a request whose units a backend cannot take: completes it with `error` at once.
-  void refuse(Error error) { done_(std::move(error)); }
 
  private:
   std::size_t max_unit_bytes_;
@@ -70,18 +68,21 @@ class DiskRequest {
   std::optional<Error> error_;
 };
 
-// A disk backend runs DiskRequests asynchronously with a bounded number of I/Os in flight. It
-// refuses a request cut into units larger than its staging buffers (its options' io_bytes).
+// A disk backend runs DiskRequests asynchronously with a bounded number of I/Os in flight.
+// submit() completes an empty request at once and refuses (InvalidArgument, naming both sizes)
+// one cut into units larger than the backend's staging buffers (its options' io_bytes); every
+// other request goes to start().
 class DiskBackend {
  public:
+  explicit DiskBackend(std::size_t max_unit_bytes) : max_unit_bytes_(max_unit_bytes) {}
   virtual ~DiskBackend() = default;
-  virtual void submit(std::shared_ptr<DiskRequest> request) = 0;
+  void submit(std::shared_ptr<DiskRequest> request);
   [[nodiscard]] virtual const char* name() const = 0;
-};
 
-// Refuses (completes with InvalidArgument) a request whose units may exceed `backend_unit_bytes`;
-// true when it did.
-[[nodiscard]] bool refuse_oversized(DiskRequest& request, std::size_t backend_unit_bytes);
+ protected:
+  virtual void start(std::shared_ptr<DiskRequest> request) = 0;
+  const std::size_t max_unit_bytes_;
+};
 
 // io_uring when the kernel allows it, else pread/pwrite threads (with a log line saying why).
 // options.backend is "auto", "io_uring" or "threads"; anything else is InvalidArgument.

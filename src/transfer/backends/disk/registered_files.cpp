@@ -40,15 +40,11 @@ void RegisteredFiles::release(int index) {
   int none = -1;
   // Failing to clear the slot leaves the old file referenced by the ring, never reachable again
   // (the index is not reused): a leak of one table entry, not a wrong file.
-  if (io_uring_register_files_update(&ring_, static_cast<unsigned>(index), &none, 1) != 1) {
-    log().warn("io_uring: could not unregister file '{}' (table slot {})", entry.file->path(), index);
-    index_of_.erase(entry.file);
-    entry = {};
-    return;
-  }
+  const bool cleared = io_uring_register_files_update(&ring_, static_cast<unsigned>(index), &none, 1) == 1;
+  if (!cleared) log().warn("io_uring: could not unregister file '{}' (table slot {})", entry.file->path(), index);
   index_of_.erase(entry.file);
   entry = {};
-  free_.push_back(index);
+  if (cleared) free_.push_back(index);
 }
 
 }  // namespace kvbm

@@ -16,14 +16,12 @@ namespace {
 class ThreadedDiskBackend final : public DiskBackend {
  public:
   ThreadedDiskBackend(std::size_t threads, std::size_t max_unit_bytes)
-      : max_unit_bytes_(max_unit_bytes), pool_(threads) {}
+      : DiskBackend(max_unit_bytes), pool_(threads) {}
 
-  void submit(std::shared_ptr<DiskRequest> request) override {
-    if (refuse_oversized(*request, max_unit_bytes_)) return;
-    if (request->empty()) {
-      request->complete_empty();
-      return;
-    }
+  const char* name() const override { return "threads"; }
+
+ private:
+  void start(std::shared_ptr<DiskRequest> request) override {
     // Threads drain the request, each stopping when no unit is left to take; no more of them
     // than it has units, so a one-unit request wakes one thread, not the pool.
     const std::size_t drainers = std::min(pool_.size(), request->unit_count());
@@ -32,9 +30,6 @@ class ThreadedDiskBackend final : public DiskBackend {
     }
   }
 
-  const char* name() const override { return "threads"; }
-
- private:
   void drain(DiskRequest& request) {
     thread_local RegionPtr staging;
     if (!staging || staging->size() < max_unit_bytes_) staging = Region::allocate_system(max_unit_bytes_);
@@ -48,7 +43,6 @@ class ThreadedDiskBackend final : public DiskBackend {
     }
   }
 
-  std::size_t max_unit_bytes_;
   ThreadPool pool_;
 };
 

@@ -32,9 +32,9 @@ constexpr unsigned kRegisteredFiles = 64;
 class UringDiskBackend final : public DiskBackend {
  public:
   UringDiskBackend(io_uring ring, const DiskOptions& options)
-      : ring_(ring),
+      : DiskBackend(options.io_bytes),
+        ring_(ring),
         max_in_flight_bytes_(options.in_flight_bytes),
-        max_unit_bytes_(options.io_bytes),
         wake_fd_(::eventfd(0, EFD_CLOEXEC)),
         files_(ring_, kRegisteredFiles) {
     if (wake_fd_ < 0) {
@@ -74,12 +74,10 @@ class UringDiskBackend final : public DiskBackend {
     ::close(wake_fd_);
   }
 
-  void submit(std::shared_ptr<DiskRequest> request) override {
-    if (refuse_oversized(*request, max_unit_bytes_)) return;
-    if (request->empty()) {
-      request->complete_empty();
-      return;
-    }
+  const char* name() const override { return "io_uring"; }
+
+ private:
+  void start(std::shared_ptr<DiskRequest> request) override {
     {
       std::lock_guard lock(mutex_);
       inbox_.push_back(std::move(request));
@@ -87,9 +85,6 @@ class UringDiskBackend final : public DiskBackend {
     wake();
   }
 
-  const char* name() const override { return "io_uring"; }
-
- private:
   struct Slot {
     const DiskUnit* unit = nullptr;
     std::shared_ptr<DiskRequest> request;
@@ -227,7 +222,6 @@ class UringDiskBackend final : public DiskBackend {
 
   io_uring ring_;
   const std::size_t max_in_flight_bytes_;
-  const std::size_t max_unit_bytes_;
   int wake_fd_;
   std::uint64_t wake_counter_ = 0;
 
