@@ -3,18 +3,24 @@
 //   contiguous: one ncclBroadcast of all the bytes (the ceiling)
 //   packed:     kvbm's PackedBroadcast (pack into staging, large broadcasts, unpack)
 //   per-block:  the seed's way, one ncclBroadcast per block inside one NCCL group
-// Usage: kvbm_nccl_bench [TOTAL_MIB=256] [REPEAT=5] [blocking]; prints GB/s (median) and the
-// ratio to contiguous. `blocking` makes the communicators with NCCL's blocking calls.
+//   pieces:     the contiguous bytes broadcast in the packed way's pieces, without copies (what
+//               the pieces alone cost)
+// Usage: kvbm_nccl_bench [TOTAL_MIB=256] [REPEAT=5] [blocking] [STAGING_MIB:RAMP:CTAS...];
+// prints GB/s (median) and the ratio to contiguous. `blocking` makes the communicators with
+// NCCL's blocking calls; each STAGING_MIB:RAMP:CTAS adds a packed column with those options.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <barrier>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <random>
 #include <thread>
+#include <vector>
 
+#include "distributed/broadcast_pieces.hpp"
 #include "distributed/replicated_broadcast.hpp"
 #include "kvbm/distributed/nccl_communicator.hpp"
 #include "platform/cuda_runtime.hpp"
@@ -30,13 +36,35 @@ int main(int argc, char** argv) try {
     std::cerr << "kvbm_nccl_bench needs two GPUs and NCCL: " << (reason.empty() ? "one GPU" : reason) << "\n";
     return 2;
   }
+  bool blocking = false;
+  std::vector<PackedBroadcastOptions> variants;
+  for (int arg = 3; arg < argc; ++arg) {
+    PackedBroadcastOptions variant;
+    unsigned staging_mib = 0;
+    if (std::string(argv[arg]) == "blocking") {
+      blocking = true;
+    } else if (std::sscanf(argv[arg], "%u:%u:%d", &staging_mib, &variant.ramp_steps, &variant.overlapped_ctas) == 3) {
+      variant.staging_bytes = std::size_t{staging_mib} << 20;
+      variants.push_back(variant);
+    } else {
+      std::cerr << "kvbm_nccl_bench: '" << argv[arg] << "' is neither `blocking` nor STAGING_MIB:RAMP:CTAS\n";
+      return 2;
+    }
+  }
   const std::string id = NcclCommunicator::new_unique_id();
   std::barrier sync(2);
   std::cout << fmt::format("kvbm_nccl_bench: 2 GPUs, {} MiB per case, median of {}\n", total >> 20, repeat);
-  std::cout << fmt::format("{:>7} {:>8} {:>14} {:>10} {:>6} {:>14} {:>6}\n", "block", "blocks", "contiguous GB/s",
-                           "packed", "ratio", "per-block", "ratio");
-  const bool blocking = argc > 3 && std::string(argv[3]) == "blocking";
   std::cout << fmt::format("communicator: {} NCCL calls\n", blocking ? "blocking" : "non-blocking");
+  const PackedBroadcastOptions defaults;
+  std::string header = fmt::format("{:>7} {:>8} {:>14} {:>10} {:>6} {:>14} {:>6} {:>8} {:>6}", "block", "blocks",
+                                   "contiguous GB/s", "packed", "ratio", "per-block", "ratio", "pieces", "ratio");
+  for (const auto& variant : variants) {
+    header += fmt::format(" {:>14}", fmt::format("{}:{}:{}", variant.staging_bytes >> 20, variant.ramp_steps,
+                                                  variant.overlapped_ctas));
+  }
+  std::cout << header << fmt::format("\n(packed: staging {} MiB, ramp {}, {} CTAs beside a broadcast; the last "
+                                     "columns: packed with other options, as a ratio)\n",
+                                     defaults.staging_bytes >> 20, defaults.ramp_steps, defaults.overlapped_ctas);
   const auto rank_main = [&](int rank, std::vector<std::string>* lines) {
     NcclCommunicator communicator(id, rank, 2, rank, std::chrono::seconds(120), blocking);
     for (std::size_t block : {std::size_t{4} << 10, std::size_t{32} << 10, std::size_t{256} << 10, std::size_t{2} << 20}) {
@@ -63,27 +91,44 @@ int main(int argc, char** argv) try {
         }
       };
       const auto whole = contiguous_blocks(*flat, count);
-      PackedBroadcast packed(pool);
-      std::array<std::vector<double>, 3> times;
+      std::vector<std::pair<void*, std::size_t>> pieces;
+      std::size_t offset = 0;
+      for (std::size_t size : broadcast_pieces(count, defaults.staging_bytes / 2 / block, defaults.ramp_steps)) {
+        pieces.emplace_back(static_cast<std::byte*>(whole.first) + offset, size * block);
+        offset += size * block;
+      }
+      const auto broadcast_pieces_alone = [&] {
+        for (const auto& piece : pieces) communicator.enqueue_broadcast(std::span(&piece, 1), 0);
+        communicator.synchronize();
+      };
+      std::vector<std::unique_ptr<PackedBroadcast>> packed;
+      packed.push_back(std::make_unique<PackedBroadcast>(pool));
+      for (const auto& variant : variants) packed.push_back(std::make_unique<PackedBroadcast>(pool, variant));
+      const std::size_t ways = 3 + packed.size();
+      std::vector<std::vector<double>> times(ways);
       for (int run = -1; run < repeat; ++run) {  // run -1 warms up
-        for (int way = 0; way < 3; ++way) {
+        for (std::size_t way = 0; way < ways; ++way) {
           sync.arrive_and_wait();
           const auto start = Clock::now();
           if (way == 0) communicator.broadcast(std::span(&whole, 1), 0);
-          if (way == 1) packed.run(communicator, blocks);
-          if (way == 2) per_block_groups();
+          if (way == 1) per_block_groups();
+          if (way == 2) broadcast_pieces_alone();
+          if (way >= 3) packed[way - 3]->run(communicator, blocks);
           sync.arrive_and_wait();
           if (run >= 0) times[way].push_back(std::chrono::duration<double>(Clock::now() - start).count());
         }
       }
       if (rank != 0) continue;
-      std::array<double, 3> gbps{};
-      for (int way = 0; way < 3; ++way) {
+      std::vector<double> gbps(ways);
+      for (std::size_t way = 0; way < ways; ++way) {
         std::sort(times[way].begin(), times[way].end());
         gbps[way] = static_cast<double>(count * block) / times[way][times[way].size() / 2] / 1e9;
       }
-      lines->push_back(fmt::format("{:>6}K {:>8} {:>14.1f} {:>10.1f} {:>6.2f} {:>14.1f} {:>6.2f}", block >> 10, count, gbps[0],
-                                   gbps[1], gbps[1] / gbps[0], gbps[2], gbps[2] / gbps[0]));
+      std::string line = fmt::format("{:>6}K {:>8} {:>14.1f} {:>10.1f} {:>6.2f} {:>14.1f} {:>6.2f} {:>8.1f} {:>6.2f}",
+                                     block >> 10, count, gbps[0], gbps[3], gbps[3] / gbps[0], gbps[1], gbps[1] / gbps[0],
+                                     gbps[2], gbps[2] / gbps[0]);
+      for (std::size_t way = 4; way < ways; ++way) line += fmt::format(" {:>14.2f}", gbps[way] / gbps[0]);
+      lines->push_back(line);
     }
   };
   std::vector<std::string> lines;

@@ -1,11 +1,12 @@
 #include "distributed/replicated_broadcast.hpp"
 
 #include <algorithm>
-#include <optional>
+#include <vector>
 
 #include <cuda_runtime_api.h>
 
 #include "common/make_error.hpp"
+#include "distributed/broadcast_pieces.hpp"
 #include "layout/chunk_io.hpp"
 #include "transfer/backends/cuda/cuda_batching.hpp"
 #include "platform/cuda_check.hpp"
@@ -20,11 +21,16 @@ std::pair<void*, std::size_t> contiguous_blocks(const Layout& layout, std::size_
   return {first.region->data() + first.offset, last.offset + last.bytes - first.offset};
 }
 
-PackedBroadcast::PackedBroadcast(LayoutPtr pool, std::size_t staging_bytes) : pool_(std::move(pool)) {
+PackedBroadcast::PackedBroadcast(LayoutPtr pool, PackedBroadcastOptions options)
+    : pool_(std::move(pool)), options_(options) {
   if (!pool_ || !pool_->kind().is_device()) {
     throw make_error(ErrorCode::InvalidArgument, "replicated mode needs a device pool to broadcast into");
   }
-  piece_blocks_ = std::max<std::size_t>(1, staging_bytes / 2 / std::max<std::size_t>(1, block_bytes(*pool_)));
+  if (options_.overlapped_ctas <= 0) {
+    throw make_error(ErrorCode::InvalidArgument, "the broadcast's overlapped copies need at least one thread block, not {}",
+                     options_.overlapped_ctas);
+  }
+  piece_blocks_ = std::max<std::size_t>(1, options_.staging_bytes / 2 / std::max<std::size_t>(1, block_bytes(*pool_)));
   piece_blocks_ = std::min(piece_blocks_, pool_->config().num_blocks);
 }
 
@@ -34,9 +40,6 @@ PackedBroadcast::~PackedBroadcast() = default;
 // is done", and per half a list of copy descriptors in pinned host memory, which the kernel
 // reads where it is (UVA).
 struct PackedBroadcast::Gpu {
-  // The copies that overlap a broadcast take few SMs, leaving NCCL its own; the first pack and
-  // the last unpack, which nothing overlaps, take them all.
-  static constexpr int kOverlappedCtas = 32;
   static constexpr int kThreads = 1024;
 
   Gpu(int device, std::size_t descriptors) : device(device), capacity(descriptors) {
@@ -60,7 +63,7 @@ struct PackedBroadcast::Gpu {
   }
 
   int device;
-  int all_ctas = kOverlappedCtas;
+  int all_ctas = 1;
   std::size_t capacity;
   cudaStream_t stream = nullptr;
   std::array<cudaEvent_t, 2> copied{};
@@ -89,16 +92,17 @@ void PackedBroadcast::run(NcclCommunicator& communicator, std::span<const std::s
   cuda::DeviceGuard guard(gpu.device);
 
   const bool sender = communicator.rank() == 0;
-  const std::size_t pieces = (blocks.size() + piece_blocks_ - 1) / piece_blocks_;
+  const std::vector<std::size_t> sizes = broadcast_pieces(blocks.size(), piece_blocks_, options_.ramp_steps);
+  std::vector<std::size_t> firsts(sizes.size());
+  for (std::size_t piece = 1; piece < sizes.size(); ++piece) firsts[piece] = firsts[piece - 1] + sizes[piece - 1];
+  const std::size_t pieces = sizes.size();
   // Writes half `h`'s list for `piece` (pool -> staging when packing, else back) and launches it.
   const auto copy = [&](std::size_t piece, int h, bool pack) {
-    const std::size_t first = piece * piece_blocks_;
-    const std::size_t count = std::min(piece_blocks_, blocks.size() - first);
     cuda::CopyDescriptor* next = gpu.lists[h];
-    for (std::size_t i = 0; i < count; ++i) {
+    for (std::size_t i = 0; i < sizes[piece]; ++i) {
       for (std::size_t layer = 0; layer < shape.num_layers; ++layer) {
         for (std::size_t outer = 0; outer < shape.outer_dim; ++outer) {
-          const ChunkLocation in_pool = pool_->locate_unchecked(blocks[first + i], layer, outer);
+          const ChunkLocation in_pool = pool_->locate_unchecked(blocks[firsts[piece] + i], layer, outer);
           const ChunkLocation in_staging = staging_[h]->locate_unchecked(i, layer, outer);
           std::byte* pool_address = in_pool.region->data() + in_pool.offset;
           std::byte* staging_address = in_staging.region->data() + in_staging.offset;
@@ -111,15 +115,14 @@ void PackedBroadcast::run(NcclCommunicator& communicator, std::span<const std::s
       }
     }
     const auto descriptors = static_cast<std::uint32_t>(next - gpu.lists[h]);
+    // The first packing and the last unpacking overlap no broadcast: they take every SM.
     const bool alone = pack ? piece == 0 : piece + 1 == pieces;
-    cuda::check(cuda::launch_copy_kernel(gpu.lists[h], descriptors, alone ? gpu.all_ctas : Gpu::kOverlappedCtas,
+    cuda::check(cuda::launch_copy_kernel(gpu.lists[h], descriptors, alone ? gpu.all_ctas : options_.overlapped_ctas,
                                          Gpu::kThreads, gpu.stream),
                 "copy kernel launch (broadcast staging)");
     cuda::check(cudaEventRecord(gpu.copied[h], gpu.stream), "cudaEventRecord (packing)");
   };
-  const auto piece_span = [&](std::size_t piece) {
-    return contiguous_blocks(*staging_[piece % 2], std::min(piece_blocks_, blocks.size() - piece * piece_blocks_));
-  };
+  const auto piece_span = [&](std::size_t piece) { return contiguous_blocks(*staging_[piece % 2], sizes[piece]); };
   const auto comm_stream = static_cast<cudaStream_t>(communicator.stream());
   for (std::size_t piece = 0; piece < pieces; ++piece) {
     const int h = static_cast<int>(piece % 2);

@@ -4,7 +4,9 @@
 // blocks, so the blocks are packed into a contiguous device staging buffer by the copy kernel,
 // broadcast in a few large pieces, and unpacked on the other ranks, all ordered on the GPU by
 // events: the host only enqueues. Two staging halves alternate, so packing or unpacking one
-// piece overlaps broadcasting the next. The copy kernel takes a few SMs, leaving NCCL its own.
+// piece overlaps broadcasting the next; the pieces ramp up and down (broadcast_pieces.hpp) so
+// that the packing and unpacking nothing overlaps are short. The copies that overlap a
+// broadcast take a few SMs, leaving NCCL its own.
 #include <array>
 #include <cstddef>
 #include <memory>
@@ -15,14 +17,20 @@
 
 namespace kvbm {
 
+struct PackedBroadcastOptions {
+  // Bounds the staging memory: two halves, each holding the largest piece (one block at the
+  // least). 128 MiB: pieces of up to 64 MiB, since each broadcast call costs a fixed time.
+  std::size_t staging_bytes = std::size_t{128} << 20;
+  // How many times the first and last pieces halve (broadcast_pieces).
+  unsigned ramp_steps = 4;
+  // Thread blocks of the copies that overlap a broadcast.
+  int overlapped_ctas = 32;
+};
+
 class PackedBroadcast {
  public:
-  // `pool` is this rank's device layout; `staging_bytes` bounds the staging memory (two halves,
-  // at least one block each).
-  // 128 MiB: pieces of 64 MiB. Each broadcast call costs a fixed time that smaller pieces do
-  // not amortise (on 2 H200s, 16 MiB pieces moved 32 KiB blocks at 0.43 of one contiguous
-  // broadcast, 64 MiB pieces at 0.84).
-  explicit PackedBroadcast(LayoutPtr pool, std::size_t staging_bytes = std::size_t{128} << 20);
+  // `pool` is this rank's device layout.
+  explicit PackedBroadcast(LayoutPtr pool, PackedBroadcastOptions options = {});
   ~PackedBroadcast();
   PackedBroadcast(const PackedBroadcast&) = delete;
   PackedBroadcast& operator=(const PackedBroadcast&) = delete;
@@ -36,6 +44,7 @@ class PackedBroadcast {
 
  private:
   LayoutPtr pool_;
+  PackedBroadcastOptions options_;
   std::size_t piece_blocks_;
   std::array<LayoutPtr, 2> staging_;  // made on first use
   struct Gpu;                         // streams, events and descriptor lists

@@ -6,7 +6,7 @@ namespace kvbm {
 
 struct PackedBroadcast::Gpu {};
 
-PackedBroadcast::PackedBroadcast(LayoutPtr, std::size_t) : piece_blocks_(0) {
+PackedBroadcast::PackedBroadcast(LayoutPtr, PackedBroadcastOptions) : piece_blocks_(0) {
   throw make_error(ErrorCode::Unsupported, "replicated mode needs CUDA and NCCL, and kvbm was built without them");
 }
 

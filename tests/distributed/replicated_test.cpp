@@ -67,13 +67,13 @@ TEST_F(Replicated, PackedBroadcastCarriesEveryByteAtEverySizeAndForm) {
       std::array<Status, 2> outcomes;
       std::thread receiver([&] {
         try {
-          PackedBroadcast(pools[1], staging).run(*communicators[1], blocks);
+          PackedBroadcast(pools[1], {.staging_bytes = staging}).run(*communicators[1], blocks);
         } catch (const Error& error) {
           outcomes[1] = error;
         }
       });
       try {
-        PackedBroadcast(pools[0], staging).run(*communicators[0], blocks);
+        PackedBroadcast(pools[0], {.staging_bytes = staging}).run(*communicators[0], blocks);
       } catch (const Error& error) {
         outcomes[0] = error;
       }
