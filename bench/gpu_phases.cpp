@@ -123,7 +123,7 @@ double block_kernel_us(const Layout& src, const Layout& dst, std::span<const Blo
 std::vector<std::size_t> kvbm_batches(const TransferContext& context, const Layout& src, const Layout& dst,
                                       std::size_t count) {
   const std::size_t pieces = kernel_descriptors_per_block(src);
-  std::vector<std::size_t> sizes = batch_sizes(context.config(), context.plan(src, dst), src, count);
+  std::vector<std::size_t> sizes = batch_sizes(context.config(), context.plan(src, dst), src, dst, count);
   for (std::size_t& size : sizes) size *= pieces;
   return sizes;
 }

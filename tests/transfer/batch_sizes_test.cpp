@@ -4,10 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <numeric>
 
 #include "transfer/backends/cuda/copy_limits.hpp"
 #include "transfer/backends/cuda/cuda_batching.hpp"
+#include "support/roundtrip.hpp"
 
 namespace kvbm {
 namespace {
@@ -22,6 +24,12 @@ std::size_t total(const std::vector<std::size_t>& sizes) { return std::accumulat
 
 const TransferPlan kKernelH2D = DirectPlan{TransferStrategy::CudaAsyncH2D};
 
+// Batches of a transfer between two host layouts of `layout`'s shape.
+std::vector<std::size_t> host_batches(const TransferConfig& config, const TransferPlan& plan, const LayoutPtr& layout,
+                                      std::size_t blocks) {
+  return batch_sizes(config, plan, *layout, *layout, blocks);
+}
+
 }  // namespace
 
 TEST(BatchSizes, KernelPathStartsWithWhatFitsInTheLaunch) {
@@ -29,18 +37,18 @@ TEST(BatchSizes, KernelPathStartsWithWhatFitsInTheLaunch) {
   config.cuda.copy_path = CudaCopyPath::Kernel;
   config.cuda.batch_bytes = 64u << 20;
   // One 4 KiB chunk per block: one descriptor each.
-  auto sizes = batch_sizes(config, kKernelH2D, *system_layout(1, 1, 4096), 65536);
+  auto sizes = host_batches(config, kKernelH2D, system_layout(1, 1, 4096), 65536);
   ASSERT_GE(sizes.size(), 3u);
   EXPECT_EQ(sizes[0], cuda::kMaxInlineDescriptors);
   EXPECT_EQ(sizes[1], 2 * cuda::kMaxInlineDescriptors);
   EXPECT_EQ(total(sizes), 65536u);
   for (std::size_t size : sizes) EXPECT_LE(size, (64u << 20) / 4096);
   // 32 layers x K/V of 16 KiB: 64 descriptors a block, two blocks inline.
-  sizes = batch_sizes(config, kKernelH2D, *system_layout(32, 2, 16384), 1000);
+  sizes = host_batches(config, kKernelH2D, system_layout(32, 2, 16384), 1000);
   EXPECT_EQ(sizes[0], cuda::kMaxInlineDescriptors / 64);
   EXPECT_EQ(total(sizes), 1000u);
   // A 256 KiB chunk takes four descriptors; 48 layers x K/V of them: more than fit, still one block.
-  sizes = batch_sizes(config, kKernelH2D, *system_layout(48, 2, 256 << 10), 10);
+  sizes = host_batches(config, kKernelH2D, system_layout(48, 2, 256 << 10), 10);
   EXPECT_EQ(sizes[0], 1u);
   EXPECT_EQ(total(sizes), 10u);
 }
@@ -49,7 +57,7 @@ TEST(BatchSizes, ConfiguredFirstBatchBelowTheInlineLimitIsKept) {
   TransferConfig config;
   config.cuda.copy_path = CudaCopyPath::Kernel;
   config.max_transfer_batch_size = 16;
-  auto sizes = batch_sizes(config, kKernelH2D, *system_layout(1, 1, 4096), 100);
+  auto sizes = host_batches(config, kKernelH2D, system_layout(1, 1, 4096), 100);
   EXPECT_EQ(sizes, (std::vector<std::size_t>{16, 32, 52}));
 }
 
@@ -57,14 +65,14 @@ TEST(BatchSizes, CopyEnginePathTakesWholeBatches) {
   TransferConfig config;
   config.cuda.copy_path = CudaCopyPath::CopyEngine;
   config.cuda.batch_bytes = 1u << 20;
-  auto sizes = batch_sizes(config, kKernelH2D, *system_layout(1, 1, 4096), 1000);
+  auto sizes = host_batches(config, kKernelH2D, system_layout(1, 1, 4096), 1000);
   EXPECT_EQ(sizes, (std::vector<std::size_t>{256, 256, 256, 232}));
 }
 
 TEST(BatchSizes, HostPathsUseTheConfiguredSize) {
   TransferConfig config;
   config.max_transfer_batch_size = 100;
-  auto sizes = batch_sizes(config, DirectPlan{TransferStrategy::Memcpy}, *system_layout(1, 1, 4096), 250);
+  auto sizes = host_batches(config, DirectPlan{TransferStrategy::Memcpy}, system_layout(1, 1, 4096), 250);
   EXPECT_EQ(sizes, (std::vector<std::size_t>{100, 100, 50}));
 }
 
@@ -74,16 +82,38 @@ TEST(BatchSizes, AutoPathBatchesByChunkSize) {
   TransferConfig config;
   config.cuda.copy_path = CudaCopyPath::Auto;
   config.cuda.batch_bytes = 4u << 20;
-  auto sizes = batch_sizes(config, kKernelH2D, *system_layout(1, 1, 4096), 1000);
+  auto sizes = host_batches(config, kKernelH2D, system_layout(1, 1, 4096), 1000);
   EXPECT_EQ(sizes[0], cuda::kMaxInlineDescriptors);
   // 256 KiB chunks: the kernel would start with 40 blocks (four descriptors each, 160 inline).
-  sizes = batch_sizes(config, kKernelH2D, *system_layout(1, 1, 256 << 10), 1000);
+  sizes = host_batches(config, kKernelH2D, system_layout(1, 1, 256 << 10), 1000);
   EXPECT_EQ(sizes, (std::vector<std::size_t>{256, 256, 256, 232}));
   EXPECT_EQ(resolve_copy_path(config.cuda, 4096), CudaCopyPath::Kernel);
   EXPECT_EQ(resolve_copy_path(config.cuda, 256 << 10), CudaCopyPath::CopyEngine);
   config.cuda.auto_copy_engine_bytes = 4096;
   EXPECT_EQ(resolve_copy_path(config.cuda, 4096), CudaCopyPath::CopyEngine);
   EXPECT_EQ(resolve_copy_path(config.cuda, 4095), CudaCopyPath::Kernel);
+}
+
+TEST(BatchSizes, DiskTransfersGrowToLargeBatchesKeptInFileOrder) {
+  TransferConfig config;
+  config.max_transfer_batch_size = 256;
+  testing::TempDir dir;
+  const LayoutConfig shape{.num_blocks = 4, .num_layers = 1, .outer_dim = 1, .page_size = 1, .inner_dim = 4096,
+                           .dtype_bytes = 1};
+  const auto disk = Layout::allocate(shape, StorageKind::disk(0), LayoutForm::FullyContiguous, LayerOrder::BlockContiguous,
+                                     DiskFileOptions{.directory = dir.path()});
+  const auto host = system_layout(1, 1, 4096);
+  const TransferPlan write = DirectPlan{TransferStrategy::NixlWrite};
+  for (const auto& [src, dst] : {std::pair{host, disk}, std::pair{disk, host}}) {
+    const auto sizes = batch_sizes(config, write, *src, *dst, 300000);
+    EXPECT_EQ(total(sizes), 300000U);
+    EXPECT_EQ(sizes.front(), 256U);  // the first I/O starts as soon as a small batch is sorted
+    EXPECT_EQ(sizes[1], 512U);
+    EXPECT_EQ(*std::max_element(sizes.begin(), sizes.end()), kLargestDiskBatch);
+  }
+  // A batch size configured above the disk's largest is kept.
+  config.max_transfer_batch_size = 100000;
+  EXPECT_EQ(batch_sizes(config, write, *host, *disk, 300000).front(), 100000U);
 }
 
 }  // namespace kvbm

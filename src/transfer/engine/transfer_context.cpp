@@ -276,7 +276,7 @@ TransferHandle TransferContext::start(const TransferPath::Prepared& path, std::s
       path.geometry && pairs.size() > kernel_inline_blocks(*src) ? &*path.geometry : nullptr;
 
   impl_->begin();
-  const std::vector<std::size_t> batches = batch_sizes(impl_->config, chosen, *src, pairs.size());
+  const std::vector<std::size_t> batches = batch_sizes(impl_->config, chosen, *src, *dst, pairs.size());
   // The layouts ride along until the last byte has moved (the ops point into their regions),
   // and are let go before the caller hears of the end: after wait() returns, kvbm holds no
   // reference to them, so the caller may close their files or unmount their filesystem.
