@@ -58,8 +58,9 @@ struct CudaOptions {
 struct DiskOptions {
   std::string backend = "auto";             // KVBM_DISK_BACKEND: auto | io_uring | threads
   // KVBM_DISK_QUEUE_DEPTH: the most I/Os in flight. Deep, for small blocks: a virtual disk
-  // serves scattered 4-64 KiB I/O faster the more it is given at once (bench/results, disk-small).
-  std::size_t queue_depth = 256;
+  // serves scattered 4-64 KiB I/O faster the more it is given at once; the GPU machine's reads
+  // 4 KiB blocks fastest at 512 (bench/results, disk-file-order).
+  std::size_t queue_depth = 512;
   std::size_t io_bytes = std::size_t{1} << 20;  // tuning: the largest single I/O (a multiple of 4096)
   // Tuning: the most bytes in flight, whatever the queue depth. Large I/O fills the disk with few
   // in flight; more would only make a small request queued behind them wait longer. Also the
