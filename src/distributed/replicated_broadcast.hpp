@@ -4,9 +4,8 @@
 // blocks, so the blocks are packed into a contiguous device staging buffer by the copy kernel,
 // broadcast in a few large pieces, and unpacked on the other ranks, all ordered on the GPU by
 // events: the host only enqueues. Two staging halves alternate, so packing or unpacking one
-// piece overlaps broadcasting the next; the pieces ramp up and down (broadcast_pieces.hpp) so
-// that the packing and unpacking nothing overlaps are short. The copies that overlap a
-// broadcast take a few SMs, leaving NCCL its own.
+// piece overlaps broadcasting the next. The copies that overlap a broadcast take a few SMs,
+// leaving NCCL its own.
 #include <array>
 #include <cstddef>
 #include <memory>
@@ -21,8 +20,12 @@ struct PackedBroadcastOptions {
   // Bounds the staging memory: two halves, each holding the largest piece (one block at the
   // least). 128 MiB: pieces of up to 64 MiB, since each broadcast call costs a fixed time.
   std::size_t staging_bytes = std::size_t{128} << 20;
-  // How many times the first and last pieces halve (broadcast_pieces).
-  unsigned ramp_steps = 4;
+  // How many times the first and last pieces halve (broadcast_pieces): smaller end pieces
+  // shorten the packing and unpacking that overlap no broadcast, but each piece is a broadcast
+  // call of its own, and calls cost: on 2 H200s, 16 MiB pieces moved 32 KiB blocks at 0.43 of
+  // one contiguous broadcast, 64 MiB pieces at 0.84. None until the two-GPU bench
+  // (kvbm_nccl_bench 256 5 128:4:32, its "pieces" column) shows that halving pays.
+  unsigned ramp_steps = 0;
   // Thread blocks of the copies that overlap a broadcast.
   int overlapped_ctas = 32;
 };
