@@ -1,9 +1,9 @@
 #pragma once
 // How replicated mode's packed broadcast cuts a request into pieces. Packing the first piece and
-// unpacking the last overlap nothing, so the pieces ramp: they start small and double up to the
-// largest the staging holds, and shrink the same way at the end. The pieces in between, which
-// each overlap the packing of the next and the unpacking of the last, are as large as the
-// staging allows, since every broadcast call costs a fixed time.
+// unpacking the last overlap nothing; pieces that ramp (start small, double up to the largest
+// the staging holds, shrink the same way at the end) make those two short, at the cost of more
+// broadcast calls. The pieces in between, which each overlap the packing of the next and the
+// unpacking of the last, are as large as the staging allows, since every call costs a fixed time.
 #include <cstddef>
 #include <vector>
 
