@@ -91,9 +91,13 @@ int main(int argc, char** argv) try {
         }
       };
       const auto whole = contiguous_blocks(*flat, count);
+      std::vector<std::unique_ptr<PackedBroadcast>> packed;
+      packed.push_back(std::make_unique<PackedBroadcast>(pool));
+      for (const auto& variant : variants) packed.push_back(std::make_unique<PackedBroadcast>(pool, variant));
+      // The default packed way's pieces, cut from the contiguous bytes.
       std::vector<std::pair<void*, std::size_t>> pieces;
       std::size_t offset = 0;
-      for (std::size_t size : broadcast_pieces(count, defaults.staging_bytes / 2 / block, defaults.ramp_steps)) {
+      for (std::size_t size : broadcast_pieces(count, packed.front()->blocks_per_piece(), defaults.ramp_steps)) {
         pieces.emplace_back(static_cast<std::byte*>(whole.first) + offset, size * block);
         offset += size * block;
       }
@@ -101,9 +105,6 @@ int main(int argc, char** argv) try {
         for (const auto& piece : pieces) communicator.enqueue_broadcast(std::span(&piece, 1), 0);
         communicator.synchronize();
       };
-      std::vector<std::unique_ptr<PackedBroadcast>> packed;
-      packed.push_back(std::make_unique<PackedBroadcast>(pool));
-      for (const auto& variant : variants) packed.push_back(std::make_unique<PackedBroadcast>(pool, variant));
       const std::size_t ways = 3 + packed.size();
       std::vector<std::vector<double>> times(ways);
       for (int run = -1; run < repeat; ++run) {  // run -1 warms up
