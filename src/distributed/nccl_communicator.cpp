@@ -87,7 +87,10 @@ struct NcclCommunicator::Impl {
       ncclResult_t state = ncclSuccess;
       check(nccl.comm_get_async_error(comm, &state), "ncclCommGetAsyncError");
       if (state == ncclSuccess) return;
-      if (state != ncclInProgress) abort_with(make_error(ErrorCode::Internal, "rank {}: {}: {}", rank, what, nccl.get_error_string(state)));
+      if (state != ncclInProgress) {
+        abort_with(make_error(ErrorCode::Internal, "rank {}: {} failed: {}; the communicator is aborted", rank, what,
+                              nccl.get_error_string(state)));
+      }
       if (Clock::now() >= deadline) {
         abort_with(make_error(ErrorCode::Timeout, "rank {}: {} did not finish within {} ms (a rank is gone or stalled); "
                               "the communicator is aborted", rank, what, timeout.count()));
