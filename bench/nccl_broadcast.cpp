@@ -5,9 +5,10 @@
 //   per-block:  the seed's way, one ncclBroadcast per block inside one NCCL group
 //   pieces:     the contiguous bytes broadcast in the packed way's pieces, without copies (what
 //               the pieces alone cost)
-// Usage: kvbm_nccl_bench [TOTAL_MIB=256] [REPEAT=5] [blocking] [STAGING_MIB:RAMP:CTAS...];
+// Usage: kvbm_nccl_bench [TOTAL_MIB=256] [REPEAT=5] [blocking] [STAGING_MIB:RAMP:CTAS[:SLOTS]...];
 // prints GB/s (median) and the ratio to contiguous. `blocking` makes the communicators with
-// NCCL's blocking calls; each STAGING_MIB:RAMP:CTAS adds a packed column with those options.
+// NCCL's blocking calls; each STAGING_MIB:RAMP:CTAS[:SLOTS] adds a packed column with those
+// options (SLOTS: 2 when left out).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -43,11 +44,13 @@ int main(int argc, char** argv) try {
     unsigned staging_mib = 0;
     if (std::string(argv[arg]) == "blocking") {
       blocking = true;
-    } else if (std::sscanf(argv[arg], "%u:%u:%d", &staging_mib, &variant.ramp_steps, &variant.overlapped_ctas) == 3) {
+    } else if (const int fields = std::sscanf(argv[arg], "%u:%u:%d:%u", &staging_mib, &variant.ramp_steps,
+                                               &variant.overlapped_ctas, &variant.slots);
+               fields == 3 || fields == 4) {
       variant.staging_bytes = std::size_t{staging_mib} << 20;
       variants.push_back(variant);
     } else {
-      std::cerr << "kvbm_nccl_bench: '" << argv[arg] << "' is neither `blocking` nor STAGING_MIB:RAMP:CTAS\n";
+      std::cerr << "kvbm_nccl_bench: '" << argv[arg] << "' is neither `blocking` nor STAGING_MIB:RAMP:CTAS[:SLOTS]\n";
       return 2;
     }
   }
@@ -59,12 +62,13 @@ int main(int argc, char** argv) try {
   std::string header = fmt::format("{:>7} {:>8} {:>14} {:>10} {:>6} {:>14} {:>6} {:>8} {:>6}", "block", "blocks",
                                    "contiguous GB/s", "packed", "ratio", "per-block", "ratio", "pieces", "ratio");
   for (const auto& variant : variants) {
-    header += fmt::format(" {:>14}", fmt::format("{}:{}:{}", variant.staging_bytes >> 20, variant.ramp_steps,
-                                                  variant.overlapped_ctas));
+    header += fmt::format(" {:>14}", fmt::format("{}:{}:{}:{}", variant.staging_bytes >> 20, variant.ramp_steps,
+                                                  variant.overlapped_ctas, variant.slots));
   }
-  std::cout << header << fmt::format("\n(packed: staging {} MiB, ramp {}, {} CTAs beside a broadcast; the last "
-                                     "columns: packed with other options, as a ratio)\n",
-                                     defaults.staging_bytes >> 20, defaults.ramp_steps, defaults.overlapped_ctas);
+  std::cout << header << fmt::format("\n(packed: staging {} MiB in {} slots, ramp {}, {} CTAs beside a broadcast; the "
+                                     "last columns: packed with other options, as a ratio)\n",
+                                     defaults.staging_bytes >> 20, defaults.slots, defaults.ramp_steps,
+                                     defaults.overlapped_ctas);
   const auto rank_main = [&](int rank, std::vector<std::string>* lines) {
     NcclCommunicator communicator(id, rank, 2, rank, std::chrono::seconds(120), blocking);
     for (std::size_t block : {std::size_t{4} << 10, std::size_t{32} << 10, std::size_t{256} << 10, std::size_t{2} << 20}) {

@@ -2,14 +2,16 @@
 // Replicated mode's collective: the device blocks rank 0 loaded are broadcast to the same
 // blocks of every rank. One broadcast per block (the seed's way) is latency-bound for small
 // blocks, so the blocks are packed into a contiguous device staging buffer by the copy kernel,
-// broadcast in a few large pieces, and unpacked on the other ranks, all ordered on the GPU by
-// events: the host only enqueues. Two staging halves alternate, so packing or unpacking one
-// piece overlaps broadcasting the next. The copies that overlap a broadcast take a few SMs,
-// leaving NCCL its own.
-#include <array>
+// broadcast in a few large pieces, and unpacked on the other ranks. The staging is cut into
+// slots that pieces take in turn, so packing or unpacking one piece overlaps broadcasting
+// another. The GPU orders it all by events (a slot is packed again once its broadcast has read
+// it, received into again once it is unpacked); the host waits only to rewrite a slot's copy
+// list, which its previous copy has read by then unless the host is a whole round of slots
+// ahead. The copies that overlap a broadcast take a few SMs, leaving NCCL its own.
 #include <cstddef>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "kvbm/distributed/nccl_communicator.hpp"
 #include "kvbm/layout/layout.hpp"
@@ -17,9 +19,12 @@
 namespace kvbm {
 
 struct PackedBroadcastOptions {
-  // Bounds the staging memory: two halves, each holding the largest piece (one block at the
-  // least). 128 MiB: pieces of up to 64 MiB, since each broadcast call costs a fixed time.
+  // Bounds the staging memory: `slots` pieces, each holding one block at the least. 128 MiB in
+  // two slots: pieces of up to 64 MiB, since each broadcast call costs a fixed time.
   std::size_t staging_bytes = std::size_t{128} << 20;
+  // Pieces in flight at once: more slots let the packing run further ahead of the broadcasts,
+  // at the price of smaller pieces for the same staging.
+  unsigned slots = 2;
   // How many times the first and last pieces halve (broadcast_pieces): smaller end pieces
   // shorten the packing and unpacking that overlap no broadcast, but each piece is a broadcast
   // call of its own, and calls cost: on 2 H200s, 16 MiB pieces moved 32 KiB blocks at 0.43 of
@@ -49,8 +54,8 @@ class PackedBroadcast {
   LayoutPtr pool_;
   PackedBroadcastOptions options_;
   std::size_t piece_blocks_;
-  std::array<LayoutPtr, 2> staging_;  // made on first use
-  struct Gpu;                         // streams, events and descriptor lists
+  std::vector<LayoutPtr> staging_;  // a layout of piece_blocks_ per slot, made on first use
+  struct Gpu;                       // the copies' stream, events and descriptor lists
   std::unique_ptr<Gpu> gpu_;
 };
 

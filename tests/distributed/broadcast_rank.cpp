@@ -30,19 +30,25 @@ std::vector<Bytes> case_bytes(std::size_t blocks, std::size_t bytes_per_block, s
 std::string run_cases(NcclCommunicator& communicator, int device) {
   const TempDir dir;
   std::uint64_t seed = 7;
+  std::size_t case_number = 0;
   for (std::size_t chunk : {std::size_t{1000}, std::size_t{4096}, std::size_t{65536}, std::size_t{2} << 20}) {
     const LayoutConfig config{.num_blocks = 24, .num_layers = 2, .outer_dim = 2, .page_size = 1, .inner_dim = chunk,
                               .dtype_bytes = 1};
     for (const LayoutChoice& choice : all_layout_choices()) {
-      const std::string name = choice.name() + " chunk " + std::to_string(chunk);
+      // Cases take turns between two slots with no ramp (three blocks a piece, each slot used
+      // twice or more) and three slots with a ramp (pieces of 1, 3, 2, 2 and 1 blocks).
+      const bool ramped = case_number++ % 2 == 1;
+      const std::string name = choice.name() + " chunk " + std::to_string(chunk) + (ramped ? " 3 slots ramped" : " 2 slots");
       auto pool = make_layout(config, StorageKind::device(static_cast<std::uint32_t>(device)), choice, dir.path());
       const std::size_t block_size = block_bytes(*pool);
       const std::vector<Bytes> sent = case_bytes(config.num_blocks, block_size, ++seed);
       const Bytes poison(block_size, std::byte{0xA5});
       for (std::size_t b = 0; b < config.num_blocks; ++b) write_block(*pool, b, communicator.rank() == 0 ? sent[b] : poison);
-      // Scattered blocks, in more pieces than the staging holds at once (three blocks a piece).
+      // Scattered blocks, in more pieces than the staging holds at once.
       const std::vector<std::size_t> blocks = {3, 17, 0, 9, 22, 5, 11, 14, 1};
-      PackedBroadcast(pool, {.staging_bytes = 2 * 3 * block_size}).run(communicator, blocks);
+      const PackedBroadcastOptions options = ramped ? PackedBroadcastOptions{.staging_bytes = 3 * 3 * block_size, .slots = 3, .ramp_steps = 1}
+                                                    : PackedBroadcastOptions{.staging_bytes = 2 * 3 * block_size};
+      PackedBroadcast(pool, options).run(communicator, blocks);
       for (std::size_t b = 0; b < config.num_blocks; ++b) {
         const bool moved = std::find(blocks.begin(), blocks.end(), b) != blocks.end();
         const Bytes& expected = moved || communicator.rank() == 0 ? sent[b] : poison;

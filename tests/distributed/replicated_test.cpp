@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "distributed/broadcast_rank.hpp"
+#include "distributed/replicated_broadcast.hpp"
 #include "kvbm/distributed/leader.hpp"
 #include "kvbm/distributed/nccl_communicator.hpp"
 #include "support/leader_port.hpp"
@@ -69,6 +70,32 @@ TEST_F(Replicated, PackedBroadcastCarriesEveryByteAtEverySizeAndForm) {
 
 TEST_F(Replicated, PackedBroadcastReachesEveryRankOfThree) {
   EXPECT_EQ(run_broadcast_ranks(3, dir.path()), "");
+}
+
+// Error text of what `action` throws, "" when it throws nothing.
+template <typename Action>
+std::string thrown(Action&& action) {
+  try {
+    action();
+  } catch (const Error& error) {
+    return error.message();
+  }
+  return "";
+}
+
+TEST_F(Replicated, BadOptionsAndBlocksAreRefusedByValue) {
+  const LayoutConfig config{.num_blocks = 4, .num_layers = 1, .outer_dim = 1, .page_size = 1, .inner_dim = 4096,
+                            .dtype_bytes = 1};
+  auto pool = Layout::allocate(config, StorageKind::device(0), LayoutForm::FullyContiguous);
+  EXPECT_NE(thrown([&] { PackedBroadcast(pool, {.slots = 1}); }).find("not 1"), std::string::npos);
+  EXPECT_NE(thrown([&] { PackedBroadcast(pool, {.overlapped_ctas = 0}); }).find("not 0"), std::string::npos);
+  auto host = Layout::allocate(config, StorageKind::pinned(), LayoutForm::FullyContiguous);
+  EXPECT_NE(thrown([&] { PackedBroadcast(host, {}); }).find("device pool"), std::string::npos);
+  // A communicator of one rank: a broadcast to nobody, but the blocks are checked all the same.
+  NcclCommunicator alone(NcclCommunicator::new_unique_id(), 0, 1, 0, 60s);
+  PackedBroadcast broadcast(pool);
+  EXPECT_NE(thrown([&] { broadcast.run(alone, std::vector<std::size_t>{1, 4}); }).find("block 4"), std::string::npos);
+  EXPECT_EQ(thrown([&] { broadcast.run(alone, std::vector<std::size_t>{3, 0}); }), "");
 }
 
 std::unique_ptr<WorkerProcess> start_worker(const std::string& endpoint, int rank, const RankPlacement& placement,
