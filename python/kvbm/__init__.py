@@ -2,7 +2,8 @@
 
 Layouts of KV blocks in system, pinned, GPU or disk memory (``Layout.allocate``, or an engine's
 own tensors with ``Layout.from_tensors``), transfers between them (``TransferContext``), and
-the block manager over device, host and disk tiers (``BlockManager``). Every failure raises
+the block manager over device, host and disk tiers (``BlockManager``), and the leader/worker
+channel (``Leader``, ``Worker``; ``replicated=True`` for replicated mode over NCCL). Every failure raises
 ``kvbm.Error``, whose ``code`` names its kind.
 """
 
@@ -31,6 +32,7 @@ from ._kvbm import (  # noqa: E402  (Error must exist first: the extension raise
     TransferPath,
     Worker,
     plan,
+    replicated_unavailable_reason,
     sequence_hashes,
 )
 
@@ -47,5 +49,6 @@ __all__ = [
     "TransferPath",
     "Worker",
     "plan",
+    "replicated_unavailable_reason",
     "sequence_hashes",
 ]

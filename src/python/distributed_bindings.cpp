@@ -1,6 +1,7 @@
 // kvbm.Leader and kvbm.Worker: the leader/worker channel from Python. A Worker runs in this
 // process, serving its pools on a thread of its own until stop(); a Leader sends it messages
-// (by handler name, JSON data) and block transfers between its pools.
+// (by handler name, JSON data) and block transfers between its pools. With replicated=True on
+// both, rank 0 loads and NCCL broadcasts the loaded device blocks to every rank.
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
@@ -12,6 +13,7 @@
 #include "bindings.hpp"
 #include "kvbm/distributed/block_transfer_handler.hpp"
 #include "kvbm/distributed/leader.hpp"
+#include "kvbm/distributed/nccl_communicator.hpp"
 #include "kvbm/distributed/worker.hpp"
 #include "kvbm/distributed/wire.hpp"
 
@@ -69,19 +71,30 @@ nb::list outcomes(const LeaderResult& result) {
 }  // namespace
 
 void bind_distributed(nb::module_& m) {
+  m.def(
+      "replicated_unavailable_reason",
+      [] {
+        std::string reason;
+        return NcclCommunicator::available(reason) ? std::optional<std::string>() : std::optional<std::string>(reason);
+      },
+      "None when replicated mode can run in this process (a GPU and NCCL), else why not.");
   nb::class_<PyWorker>(m, "Worker", "One rank serving its pools to a leader, on a thread of this process.")
       .def(
           "__init__",
           [](PyWorker* self, const std::string& leader, PyContext& context, int rank, int world_size,
-             const PyLayout* device, const PyLayout* host, const PyLayout* disk, double leader_wait) {
+             const PyLayout* device, const PyLayout* host, const PyLayout* disk, double leader_wait, bool replicated,
+             double nccl_timeout) {
             WorkerOptions options;
             options.leader_endpoint = leader;
             options.rank = rank;
             options.world_size = world_size;
             options.leader_wait = to_ms(leader_wait);
+            options.replicated = replicated;
+            options.nccl_timeout = to_ms(nccl_timeout);
             BlockPools pools{device ? device->layout : nullptr, host ? host->layout : nullptr,
                              disk ? disk->layout : nullptr};
-            auto handler = std::make_shared<BlockTransferHandler>(std::move(pools), context.context, nullptr);
+            const NcclConfig nccl = replicated ? NcclConfig{true, rank, world_size} : NcclConfig::disabled();
+            auto handler = std::make_shared<BlockTransferHandler>(std::move(pools), context.context, nullptr, nccl);
             auto worker = std::make_unique<Worker>(std::move(options), std::move(handler));
             std::promise<Status> finished;
             new (self) PyWorker{std::move(worker), {}, finished.get_future().share()};
@@ -91,7 +104,10 @@ void bind_distributed(nb::module_& m) {
           },
           nb::arg("leader"), nb::kw_only(), nb::arg("context"), nb::arg("rank") = 0, nb::arg("world_size") = 1,
           nb::arg("device").none() = nb::none(), nb::arg("host").none() = nb::none(), nb::arg("disk").none() = nb::none(),
-          nb::arg("leader_wait") = 300.0, nb::keep_alive<1, 3>())
+          nb::arg("leader_wait") = 300.0, nb::arg("replicated") = false, nb::arg("nccl_timeout") = 30.0,
+          nb::keep_alive<1, 3>(),
+          "replicated=True: replicated mode (needs a device pool and NCCL); joining the communicator and each "
+          "collective give up after nccl_timeout seconds, aborting it.")
       .def("stop", &PyWorker::stop, "Stops serving and waits for the worker's thread.")
       .def("wait", &PyWorker::wait, nb::arg("timeout") = nb::none(),
            "Waits until the worker stops serving: True (kvbm.Error if it stopped on an error, e.g. no leader "
@@ -100,8 +116,15 @@ void bind_distributed(nb::module_& m) {
   nb::class_<Leader>(m, "Leader", "Sends messages and block transfers to every worker rank and gathers their replies.")
       .def(
           "__init__",
-          [](Leader* self, const std::string& bind, int world_size) { new (self) Leader(bind, world_size); },
-          nb::arg("bind"), nb::kw_only(), nb::arg("world_size") = 1)
+          [](Leader* self, const std::string& bind, int world_size, bool replicated) {
+            LeaderOptions options;
+            options.message_endpoint = bind;
+            options.world_size = world_size;
+            options.replicated = replicated;
+            new (self) Leader(std::move(options));
+          },
+          nb::arg("bind"), nb::kw_only(), nb::arg("world_size") = 1, nb::arg("replicated") = false,
+          "replicated=True: only replicated workers register, and wait_for_workers() gives them an NCCL communicator.")
       .def(
           "wait_for_workers",
           [](Leader& self, double timeout) {
@@ -141,6 +164,19 @@ void bind_distributed(nb::module_& m) {
           },
           nb::arg("from_pool"), nb::arg("to_pool"), nb::arg("pairs"), nb::kw_only(), nb::arg("timeout") = 30.0,
           "Has every rank copy blocks between its pools ('Device', 'Host', 'Disk').")
+      .def(
+          "init_replicated",
+          [](Leader& self, double timeout) {
+            nb::gil_scoped_release released;
+            self.init_replicated(to_ms(timeout));
+          },
+          nb::arg("timeout") = 60.0,
+          "Replicated mode: every rank joins a new NCCL communicator (after a failure aborted the old one, once "
+          "every rank is registered again).")
+      .def("restarted_ranks", &Leader::restarted_ranks,
+           "Ranks whose process was replaced since registration (their blocks are gone).")
+      .def("acknowledge_restart", &Leader::acknowledge_restart, nb::arg("rank"),
+           "The caller has accounted for the lost blocks of `rank`: its requests count again.")
       .def_prop_ro("world_size", &Leader::world_size);
 }
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import kvbm
+from conftest import GPU
 
 CFG = kvbm.LayoutConfig(num_blocks=8, num_layers=2, outer_dim=2, page_size=4, inner_dim=40, dtype_bytes=2)
 
@@ -52,3 +53,51 @@ def test_a_worker_without_a_leader_stops_with_an_error(context, socket_dir):
         worker.wait(timeout=60)
     assert failure.value.code == "timeout"
     worker.stop()
+
+
+REPLICATED_UNAVAILABLE = kvbm.replicated_unavailable_reason()
+
+
+@pytest.mark.skipif(REPLICATED_UNAVAILABLE is not None, reason=f"replicated mode: {REPLICATED_UNAVAILABLE}")
+def test_replicated_mode_from_python(context, socket_dir):
+    # One rank: its broadcasts reach nobody, but the whole path runs (the communicator, the
+    # status word, the packed broadcast, the agreement); the nccl suite runs several ranks.
+    device = kvbm.Layout.allocate(CFG, "device")
+    host = kvbm.Layout.allocate(CFG, "pinned")
+    endpoint = f"ipc://{socket_dir}/leader"
+    leader = kvbm.Leader(endpoint, world_size=1, replicated=True)
+    worker = kvbm.Worker(endpoint, context=context, device=device, host=host, replicated=True, nccl_timeout=20)
+    leader.wait_for_workers(timeout=60)
+    rng = np.random.default_rng(5)
+    for b in range(CFG.num_blocks):
+        np.asarray(host.block(b))[...] = rng.integers(0, 256, size=np.asarray(host.block(b)).shape, dtype=np.uint8)
+
+    def moved(pairs):
+        leader.transfer("Host", "Device", pairs)
+        sources = leader.send("kvbm.hash", {"pool": "Host", "blocks": [s for s, _ in pairs]})[0]["data"]["hashes"]
+        destinations = leader.send("kvbm.hash", {"pool": "Device", "blocks": [d for _, d in pairs]})[0]["data"]["hashes"]
+        return sources == destinations
+
+    assert moved([(1, 3), (2, 0), (7, 6)])
+    leader.init_replicated(timeout=60)  # a new communicator, as after a failure
+    assert moved([(4, 5)])
+    assert leader.restarted_ranks() == []
+    with pytest.raises(kvbm.Error, match="3"):
+        leader.acknowledge_restart(3)
+    worker.stop()
+
+
+def test_replicated_mode_refuses_a_worker_without_a_device_pool(context, socket_dir):
+    with pytest.raises(kvbm.Error, match="Device pool"):
+        kvbm.Worker(f"ipc://{socket_dir}/leader", context=context, host=kvbm.Layout.allocate(CFG, "system"),
+                    replicated=True)
+    with pytest.raises(kvbm.Error, match="rank 2"):
+        kvbm.Worker(f"ipc://{socket_dir}/leader", context=context, host=kvbm.Layout.allocate(CFG, "system"),
+                    rank=2, world_size=2, replicated=True)
+
+
+def test_replicated_mode_says_why_it_cannot_run_here():
+    if not GPU:
+        assert "no CUDA device" in REPLICATED_UNAVAILABLE
+    else:
+        assert REPLICATED_UNAVAILABLE is None or "NCCL" in REPLICATED_UNAVAILABLE
