@@ -1,6 +1,7 @@
 #include "distributed/replicated_broadcast.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include <cuda_runtime_api.h>
@@ -11,7 +12,9 @@
 #include "transfer/backends/cuda/cuda_batching.hpp"
 #include "platform/cuda_check.hpp"
 #include "platform/cuda_runtime.hpp"
+#include "transfer/backends/cuda/block_list.hpp"
 #include "transfer/backends/cuda/copy_kernel.hpp"
+#include "transfer/engine/block_geometry.hpp"
 
 namespace kvbm {
 std::pair<void*, std::size_t> contiguous_blocks(const Layout& layout, std::size_t count) {
@@ -40,19 +43,38 @@ PackedBroadcast::PackedBroadcast(LayoutPtr pool, PackedBroadcastOptions options)
 PackedBroadcast::~PackedBroadcast() = default;
 
 // A stream for the copies and, per slot, events for "its copy is done" and "its broadcast is
-// done", and a list of copy descriptors in pinned host memory, which the kernel reads where it
-// is (UVA).
+// done", and the list its copies read, in pinned host memory, which the kernel reads where it
+// is (UVA). The list holds block pairs (pool block, staging block) for the block-pair kernel,
+// which works out each chunk's addresses itself: a few ns a block for the host, where writing
+// a descriptor per chunk costs 40-60 ns a chunk (block_geometry.hpp) and would keep the GPU
+// waiting for the first piece's list. Pools whose geometry that kernel cannot take get
+// descriptors.
 struct PackedBroadcast::Gpu {
   static constexpr int kThreads = 1024;
 
-  Gpu(int device, unsigned slot_count, std::size_t descriptors) : device(device), capacity(descriptors), slots(slot_count) {
+  struct Slot {
+    cudaEvent_t copied = nullptr;
+    cudaEvent_t sent = nullptr;
+    void* list = nullptr;
+    std::optional<BlockGeometry> pack;  // pool -> this slot's staging
+    std::optional<BlockGeometry> unpack;
+  };
+
+  Gpu(int device, const Layout& pool, const std::vector<LayoutPtr>& staging, std::size_t piece_blocks)
+      : device(device), slots(staging.size()) {
     cuda::DeviceGuard guard(device);
     cuda::check(cudaDeviceGetAttribute(&all_ctas, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute (SMs)");
     cuda::check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags (packing)");
-    for (Slot& slot : slots) {
+    for (std::size_t index = 0; index < slots.size(); ++index) {
+      Slot& slot = slots[index];
       cuda::check(cudaEventCreateWithFlags(&slot.copied, cudaEventDisableTiming), "cudaEventCreate (packing)");
       cuda::check(cudaEventCreateWithFlags(&slot.sent, cudaEventDisableTiming), "cudaEventCreate (packing)");
-      slot.list = static_cast<cuda::CopyDescriptor*>(cuda::host_alloc(capacity * sizeof(cuda::CopyDescriptor)));
+      slot.pack = block_geometry(pool, *staging[index]);
+      slot.unpack = block_geometry(*staging[index], pool);
+      const std::size_t bytes = slot.pack && slot.unpack
+                                    ? cuda::block_list_bytes(*slot.pack, piece_blocks)
+                                    : piece_blocks * kernel_descriptors_per_block(pool) * sizeof(cuda::CopyDescriptor);
+      slot.list = cuda::host_alloc(bytes);
     }
   }
   ~Gpu() {
@@ -65,16 +87,11 @@ struct PackedBroadcast::Gpu {
     cudaStreamDestroy(stream);
   }
 
-  struct Slot {
-    cudaEvent_t copied = nullptr;
-    cudaEvent_t sent = nullptr;
-    cuda::CopyDescriptor* list = nullptr;
-  };
   int device;
   int all_ctas = 1;
-  std::size_t capacity;
   cudaStream_t stream = nullptr;
   std::vector<Slot> slots;
+  std::vector<BlockPair> pairs;  // the piece being listed
 };
 
 void PackedBroadcast::run(NcclCommunicator& communicator, std::span<const std::size_t> blocks) {
@@ -92,10 +109,7 @@ void PackedBroadcast::run(NcclCommunicator& communicator, std::span<const std::s
       staging_.push_back(Layout::allocate(config, pool_->kind(), LayoutForm::FullyContiguous));
     }
   }
-  if (!gpu_) {
-    gpu_ = std::make_unique<Gpu>(static_cast<int>(pool_->kind().index()), options_.slots,
-                                 piece_blocks_ * kernel_descriptors_per_block(*pool_));
-  }
+  if (!gpu_) gpu_ = std::make_unique<Gpu>(static_cast<int>(pool_->kind().index()), *pool_, staging_, piece_blocks_);
   Gpu& gpu = *gpu_;
   cuda::DeviceGuard guard(gpu.device);
 
@@ -109,29 +123,40 @@ void PackedBroadcast::run(NcclCommunicator& communicator, std::span<const std::s
     Gpu::Slot& slot = gpu.slots[slot_index];
     // The slot's previous copy has read its list.
     if (piece >= gpu.slots.size()) communicator.wait_event(slot.copied);
-    const Layout& staging = *staging_[slot_index];
-    cuda::CopyDescriptor* next = slot.list;
+    // The first packing and the last unpacking overlap no broadcast: they take every SM.
+    const bool alone = pack ? piece == 0 : piece + 1 == pieces;
+    const int ctas = alone ? gpu.all_ctas : options_.overlapped_ctas;
+    gpu.pairs.clear();
     for (std::size_t i = 0; i < sizes[piece]; ++i) {
-      for (std::size_t layer = 0; layer < shape.num_layers; ++layer) {
-        for (std::size_t outer = 0; outer < shape.outer_dim; ++outer) {
-          const ChunkLocation in_pool = pool_->locate_unchecked(blocks[firsts[piece] + i], layer, outer);
-          const ChunkLocation in_staging = staging.locate_unchecked(i, layer, outer);
-          std::byte* pool_address = in_pool.region->data() + in_pool.offset;
-          std::byte* staging_address = in_staging.region->data() + in_staging.offset;
-          for (std::size_t at = 0; at < in_pool.bytes; at += cuda::kMaxDescriptorBytes) {
-            const std::size_t bytes = std::min<std::size_t>(cuda::kMaxDescriptorBytes, in_pool.bytes - at);
-            *next++ = pack ? cuda::CopyDescriptor{pool_address + at, staging_address + at, bytes}
-                           : cuda::CopyDescriptor{staging_address + at, pool_address + at, bytes};
+      const std::size_t in_pool = blocks[firsts[piece] + i];
+      gpu.pairs.push_back(pack ? BlockPair{in_pool, i} : BlockPair{i, in_pool});
+    }
+    if (slot.pack && slot.unpack) {
+      const BlockGeometry& geometry = pack ? *slot.pack : *slot.unpack;
+      cuda::write_block_list(geometry, gpu.pairs, slot.list);
+      cuda::check(cuda::launch_block_copy_kernel(cuda::block_list_at(slot.list, geometry, gpu.pairs.size()), ctas,
+                                                 Gpu::kThreads, gpu.stream),
+                  "copy kernel launch (broadcast staging)");
+    } else {
+      const Layout& from = pack ? *pool_ : *staging_[slot_index];
+      const Layout& to = pack ? *staging_[slot_index] : *pool_;
+      auto* list = static_cast<cuda::CopyDescriptor*>(slot.list);
+      cuda::CopyDescriptor* next = list;
+      for (const auto& [src_block, dst_block] : gpu.pairs) {
+        for (std::size_t layer = 0; layer < shape.num_layers; ++layer) {
+          for (std::size_t outer = 0; outer < shape.outer_dim; ++outer) {
+            const ChunkLocation src = from.locate_unchecked(src_block, layer, outer);
+            const ChunkLocation dst = to.locate_unchecked(dst_block, layer, outer);
+            for (std::size_t at = 0; at < src.bytes; at += cuda::kMaxDescriptorBytes) {
+              *next++ = {src.region->data() + src.offset + at, dst.region->data() + dst.offset + at,
+                         std::min<std::size_t>(cuda::kMaxDescriptorBytes, src.bytes - at)};
+            }
           }
         }
       }
+      cuda::check(cuda::launch_copy_kernel(list, static_cast<std::uint32_t>(next - list), ctas, Gpu::kThreads, gpu.stream),
+                  "copy kernel launch (broadcast staging)");
     }
-    const auto descriptors = static_cast<std::uint32_t>(next - slot.list);
-    // The first packing and the last unpacking overlap no broadcast: they take every SM.
-    const bool alone = pack ? piece == 0 : piece + 1 == pieces;
-    cuda::check(cuda::launch_copy_kernel(slot.list, descriptors, alone ? gpu.all_ctas : options_.overlapped_ctas,
-                                         Gpu::kThreads, gpu.stream),
-                "copy kernel launch (broadcast staging)");
     cuda::check(cudaEventRecord(slot.copied, gpu.stream), "cudaEventRecord (packing)");
   };
   const auto comm_stream = static_cast<cudaStream_t>(communicator.stream());

@@ -1,7 +1,8 @@
 #pragma once
 // Replicated mode's collective: the device blocks rank 0 loaded are broadcast to the same
 // blocks of every rank. One broadcast per block (the seed's way) is latency-bound for small
-// blocks, so the blocks are packed into a contiguous device staging buffer by the copy kernel,
+// blocks, so the blocks are packed into a contiguous device staging buffer by the block-pair
+// copy kernel (the host writes a pair of indices per block, not a descriptor per chunk),
 // broadcast in a few large pieces, and unpacked on the other ranks. The staging is cut into
 // slots that pieces take in turn, so packing or unpacking one piece overlaps broadcasting
 // another. The GPU orders it all by events (a slot is packed again once its broadcast has read

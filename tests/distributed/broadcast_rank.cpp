@@ -26,9 +26,33 @@ std::vector<Bytes> case_bytes(std::size_t blocks, std::size_t bytes_per_block, s
   return out;
 }
 
-// Runs every case; "" when all matched, else what did not.
-std::string run_cases(NcclCommunicator& communicator, int device) {
+// Broadcasts `blocks` of a pool of `config` in `choice` with `options` (a staging of
+// `staging_blocks` blocks); "" when every rank's pool then holds what it should.
+std::string run_case(NcclCommunicator& communicator, const LayoutConfig& config, const LayoutChoice& choice,
+                     PackedBroadcastOptions options, std::size_t staging_blocks, std::uint64_t seed) {
   const TempDir dir;
+  auto pool = make_layout(config, StorageKind::device(static_cast<std::uint32_t>(communicator.device())), choice,
+                          dir.path());
+  const std::size_t block_size = block_bytes(*pool);
+  const std::vector<Bytes> sent = case_bytes(config.num_blocks, block_size, seed);
+  const Bytes poison(block_size, std::byte{0xA5});
+  for (std::size_t b = 0; b < config.num_blocks; ++b) write_block(*pool, b, communicator.rank() == 0 ? sent[b] : poison);
+  // Scattered blocks, in more pieces than the staging holds at once.
+  const std::vector<std::size_t> blocks = {3, 17, 0, 9, 22, 5, 11, 14, 1};
+  options.staging_bytes = staging_blocks * block_size;
+  PackedBroadcast(pool, options).run(communicator, blocks);
+  for (std::size_t b = 0; b < config.num_blocks; ++b) {
+    const bool moved = std::find(blocks.begin(), blocks.end(), b) != blocks.end();
+    const Bytes& expected = moved || communicator.rank() == 0 ? sent[b] : poison;
+    if (read_block(*pool, b) != expected) {
+      return "block " + std::to_string(b) + (moved ? " does not hold rank 0's bytes" : " lost its poison");
+    }
+  }
+  return "";
+}
+
+// Runs every case; "" when all matched, else what did not.
+std::string run_cases(NcclCommunicator& communicator) {
   std::uint64_t seed = 7;
   std::size_t case_number = 0;
   for (std::size_t chunk : {std::size_t{1000}, std::size_t{4096}, std::size_t{65536}, std::size_t{2} << 20}) {
@@ -38,27 +62,21 @@ std::string run_cases(NcclCommunicator& communicator, int device) {
       // Cases take turns between two slots with no ramp (three blocks a piece, each slot used
       // twice or more) and three slots with a ramp (pieces of 1, 3, 2, 2 and 1 blocks).
       const bool ramped = case_number++ % 2 == 1;
-      const std::string name = choice.name() + " chunk " + std::to_string(chunk) + (ramped ? " 3 slots ramped" : " 2 slots");
-      auto pool = make_layout(config, StorageKind::device(static_cast<std::uint32_t>(device)), choice, dir.path());
-      const std::size_t block_size = block_bytes(*pool);
-      const std::vector<Bytes> sent = case_bytes(config.num_blocks, block_size, ++seed);
-      const Bytes poison(block_size, std::byte{0xA5});
-      for (std::size_t b = 0; b < config.num_blocks; ++b) write_block(*pool, b, communicator.rank() == 0 ? sent[b] : poison);
-      // Scattered blocks, in more pieces than the staging holds at once.
-      const std::vector<std::size_t> blocks = {3, 17, 0, 9, 22, 5, 11, 14, 1};
-      const PackedBroadcastOptions options = ramped ? PackedBroadcastOptions{.staging_bytes = 3 * 3 * block_size, .slots = 3, .ramp_steps = 1}
-                                                    : PackedBroadcastOptions{.staging_bytes = 2 * 3 * block_size};
-      PackedBroadcast(pool, options).run(communicator, blocks);
-      for (std::size_t b = 0; b < config.num_blocks; ++b) {
-        const bool moved = std::find(blocks.begin(), blocks.end(), b) != blocks.end();
-        const Bytes& expected = moved || communicator.rank() == 0 ? sent[b] : poison;
-        if (read_block(*pool, b) != expected) {
-          return name + ": block " + std::to_string(b) + (moved ? " does not hold rank 0's bytes" : " lost its poison");
-        }
+      const std::string mismatch =
+          ramped ? run_case(communicator, config, choice, {.slots = 3, .ramp_steps = 1}, 9, ++seed)
+                 : run_case(communicator, config, choice, {}, 6, ++seed);
+      if (!mismatch.empty()) {
+        return choice.name() + " chunk " + std::to_string(chunk) + (ramped ? " 3 slots ramped: " : " 2 slots: ") + mismatch;
       }
     }
   }
-  return "";
+  // More chunk slots per block (1040, none adjacent) than the block-pair kernel takes: the
+  // copies go as descriptors.
+  const LayoutConfig many{.num_blocks = 24, .num_layers = 520, .outer_dim = 2, .page_size = 1, .inner_dim = 96,
+                          .dtype_bytes = 1};
+  const LayoutChoice separate{.form = LayoutForm::LayerSeparate, .order = LayerOrder::OuterContiguous};
+  const std::string mismatch = run_case(communicator, many, separate, {}, 6, ++seed);
+  return mismatch.empty() ? "" : "1040 slots a block: " + mismatch;
 }
 
 }  // namespace
@@ -71,7 +89,7 @@ int broadcast_rank_main(int argc, char** argv) {
   const int rank = std::stoi(argv[3]);
   try {
     NcclCommunicator communicator(argv[2], rank, std::stoi(argv[4]), std::stoi(argv[5]), std::chrono::seconds(60));
-    const std::string mismatch = run_cases(communicator, communicator.device());
+    const std::string mismatch = run_cases(communicator);
     if (!mismatch.empty()) {
       std::cerr << "rank " << rank << ": " << mismatch << "\n";
       return 1;
