@@ -1,5 +1,6 @@
-// Replicated mode's broadcast on two GPUs, one thread and communicator per GPU: for each block
-// size, the same bytes in scattered blocks of a device layout moved three ways, in the same run:
+// Replicated mode's broadcast on two GPUs (on one, a rank alone: see main), one thread and
+// communicator per GPU: for each block size, the same bytes in scattered blocks of a device
+// layout moved these ways, in the same run:
 //   contiguous: one ncclBroadcast of all the bytes (the ceiling)
 //   packed:     kvbm's PackedBroadcast (pack into staging, large broadcasts, unpack)
 //   per-block:  the seed's way, one ncclBroadcast per block inside one NCCL group
@@ -33,10 +34,13 @@ int main(int argc, char** argv) try {
   const std::size_t total = (argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 256) << 20;
   const int repeat = argc > 2 ? std::atoi(argv[2]) : 5;
   std::string reason;
-  if (cuda::device_count() < 2 || !NcclCommunicator::available(reason)) {
-    std::cerr << "kvbm_nccl_bench needs two GPUs and NCCL: " << (reason.empty() ? "one GPU" : reason) << "\n";
+  if (!NcclCommunicator::available(reason)) {
+    std::cerr << "kvbm_nccl_bench needs a GPU and NCCL: " << reason << "\n";
     return 2;
   }
+  // On one GPU, a communicator of one rank: its broadcasts reach nobody, so what is left is the
+  // sender's own cost (listing, packing, the calls).
+  const int world = std::min(2, cuda::device_count());
   bool blocking = false;
   std::vector<PackedBroadcastOptions> variants;
   for (int arg = 3; arg < argc; ++arg) {
@@ -55,8 +59,12 @@ int main(int argc, char** argv) try {
     }
   }
   const std::string id = NcclCommunicator::new_unique_id();
-  std::barrier sync(2);
-  std::cout << fmt::format("kvbm_nccl_bench: 2 GPUs, {} MiB per case, median of {}\n", total >> 20, repeat);
+  std::barrier sync(world);
+  std::cout << fmt::format("kvbm_nccl_bench: {} GPU(s), {} MiB per case, median of {}\n", world, total >> 20, repeat);
+  if (world == 1) {
+    std::cout << "(one rank: broadcasts reach nobody; the GB/s say how fast the sender's side alone goes, and the "
+                 "ratios to a broadcast that moves nothing mean little; the variants' columns are GB/s)\n";
+  }
   std::cout << fmt::format("communicator: {} NCCL calls\n", blocking ? "blocking" : "non-blocking");
   const PackedBroadcastOptions defaults;
   std::string header = fmt::format("{:>7} {:>8} {:>14} {:>10} {:>6} {:>14} {:>6} {:>8} {:>6}", "block", "blocks",
@@ -70,7 +78,7 @@ int main(int argc, char** argv) try {
                                      defaults.staging_bytes >> 20, defaults.slots, defaults.ramp_steps,
                                      defaults.overlapped_ctas);
   const auto rank_main = [&](int rank, std::vector<std::string>* lines) {
-    NcclCommunicator communicator(id, rank, 2, rank, std::chrono::seconds(120), blocking);
+    NcclCommunicator communicator(id, rank, world, rank, std::chrono::seconds(120), blocking);
     for (std::size_t block : {std::size_t{4} << 10, std::size_t{32} << 10, std::size_t{256} << 10, std::size_t{2} << 20}) {
       const std::size_t count = total / block;
       // Twice the blocks, moving every other one in shuffled order: scattered, as a real request is.
@@ -132,14 +140,18 @@ int main(int argc, char** argv) try {
       std::string line = fmt::format("{:>6}K {:>8} {:>14.1f} {:>10.1f} {:>6.2f} {:>14.1f} {:>6.2f} {:>8.1f} {:>6.2f}",
                                      block >> 10, count, gbps[0], gbps[3], gbps[3] / gbps[0], gbps[1], gbps[1] / gbps[0],
                                      gbps[2], gbps[2] / gbps[0]);
-      for (std::size_t way = 4; way < ways; ++way) line += fmt::format(" {:>14.2f}", gbps[way] / gbps[0]);
+      // One rank alone: the variants' own GB/s, since the ratio is to a broadcast that moves nothing.
+      for (std::size_t way = 4; way < ways; ++way) {
+        line += world == 1 ? fmt::format(" {:>14.1f}", gbps[way]) : fmt::format(" {:>14.2f}", gbps[way] / gbps[0]);
+      }
       lines->push_back(line);
     }
   };
   std::vector<std::string> lines;
-  std::thread other([&] { rank_main(1, nullptr); });
+  std::thread other;
+  if (world == 2) other = std::thread([&] { rank_main(1, nullptr); });
   rank_main(0, &lines);
-  other.join();
+  if (other.joinable()) other.join();
   for (const auto& line : lines) std::cout << line << "\n";
   return 0;
 } catch (const std::exception& error) {
