@@ -89,6 +89,7 @@ void BlockTransferHandler::set_communicator(std::shared_ptr<NcclCommunicator> co
                      nccl_.world_size);
   }
   std::lock_guard lock(replicated_->mutex);
+  if (replicated_->communicator) replicated_->communicator->retire();
   replicated_->communicator = std::move(communicator);
 }
 
@@ -109,12 +110,8 @@ std::optional<Error> BlockTransferHandler::refuse(const BlockTransferRequest& re
   return std::nullopt;
 }
 
-Status BlockTransferHandler::run_replicated(const BlockTransferRequest& request) {
-  std::shared_ptr<NcclCommunicator> communicator;
-  {
-    std::lock_guard lock(replicated_->mutex);
-    communicator = replicated_->communicator;
-  }
+Status BlockTransferHandler::run_replicated(const BlockTransferRequest& request,
+                                            const std::shared_ptr<NcclCommunicator>& communicator) {
   const bool loads_device = request.to_pool == BlockTransferPool::Device;
   const bool rank0 = nccl_.rank == 0;
   std::optional<Error> refused = refuse(request);
@@ -166,7 +163,14 @@ Status BlockTransferHandler::run_replicated(const BlockTransferRequest& request)
 
 void BlockTransferHandler::start_transfer(const BlockTransferRequest& request, CompletionCallback done) {
   if (mode_ == TransferMode::Replicated) {
-    replicated_->thread.post([this, request, done = std::move(done)] { done(run_replicated(request)); });
+    std::shared_ptr<NcclCommunicator> communicator;
+    {
+      std::lock_guard lock(replicated_->mutex);
+      communicator = replicated_->communicator;
+    }
+    replicated_->thread.post([this, request, communicator = std::move(communicator), done = std::move(done)] {
+      done(run_replicated(request, communicator));
+    });
     return;
   }
   if (auto refused = refuse(request)) {

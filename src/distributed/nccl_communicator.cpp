@@ -66,10 +66,15 @@ struct NcclCommunicator::Impl {
   int device = 0;
   std::chrono::milliseconds timeout{0};
   std::atomic<bool> aborted{false};
+  std::atomic<bool> retired{false};
 
   ~Impl() {
-    // An aborted communicator's resources went with the abort.
-    if (comm && !aborted) nccl.comm_destroy(comm);
+    // An aborted communicator's resources went with the abort; a retired one may have peers
+    // that are gone, which a destroy could wait for.
+    if (comm && !aborted) {
+      if (retired) nccl.comm_abort(comm);
+      else nccl.comm_destroy(comm);
+    }
     if (word) cudaFree(word);
     if (done) cudaEventDestroy(done);
     if (stream) cudaStreamDestroy(stream);
@@ -84,6 +89,7 @@ struct NcclCommunicator::Impl {
   // Waits until the communicator has no operation in progress, or aborts it at `deadline`.
   void settle(Clock::time_point deadline, std::string_view what) {
     for (;;) {
+      give_up_if_retired(what);
       ncclResult_t state = ncclSuccess;
       check(nccl.comm_get_async_error(comm, &state), "ncclCommGetAsyncError");
       if (state == ncclSuccess) return;
@@ -99,10 +105,18 @@ struct NcclCommunicator::Impl {
     }
   }
 
-  void require_live() const {
+  void require_live(std::string_view what) {
     if (aborted) {
       throw make_error(ErrorCode::Internal, "rank {}: the NCCL communicator was aborted; the leader must initialise a new one",
                        rank);
+    }
+    give_up_if_retired(what);
+  }
+
+  void give_up_if_retired(std::string_view what) {
+    if (retired) {
+      abort_with(make_error(ErrorCode::Cancelled, "rank {}: {} was given up: a new communicator replaced this one, which "
+                            "is aborted", rank, what));
     }
   }
 
@@ -191,7 +205,7 @@ NcclCommunicator::~NcclCommunicator() = default;
 
 void NcclCommunicator::enqueue_broadcast(std::span<const std::pair<void*, std::size_t>> buffers, int root, void* after) {
   Impl& s = *impl_;
-  s.require_live();
+  s.require_live("the broadcast");
   if (root < 0 || root >= s.world_size) {
     throw make_error(ErrorCode::InvalidArgument, "broadcast root {} is outside [0, {})", root, s.world_size);
   }
@@ -212,7 +226,7 @@ void NcclCommunicator::wait_event(void* event) {
     const cudaError_t state = cudaEventQuery(static_cast<cudaEvent_t>(event));
     if (state == cudaSuccess) return;
     if (state != cudaErrorNotReady) cuda::check(state, "the broadcast's stream");
-    s.settle(deadline, "the broadcast");  // NCCL's own errors, and the deadline
+    s.settle(deadline, "the broadcast");  // NCCL's own errors, the deadline, and retirement
     if (Clock::now() >= deadline) {
       s.abort_with(make_error(ErrorCode::Timeout, "rank {}: the broadcast did not finish within {} ms (a rank is gone or "
                               "stalled); the communicator is aborted", s.rank, s.timeout.count()));
@@ -237,7 +251,7 @@ void* NcclCommunicator::stream() const { return impl_->stream; }
 
 bool NcclCommunicator::all_ok(bool ok) {
   Impl& s = *impl_;
-  s.require_live();
+  s.require_live("the agreement");
   cuda::DeviceGuard guard(s.device);
   std::int32_t value = ok ? 1 : 0;
   // Plain copies before and after, never queued behind the collective: a copy to pageable
@@ -249,6 +263,8 @@ bool NcclCommunicator::all_ok(bool ok) {
   cuda::copy_to_host(&value, s.word, sizeof(value));
   return value == 1;
 }
+
+void NcclCommunicator::retire() { impl_->retired = true; }
 
 int NcclCommunicator::rank() const { return impl_->rank; }
 int NcclCommunicator::world_size() const { return impl_->world_size; }

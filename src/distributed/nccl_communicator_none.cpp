@@ -35,6 +35,8 @@ bool NcclCommunicator::all_ok(bool) { throw make_error(ErrorCode::Unsupported, "
 void NcclCommunicator::synchronize() { throw make_error(ErrorCode::Unsupported, "replicated mode: {}", kWhy); }
 void NcclCommunicator::wait_event(void*) { throw make_error(ErrorCode::Unsupported, "replicated mode: {}", kWhy); }
 
+void NcclCommunicator::retire() {}
+
 int NcclCommunicator::rank() const { return 0; }
 int NcclCommunicator::world_size() const { return 0; }
 int NcclCommunicator::device() const { return 0; }

@@ -5,6 +5,7 @@
 // are enough, else share one (support/rank_placement.hpp).
 #include <gtest/gtest.h>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -122,16 +123,37 @@ std::vector<std::vector<std::uint64_t>> hashes(Leader& leader, P pool, const std
   return by_rank;
 }
 
-TEST_F(Replicated, RankZeroLoadsAndEveryRankHoldsTheBlocksThenSurvivesAKilledRank) {
+// A replicated leader and two worker processes, registered and given a communicator.
+struct WorkerPair {
+  explicit WorkerPair(const std::string& dir) : placements(place_ranks(2)) {
+    LeaderOptions options;
+    options.world_size = 2;
+    options.replicated = true;
+    leader = leader_on_free_port(options, endpoint);
+    for (int rank = 0; rank < 2; ++rank) workers.push_back(start_worker(endpoint, rank, placements[rank], dir));
+    leader->wait_for_workers(120s);  // registers both, then gives them a communicator
+  }
   std::string endpoint;
-  LeaderOptions options;
-  options.world_size = 2;
-  options.replicated = true;
-  auto leader = leader_on_free_port(options, endpoint);
-  const std::vector<RankPlacement> placements = place_ranks(2);
+  std::unique_ptr<Leader> leader;
+  std::vector<RankPlacement> placements;
   std::vector<std::unique_ptr<WorkerProcess>> workers;
-  for (int rank = 0; rank < 2; ++rank) workers.push_back(start_worker(endpoint, rank, placements[rank], dir.path()));
-  leader->wait_for_workers(120s);  // registers both, then gives them a communicator
+};
+
+// Rank 0's outcome in `result`, which must be an error that says the communicator is aborted.
+void expect_rank_zero_aborted(const LeaderResult& result) {
+  const auto rank0 = std::find_if(result.outcomes.begin(), result.outcomes.end(), [](const auto& o) { return o.rank == 0; });
+  ASSERT_NE(rank0, result.outcomes.end()) << result.status.to_string();
+  ASSERT_FALSE(rank0->status.ok());
+  EXPECT_NE(rank0->status.error().message().find("the communicator is aborted"), std::string::npos)
+      << rank0->status.to_string();
+  if (rank0->status.error().code() == ErrorCode::Timeout) {
+    EXPECT_NE(rank0->status.error().message().find("within 4000 ms"), std::string::npos) << rank0->status.to_string();
+  }
+}
+
+TEST_F(Replicated, RankZeroLoadsAndEveryRankHoldsTheBlocksThenSurvivesAKilledRank) {
+  WorkerPair pair(dir.path());
+  auto& [endpoint, leader, placements, workers] = pair;
 
   // Host -> Device: rank 0's host blocks (the fill differs per rank) on both ranks' devices.
   ASSERT_TRUE(leader->send(protocol::kFill, {R"({"pool":"Host","blocks":[1,2,3,4],"seed":3})"}, 20s).status.ok());
@@ -162,14 +184,7 @@ TEST_F(Replicated, RankZeroLoadsAndEveryRankHoldsTheBlocksThenSurvivesAKilledRan
   EXPECT_LT(std::chrono::steady_clock::now() - started, 21s);
   ASSERT_FALSE(result.status.ok());
   EXPECT_NE(result.status.error().message().find("rank(s) 1"), std::string::npos) << result.status.to_string();
-  const auto rank0 = std::find_if(result.outcomes.begin(), result.outcomes.end(), [](const auto& o) { return o.rank == 0; });
-  ASSERT_NE(rank0, result.outcomes.end());
-  ASSERT_FALSE(rank0->status.ok());
-  EXPECT_NE(rank0->status.error().message().find("the communicator is aborted"), std::string::npos)
-      << rank0->status.to_string();
-  if (rank0->status.error().code() == ErrorCode::Timeout) {
-    EXPECT_NE(rank0->status.error().message().find("within 4000 ms"), std::string::npos) << rank0->status.to_string();
-  }
+  expect_rank_zero_aborted(result);
 
   // A new rank 1: the leader sees the restart, and a new communicator brings both back.
   workers[1] = start_worker(endpoint, 1, placements[1], dir.path());
@@ -183,6 +198,33 @@ TEST_F(Replicated, RankZeroLoadsAndEveryRankHoldsTheBlocksThenSurvivesAKilledRan
   result = leader->transfer({P::Host, P::Device, {{2, 12}}, std::nullopt}, 60s);
   ASSERT_TRUE(result.status.ok()) << result.status.to_string();
   device = hashes(*leader, P::Device, {12});
+  EXPECT_EQ(device[0][0], host[0][1]);
+  EXPECT_EQ(device[1][0], host[0][1]);
+}
+
+TEST_F(Replicated, AStalledRankTimesOutItsPeerAndBothRecoverWithoutARestart) {
+  WorkerPair pair(dir.path());
+  auto& [endpoint, leader, placements, workers] = pair;
+  ASSERT_TRUE(leader->send(protocol::kFill, {R"({"pool":"Host","blocks":[1,2],"seed":4})"}, 20s).status.ok());
+  const auto host = hashes(*leader, P::Host, {1, 2});
+
+  // Rank 1 stops (SIGSTOP) without dying: rank 0's collectives wait for it, give up after their
+  // timeout, abort the communicator and say so; the leader has no word from rank 1.
+  workers[1]->signal(SIGSTOP);
+  const auto started = std::chrono::steady_clock::now();
+  LeaderResult result = leader->transfer({P::Host, P::Device, {{1, 11}}, std::nullopt}, 15s);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 16s);
+  ASSERT_FALSE(result.status.ok());
+  expect_rank_zero_aborted(result);
+
+  // Rank 1 goes on, finds its peer gone and gives up in turn; a new communicator brings both
+  // back, in the same processes.
+  workers[1]->signal(SIGCONT);
+  leader->init_replicated(60s);
+  EXPECT_TRUE(leader->restarted_ranks().empty());
+  result = leader->transfer({P::Host, P::Device, {{2, 12}}, std::nullopt}, 60s);
+  ASSERT_TRUE(result.status.ok()) << result.status.to_string();
+  const auto device = hashes(*leader, P::Device, {12});
   EXPECT_EQ(device[0][0], host[0][1]);
   EXPECT_EQ(device[1][0], host[0][1]);
 }

@@ -45,9 +45,11 @@ class BlockTransferHandler {
   BlockTransferHandler& operator=(const BlockTransferHandler&) = delete;
 
   [[nodiscard]] TransferMode transfer_mode() const { return mode_; }
-  // Replicated mode: the communicator the broadcasts go through from now on (a new one after
-  // the old one was aborted). InvalidArgument in sharded mode or for a communicator of another
-  // rank or world size.
+  // Replicated mode: the communicator the broadcasts of requests started from now on go through
+  // (a new one after the old one was aborted). The old one is retired: a request still waiting
+  // in its collectives gives up at once, and requests started before run with it, so they fail
+  // instead of pairing their collectives with other requests' on the new one. InvalidArgument
+  // in sharded mode or for a communicator of another rank or world size.
   void set_communicator(std::shared_ptr<NcclCommunicator> communicator);
   [[nodiscard]] const BlockPools& pools() const { return pools_; }
   [[nodiscard]] ConnectorScheduler* scheduler() const { return scheduler_.get(); }
@@ -69,7 +71,8 @@ class BlockTransferHandler {
   // Why this worker cannot run `request` (pair, pools, blocks), or nullopt.
   [[nodiscard]] std::optional<Error> refuse(const BlockTransferRequest& request) const;
   // Replicated mode, on the runner's thread: rank 0 loads, then every rank joins the broadcast.
-  [[nodiscard]] Status run_replicated(const BlockTransferRequest& request);
+  [[nodiscard]] Status run_replicated(const BlockTransferRequest& request,
+                                      const std::shared_ptr<NcclCommunicator>& communicator);
 
   // The path of each accepted pair whose pools exist, prepared at construction, or why it
   // could not be.

@@ -51,6 +51,12 @@ class NcclCommunicator {
   void synchronize();
   void wait_event(void* event);
 
+  // From any thread, once a new communicator replaces this one: whatever waits on it now, or
+  // calls it later, gives up at once (Cancelled) and aborts it on its own thread, so a request
+  // still in a collective with a rank that has moved on does not hold the next ones up until
+  // its timeout. A retired communicator nobody calls again is aborted when it goes.
+  void retire();
+
   [[nodiscard]] int rank() const;
   [[nodiscard]] int world_size() const;
   [[nodiscard]] int device() const;
