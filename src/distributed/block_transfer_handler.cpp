@@ -14,8 +14,7 @@ namespace kvbm {
 
 bool is_accepted_pair(BlockTransferPool from, BlockTransferPool to) {
   using P = BlockTransferPool;
-  return (from == P::Device && (to == P::Host || to == P::Disk)) || (from == P::Host && (to == P::Device || to == P::Disk)) ||
-         (from == P::Disk && to == P::Device);
+  return from == P::Device || (from == P::Host && (to == P::Device || to == P::Disk)) || (from == P::Disk && to == P::Device);
 }
 
 // Replicated mode's one thread, its staging, the status word rank 0 broadcasts before the
@@ -117,6 +116,10 @@ Status BlockTransferHandler::run_replicated(const BlockTransferRequest& request,
   std::optional<Error> refused = refuse(request);
   // Every rank refuses the same requests (they all see the same pools), before any collective.
   if (refused) return *refused;
+  if (loads_device && request.from_pool == BlockTransferPool::Device) {
+    // Device -> Device: every rank copies within its own pool, which holds the same blocks.
+    return paths_[pair_index(request.from_pool, request.to_pool)].path->post(request.blocks).wait();
+  }
   if (!loads_device) {
     // Offloads and host <-> disk: rank 0's copy is the one kept.
     if (!rank0) return Status{};

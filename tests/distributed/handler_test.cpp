@@ -40,9 +40,9 @@ class Handler : public ::testing::Test {
   }
 };
 
-TEST_F(Handler, AcceptedPairsAreTheSeeds) {
-  const std::set<std::pair<P, P>> accepted = {
-      {P::Device, P::Host}, {P::Device, P::Disk}, {P::Host, P::Device}, {P::Host, P::Disk}, {P::Disk, P::Device}};
+TEST_F(Handler, AcceptedPairsAreTheSeedsAndDeviceToDevice) {
+  const std::set<std::pair<P, P>> accepted = {{P::Device, P::Host}, {P::Device, P::Disk}, {P::Host, P::Device},
+                                              {P::Host, P::Disk},   {P::Disk, P::Device}, {P::Device, P::Device}};
   for (P from : {P::Device, P::Host, P::Disk}) {
     for (P to : {P::Device, P::Host, P::Disk}) EXPECT_EQ(is_accepted_pair(from, to), accepted.contains({from, to}));
   }

@@ -63,7 +63,16 @@ class MultiProcess : public ::testing::Test {
     std::vector<std::size_t> all(kBlocks);
     std::iota(all.begin(), all.end(), 0);
     const auto src = scattered_blocks(9, kBlocks, rng);
-    const auto dst = scattered_blocks(9, kBlocks, rng);
+    auto dst = scattered_blocks(9, kBlocks, rng);
+    if (from == to) {
+      // Within one pool the destinations must not be sources: the first 9 of the others, shuffled.
+      std::vector<std::size_t> others;
+      for (std::size_t b = 0; b < kBlocks; ++b) {
+        if (std::find(src.begin(), src.end(), b) == src.end()) others.push_back(b);
+      }
+      std::shuffle(others.begin(), others.end(), rng);
+      dst.assign(others.begin(), others.begin() + 9);
+    }
     ASSERT_TRUE(leader->send(protocol::kFill, {frame({{"pool", to_string(from)}, {"blocks", src}, {"seed", seed}})}, 20s)
                     .status.ok());
     const auto before_src = hashes(*leader, from, src);
@@ -98,6 +107,14 @@ TEST_F(MultiProcess, EveryAcceptedDirectionOnEveryRank) {
     move_and_verify(P::Device, P::Host, 13);
     move_and_verify(P::Device, P::Disk, 14);
     move_and_verify(P::Disk, P::Device, 15);
+    move_and_verify(P::Device, P::Device, 16);
+    // Within one pool, a destination that is also a source is refused on every rank.
+    const LeaderResult result = leader->transfer({P::Device, P::Device, {{1, 2}, {2, 3}}, std::nullopt}, 10s);
+    ASSERT_FALSE(result.status.ok());
+    EXPECT_NE(result.status.error().message().find("rank 0: source block 2 overlaps destination block 2"),
+              std::string::npos) << result.status.to_string();
+    EXPECT_NE(result.status.error().message().find("rank 1: source block 2 overlaps destination block 2"),
+              std::string::npos) << result.status.to_string();
   }
   // The pairs the seed refuses, on every rank.
   for (auto [from, to] : {std::pair{P::Disk, P::Host}, std::pair{P::Host, P::Host}, std::pair{P::Disk, P::Disk}}) {

@@ -1,8 +1,9 @@
 // Replicated mode, one process per rank (label nccl): the packed broadcast at every block size
 // and layout form for two and three ranks, then real workers: rank 0 loads from host or disk and
-// both ranks' device pools hold the same bytes; a rank killed mid-request is reported within the
-// timeout and the survivors recover with a new communicator. Ranks get a GPU each where there
-// are enough, else share one (support/rank_placement.hpp).
+// both ranks' device pools hold the same bytes, device -> device copies stay on each rank; a
+// rank killed or stalled mid-request is reported within the timeout and the ranks recover with
+// a new communicator. Ranks get a GPU each where there are enough, else share one
+// (support/rank_placement.hpp).
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -151,7 +152,7 @@ void expect_rank_zero_aborted(const LeaderResult& result) {
   }
 }
 
-TEST_F(Replicated, RankZeroLoadsAndEveryRankHoldsTheBlocksThenSurvivesAKilledRank) {
+TEST_F(Replicated, RankZeroLoadsEveryRankHoldsTheBlocksDeviceCopiesStayLocalThenAKilledRankIsSurvived) {
   WorkerPair pair(dir.path());
   auto& [endpoint, leader, placements, workers] = pair;
 
@@ -173,6 +174,17 @@ TEST_F(Replicated, RankZeroLoadsAndEveryRankHoldsTheBlocksThenSurvivesAKilledRan
   const std::vector<std::uint64_t> first_two(host[0].begin(), host[0].begin() + 2);
   EXPECT_EQ(device[0], first_two);
   EXPECT_EQ(device[1], first_two);
+
+  // Device -> Device is local on each rank, with no broadcast: a block filled differently on
+  // each rank is copied within each rank's own pool.
+  ASSERT_TRUE(leader->send(protocol::kFill, {R"({"pool":"Device","blocks":[6],"seed":8})"}, 20s).status.ok());
+  const auto filled = hashes(*leader, P::Device, {6});
+  ASSERT_NE(filled[0], filled[1]);
+  result = leader->transfer({P::Device, P::Device, {{6, 9}}, std::nullopt}, 60s);
+  ASSERT_TRUE(result.status.ok()) << result.status.to_string();
+  const auto copied = hashes(*leader, P::Device, {9});
+  EXPECT_EQ(copied[0], filled[0]);
+  EXPECT_EQ(copied[1], filled[1]);
 
   // Rank 1 dies: rank 0 gives up within its 4 s timeout per collective (the status word, the
   // blocks, the agreement: at most three) and says so. Over NVLink a collective with a dead

@@ -93,7 +93,10 @@ class BlockTransferHandler {
   std::unique_ptr<ReplicatedRunner> replicated_;
 };
 
-// The pool pairs the seed accepts: Device->Host, Device->Disk, Host->Device, Host->Disk, Disk->Device.
+// The pool pairs a worker accepts: the seed's Device->Host, Device->Disk, Host->Device,
+// Host->Disk, Disk->Device, and Device->Device within a rank's own pool (the seed routes it to
+// a local copy in replicated mode, and the copy engine moves blocks inside one layout, refusing
+// a request whose destinations overlap its sources).
 [[nodiscard]] bool is_accepted_pair(BlockTransferPool from, BlockTransferPool to);
 
 }  // namespace kvbm
