@@ -47,9 +47,9 @@ struct RemoteAgentOptions {
   std::size_t max_pending_notifications = 65536;
   // Device memory on a remote transfer: allow_gpu_rdma moves it directly (UCX built with CUDA);
   // stage_remote_device moves it through pinned staging buffers with `cuda` copies.
-  TransferCapabilities capabilities;
+  TransferCapabilities capabilities{};
   bool stage_remote_device = false;
-  std::shared_ptr<TransferContext> cuda;  // the context that runs the staging copies
+  std::shared_ptr<TransferContext> cuda{};  // the context that runs the staging copies
   std::size_t staging_bytes = 64ull << 20;  // per staging buffer (two are used in turn)
 };
 
