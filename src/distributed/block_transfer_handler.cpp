@@ -22,8 +22,8 @@ bool is_accepted_pair(BlockTransferPool from, BlockTransferPool to) {
 // current communicator.
 class ReplicatedRunner {
  public:
-  explicit ReplicatedRunner(const LayoutPtr& device)
-      : broadcast(device),
+  ReplicatedRunner(const LayoutPtr& device, std::size_t staging_bytes)
+      : broadcast(device, {.staging_bytes = staging_bytes}),
         status_word(Region::allocate_device(static_cast<std::uint32_t>(device->kind().index()), kDirectIoAlignment)) {}
 
   PackedBroadcast broadcast;
@@ -46,7 +46,7 @@ BlockTransferHandler::BlockTransferHandler(BlockPools pools, std::shared_ptr<Tra
     if (!pools_.device || !pools_.device->kind().is_device()) {
       throw make_error(ErrorCode::InvalidArgument, "replicated mode needs a Device pool on every rank");
     }
-    replicated_ = std::make_unique<ReplicatedRunner>(pools_.device);
+    replicated_ = std::make_unique<ReplicatedRunner>(pools_.device, nccl.staging_bytes);
   }
   using P = BlockTransferPool;
   for (P from : {P::Device, P::Host, P::Disk}) {

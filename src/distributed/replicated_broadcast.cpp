@@ -24,24 +24,6 @@ std::pair<void*, std::size_t> contiguous_blocks(const Layout& layout, std::size_
   return {first.region->data() + first.offset, last.offset + last.bytes - first.offset};
 }
 
-PackedBroadcast::PackedBroadcast(LayoutPtr pool, PackedBroadcastOptions options)
-    : pool_(std::move(pool)), options_(options) {
-  if (!pool_ || !pool_->kind().is_device()) {
-    throw make_error(ErrorCode::InvalidArgument, "replicated mode needs a device pool to broadcast into");
-  }
-  if (options_.overlapped_ctas <= 0) {
-    throw make_error(ErrorCode::InvalidArgument, "the broadcast's overlapped copies need at least one thread block, not {}",
-                     options_.overlapped_ctas);
-  }
-  if (options_.slots < 2 || options_.slots > 64) {
-    throw make_error(ErrorCode::InvalidArgument, "the broadcast's staging needs 2 to 64 slots, not {}", options_.slots);
-  }
-  piece_blocks_ = std::max<std::size_t>(1, options_.staging_bytes / options_.slots / std::max<std::size_t>(1, block_bytes(*pool_)));
-  piece_blocks_ = std::min(piece_blocks_, pool_->config().num_blocks);
-}
-
-PackedBroadcast::~PackedBroadcast() = default;
-
 // A stream for the copies and, per slot, events for "its copy is done" and "its broadcast is
 // done", and the list its copies read, in pinned host memory, which the kernel reads where it
 // is (UVA). The list holds block pairs (pool block, staging block) for the block-pair kernel,
@@ -94,6 +76,37 @@ struct PackedBroadcast::Gpu {
   std::vector<BlockPair> pairs;  // the piece being listed
 };
 
+PackedBroadcast::PackedBroadcast(LayoutPtr pool, PackedBroadcastOptions options)
+    : pool_(std::move(pool)), options_(options) {
+  if (!pool_ || !pool_->kind().is_device()) {
+    throw make_error(ErrorCode::InvalidArgument, "replicated mode needs a device pool to broadcast into");
+  }
+  if (options_.overlapped_ctas <= 0) {
+    throw make_error(ErrorCode::InvalidArgument, "the broadcast's overlapped copies need at least one thread block, not {}",
+                     options_.overlapped_ctas);
+  }
+  if (options_.slots < 2 || options_.slots > 64) {
+    throw make_error(ErrorCode::InvalidArgument, "the broadcast's staging needs 2 to 64 slots, not {}", options_.slots);
+  }
+  piece_blocks_ = std::max<std::size_t>(1, options_.staging_bytes / options_.slots / std::max<std::size_t>(1, block_bytes(*pool_)));
+  piece_blocks_ = std::min(piece_blocks_, pool_->config().num_blocks);
+  // Made now, not at the first broadcast: a rank that cannot get its staging fails here, on its
+  // own, rather than in the middle of a collective that the other ranks have entered.
+  LayoutConfig config = pool_->config();
+  config.num_blocks = piece_blocks_;
+  try {
+    for (unsigned slot = 0; slot < options_.slots; ++slot) {
+      staging_.push_back(Layout::allocate(config, pool_->kind(), LayoutForm::FullyContiguous));
+    }
+  } catch (const Error& error) {
+    throw make_error(error.code(), "replicated mode's broadcast staging ({} slots of {} bytes on {}): {}", options_.slots,
+                     piece_blocks_ * block_bytes(*pool_), pool_->kind().to_string(), error.message());
+  }
+  gpu_ = std::make_unique<Gpu>(static_cast<int>(pool_->kind().index()), *pool_, staging_, piece_blocks_);
+}
+
+PackedBroadcast::~PackedBroadcast() = default;
+
 void PackedBroadcast::run(NcclCommunicator& communicator, std::span<const std::size_t> blocks) {
   if (blocks.empty()) return;
   const LayoutConfig& shape = pool_->config();
@@ -102,14 +115,6 @@ void PackedBroadcast::run(NcclCommunicator& communicator, std::span<const std::s
       throw make_error(ErrorCode::OutOfRange, "broadcast block {} is not an index below {}", block, shape.num_blocks);
     }
   }
-  if (staging_.empty()) {
-    LayoutConfig config = shape;
-    config.num_blocks = piece_blocks_;
-    for (unsigned slot = 0; slot < options_.slots; ++slot) {
-      staging_.push_back(Layout::allocate(config, pool_->kind(), LayoutForm::FullyContiguous));
-    }
-  }
-  if (!gpu_) gpu_ = std::make_unique<Gpu>(static_cast<int>(pool_->kind().index()), *pool_, staging_, piece_blocks_);
   Gpu& gpu = *gpu_;
   cuda::DeviceGuard guard(gpu.device);
 

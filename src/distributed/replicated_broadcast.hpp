@@ -38,7 +38,8 @@ struct PackedBroadcastOptions {
 
 class PackedBroadcast {
  public:
-  // `pool` is this rank's device layout.
+  // `pool` is this rank's device layout. Allocates the staging and the copy lists: InvalidArgument
+  // for bad options, the allocation's error (naming the staging) when the device is full.
   explicit PackedBroadcast(LayoutPtr pool, PackedBroadcastOptions options = {});
   ~PackedBroadcast();
   PackedBroadcast(const PackedBroadcast&) = delete;
@@ -55,7 +56,7 @@ class PackedBroadcast {
   LayoutPtr pool_;
   PackedBroadcastOptions options_;
   std::size_t piece_blocks_;
-  std::vector<LayoutPtr> staging_;  // a layout of piece_blocks_ per slot, made on first use
+  std::vector<LayoutPtr> staging_;  // a layout of piece_blocks_ blocks per slot
   struct Gpu;                       // the copies' stream, events and descriptor lists
   std::unique_ptr<Gpu> gpu_;
 };

@@ -83,7 +83,7 @@ void bind_distributed(nb::module_& m) {
           "__init__",
           [](PyWorker* self, const std::string& leader, PyContext& context, int rank, int world_size,
              const PyLayout* device, const PyLayout* host, const PyLayout* disk, double leader_wait, bool replicated,
-             double nccl_timeout) {
+             double nccl_timeout, std::size_t broadcast_staging_bytes) {
             WorkerOptions options;
             options.leader_endpoint = leader;
             options.rank = rank;
@@ -93,7 +93,8 @@ void bind_distributed(nb::module_& m) {
             options.nccl_timeout = to_ms(nccl_timeout);
             BlockPools pools{device ? device->layout : nullptr, host ? host->layout : nullptr,
                              disk ? disk->layout : nullptr};
-            const NcclConfig nccl = replicated ? NcclConfig{true, rank, world_size} : NcclConfig::disabled();
+            const NcclConfig nccl =
+                replicated ? NcclConfig{true, rank, world_size, broadcast_staging_bytes} : NcclConfig::disabled();
             auto handler = std::make_shared<BlockTransferHandler>(std::move(pools), context.context, nullptr, nccl);
             auto worker = std::make_unique<Worker>(std::move(options), std::move(handler));
             std::promise<Status> finished;
@@ -105,9 +106,10 @@ void bind_distributed(nb::module_& m) {
           nb::arg("leader"), nb::kw_only(), nb::arg("context"), nb::arg("rank") = 0, nb::arg("world_size") = 1,
           nb::arg("device").none() = nb::none(), nb::arg("host").none() = nb::none(), nb::arg("disk").none() = nb::none(),
           nb::arg("leader_wait") = 300.0, nb::arg("replicated") = false, nb::arg("nccl_timeout") = 30.0,
-          nb::keep_alive<1, 3>(),
+          nb::arg("broadcast_staging_bytes") = NcclConfig{}.staging_bytes, nb::keep_alive<1, 3>(),
           "replicated=True: replicated mode (needs a device pool and NCCL); joining the communicator and each "
-          "collective give up after nccl_timeout seconds, aborting it.")
+          "collective give up after nccl_timeout seconds, aborting it; the broadcast packs blocks into "
+          "broadcast_staging_bytes of device memory.")
       .def("stop", &PyWorker::stop, "Stops serving and waits for the worker's thread.")
       .def("wait", &PyWorker::wait, nb::arg("timeout") = nb::none(),
            "Waits until the worker stops serving: True (kvbm.Error if it stopped on an error, e.g. no leader "

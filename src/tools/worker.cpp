@@ -20,6 +20,7 @@ namespace {
 struct WorkerCliOptions {
   std::string protocol = "kvbm";
   bool replicated = false;
+  unsigned broadcast_staging_mib = 128;
   std::optional<std::size_t> nccl_timeout_ms;  // unset: KVBM_NCCL_TIMEOUT_MS
   std::string leader;   // empty: Dynamo's DYN_KVBM_LEADER_ZMQ_HOST and _PUB_PORT
   std::string replies;  // empty: kvbm: the leader's port + 1; Dynamo: DYN_KVBM_LEADER_ZMQ_ACK_PORT
@@ -102,6 +103,9 @@ Command add_worker_command(CLI::App& app) {
                       "Reply endpoint (default: kvbm: PORT+1; dynamo: DYN_KVBM_LEADER_ZMQ_HOST and _ACK_PORT)");
   command->add_flag("--replicated", o->replicated,
                     "Replicated mode: rank 0 loads, NCCL broadcasts to every rank's device pool (needs --device-blocks)");
+  command->add_option("--broadcast-staging-mib", o->broadcast_staging_mib,
+                      "Replicated mode: device memory the broadcast packs blocks into (larger requests stream through it)")
+      ->check(CLI::Range(1, 1 << 20))->capture_default_str();
   command->add_option("--nccl-timeout-ms", o->nccl_timeout_ms,
                       "Replicated mode: joining NCCL and each broadcast give up after this long (default: KVBM_NCCL_TIMEOUT_MS)")
       ->check(CLI::PositiveNumber);
@@ -150,7 +154,8 @@ Command add_worker_command(CLI::App& app) {
     auto device_pool = make_pool(*o, o->device_blocks, StorageKind::device(o->device));
     auto context = std::make_shared<TransferContext>(environment::transfer_config());
     auto scheduler = std::make_shared<ConnectorScheduler>();
-    const NcclConfig nccl = o->replicated ? NcclConfig{true, o->rank, o->world_size} : NcclConfig::disabled();
+    const NcclConfig nccl =
+        o->replicated ? NcclConfig{true, o->rank, o->world_size, std::size_t{o->broadcast_staging_mib} << 20} : NcclConfig::disabled();
     const auto make_handler = [o, device_pool, context, scheduler, host_kind, nccl](std::size_t host_blocks,
                                                                                    std::size_t disk_blocks) {
       return std::make_shared<BlockTransferHandler>(

@@ -66,7 +66,8 @@ def test_replicated_mode_from_python(context, socket_dir):
     host = kvbm.Layout.allocate(CFG, "pinned")
     endpoint = f"ipc://{socket_dir}/leader"
     leader = kvbm.Leader(endpoint, world_size=1, replicated=True)
-    worker = kvbm.Worker(endpoint, context=context, device=device, host=host, replicated=True, nccl_timeout=20)
+    worker = kvbm.Worker(endpoint, context=context, device=device, host=host, replicated=True, nccl_timeout=20,
+                         broadcast_staging_bytes=1 << 20)
     leader.wait_for_workers(timeout=60)
     rng = np.random.default_rng(5)
     for b in range(CFG.num_blocks):

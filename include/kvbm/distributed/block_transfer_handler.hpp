@@ -5,6 +5,7 @@
 // Where the seed panics (an index past a pool, a pool not configured, a connector request
 // without a scheduler) this returns an error.
 #include <array>
+#include <cstddef>
 #include <memory>
 #include <optional>
 
@@ -23,6 +24,9 @@ struct NcclConfig {
   bool enabled = false;
   int rank = 0;
   int world_size = 1;
+  // Device memory the broadcast packs blocks into (two pieces of half of it), allocated with the
+  // handler; larger requests stream through it.
+  std::size_t staging_bytes = std::size_t{128} << 20;
   [[nodiscard]] static NcclConfig disabled() { return {}; }
 };
 
