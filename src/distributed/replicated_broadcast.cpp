@@ -15,6 +15,7 @@
 #include "transfer/backends/cuda/block_list.hpp"
 #include "transfer/backends/cuda/copy_kernel.hpp"
 #include "transfer/engine/block_geometry.hpp"
+#include "transfer/engine/expand.hpp"
 
 namespace kvbm {
 std::pair<void*, std::size_t> contiguous_blocks(const Layout& layout, std::size_t count) {
@@ -147,18 +148,9 @@ void PackedBroadcast::run(NcclCommunicator& communicator, std::span<const std::s
       const Layout& to = pack ? *staging_[slot_index] : *pool_;
       auto* list = static_cast<cuda::CopyDescriptor*>(slot.list);
       cuda::CopyDescriptor* next = list;
-      for (const auto& [src_block, dst_block] : gpu.pairs) {
-        for (std::size_t layer = 0; layer < shape.num_layers; ++layer) {
-          for (std::size_t outer = 0; outer < shape.outer_dim; ++outer) {
-            const ChunkLocation src = from.locate_unchecked(src_block, layer, outer);
-            const ChunkLocation dst = to.locate_unchecked(dst_block, layer, outer);
-            for (std::size_t at = 0; at < src.bytes; at += cuda::kMaxDescriptorBytes) {
-              *next++ = {src.region->data() + src.offset + at, dst.region->data() + dst.offset + at,
-                         std::min<std::size_t>(cuda::kMaxDescriptorBytes, src.bytes - at)};
-            }
-          }
-        }
-      }
+      for_each_piece(expand_pairs(from, to, gpu.pairs), cuda::kMaxDescriptorBytes, [&](const CopyOp& piece) {
+        *next++ = {piece.src.address(), piece.dst.address(), piece.bytes};
+      });
       cuda::check(cuda::launch_copy_kernel(list, static_cast<std::uint32_t>(next - list), ctas, Gpu::kThreads, gpu.stream),
                   "copy kernel launch (broadcast staging)");
     }

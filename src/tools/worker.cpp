@@ -20,7 +20,7 @@ namespace {
 struct WorkerCliOptions {
   std::string protocol = "kvbm";
   bool replicated = false;
-  unsigned broadcast_staging_mib = 128;
+  std::size_t broadcast_staging_mib = NcclConfig{}.staging_bytes >> 20;
   std::optional<std::size_t> nccl_timeout_ms;  // unset: KVBM_NCCL_TIMEOUT_MS
   std::string leader;   // empty: Dynamo's DYN_KVBM_LEADER_ZMQ_HOST and _PUB_PORT
   std::string replies;  // empty: kvbm: the leader's port + 1; Dynamo: DYN_KVBM_LEADER_ZMQ_ACK_PORT
@@ -155,7 +155,7 @@ Command add_worker_command(CLI::App& app) {
     auto context = std::make_shared<TransferContext>(environment::transfer_config());
     auto scheduler = std::make_shared<ConnectorScheduler>();
     const NcclConfig nccl =
-        o->replicated ? NcclConfig{true, o->rank, o->world_size, std::size_t{o->broadcast_staging_mib} << 20} : NcclConfig::disabled();
+        o->replicated ? NcclConfig{true, o->rank, o->world_size, o->broadcast_staging_mib << 20} : NcclConfig::disabled();
     const auto make_handler = [o, device_pool, context, scheduler, host_kind, nccl](std::size_t host_blocks,
                                                                                    std::size_t disk_blocks) {
       return std::make_shared<BlockTransferHandler>(

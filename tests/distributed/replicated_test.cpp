@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -35,13 +34,6 @@ class Replicated : public ::testing::Test {
   TempDir dir;
 };
 
-std::string this_program() {
-  std::string path(4096, '\0');
-  const ssize_t length = ::readlink("/proc/self/exe", path.data(), path.size());
-  path.resize(length > 0 ? static_cast<std::size_t>(length) : 0);
-  return path;
-}
-
 // Runs broadcast_rank_main in `world` processes of one communicator; "" when each exited 0,
 // else every rank's exit and output.
 std::string run_broadcast_ranks(int world, const std::string& dir) {
@@ -49,7 +41,8 @@ std::string run_broadcast_ranks(int world, const std::string& dir) {
   const std::string id = NcclCommunicator::new_unique_id();
   std::vector<WorkerProcess> ranks;
   for (int rank = 0; rank < world; ++rank) {
-    ranks.push_back(WorkerProcess::command(this_program(),
+    // This test binary again: /proc/self/exe is resolved by the child before it execs.
+    ranks.push_back(WorkerProcess::command("/proc/self/exe",
                                            broadcast_rank_args(id, rank, world, placements[rank].device),
                                            dir + "/rank" + std::to_string(rank) + ".log", placements[rank].env));
   }
