@@ -14,6 +14,7 @@ if [ -n "$module" ]; then
   ../shared/tools/device-bundle .bundle "$module" >/dev/null
   rm .bundle/bin/"$(basename "$module")"
   mkdir -p .bundle/python/kvbm
-  cp python/kvbm/*.py python/kvbm/py.typed "$module" .bundle/python/kvbm/
+  cp -r python/kvbm/. .bundle/python/kvbm/ && cp "$module" .bundle/python/kvbm/
+  find .bundle/python -name __pycache__ -prune -exec rm -rf {} +
 fi
 strip --strip-debug .bundle/bin/*

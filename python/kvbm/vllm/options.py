@@ -1,0 +1,160 @@
+"""The connector's options (``kv_connector_extra_config``), checked once when vLLM starts.
+
+Every refusal is one line naming the key and the value, raised as ``ValueError`` so that vLLM
+stops at start-up instead of failing at the first request.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, fields
+from typing import Any
+
+POLICIES = ("lru",)
+
+
+@dataclass(frozen=True)
+class ConnectorOptions:
+    # Pinned host memory per tensor-parallel rank (each rank holds its shard of every block).
+    host_bytes: int = 0
+    # Disk tier per rank: a file of this size in disk_dir (O_DIRECT, io_uring). 0: no disk tier.
+    disk_bytes: int = 0
+    disk_dir: str | None = None
+    # A block reaches the disk tier once its hash was looked up at least this many times (1:
+    # every block written through to the host also goes to disk).
+    disk_admission_lookups: int = 1
+    # Eviction within each tier: least recently used among blocks no operation holds.
+    policy: str = "lru"
+    # Test mode: every block saved is hashed on the GPU and in host memory, and every block
+    # loaded back is hashed on the GPU and compared; a mismatch fails the load (recomputed).
+    verify: bool = False
+    # How long the leader waits for every worker to register, and for each transfer.
+    worker_timeout_s: float = 300.0
+    transfer_timeout_s: float = 60.0
+    # Leader/worker channel: a Unix socket in this directory (default: the temp directory).
+    endpoint_dir: str | None = None
+
+    @classmethod
+    def parse(cls, extra: dict[str, Any] | None) -> "ConnectorOptions":
+        extra = dict(extra or {})
+        known = {f.name for f in fields(cls)}
+        for key in extra:
+            if key not in known:
+                raise ValueError(
+                    f"kvbm connector: unknown option {key!r} (value {extra[key]!r}); known: {', '.join(sorted(known))}"
+                )
+        values: dict[str, Any] = {}
+        for key in ("host_bytes", "disk_bytes", "disk_admission_lookups"):
+            if key in extra:
+                values[key] = _integer(key, extra[key], minimum=1 if key == "disk_admission_lookups" else 0)
+        for key in ("worker_timeout_s", "transfer_timeout_s"):
+            if key in extra:
+                values[key] = _positive_float(key, extra[key])
+        if "verify" in extra:
+            value = extra["verify"]
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+                value = value.lower() in ("true", "1")
+            if not isinstance(value, bool):
+                raise ValueError(f"kvbm connector: verify={value!r} is not true or false")
+            values["verify"] = value
+        if "policy" in extra:
+            if extra["policy"] not in POLICIES:
+                raise ValueError(f"kvbm connector: policy={extra['policy']!r} is not one of {', '.join(POLICIES)}")
+            values["policy"] = extra["policy"]
+        for key in ("disk_dir", "endpoint_dir"):
+            if key in extra and extra[key] is not None:
+                if not isinstance(extra[key], str) or not extra[key]:
+                    raise ValueError(f"kvbm connector: {key}={extra[key]!r} is not a directory path")
+                values[key] = extra[key]
+        options = cls(**values)
+        if options.host_bytes == 0:
+            raise ValueError("kvbm connector: host_bytes=0: the host tier needs some pinned memory (bytes per rank)")
+        if options.disk_bytes > 0 and options.disk_dir is None:
+            raise ValueError(f"kvbm connector: disk_bytes={options.disk_bytes} needs disk_dir")
+        if options.disk_dir is not None and options.disk_bytes == 0:
+            raise ValueError(f"kvbm connector: disk_dir={options.disk_dir!r} needs disk_bytes > 0")
+        return options
+
+    def check_machine(self, block_bytes: int, world_size: int) -> None:
+        """Refuses what this machine cannot hold: more pinned memory than it has, a disk tier
+        smaller than one block or larger than its file system's free space, a directory that
+        cannot be written."""
+        if block_bytes <= 0:
+            raise ValueError(f"kvbm connector: a KV block of {block_bytes} bytes")
+        if self.host_bytes < block_bytes:
+            raise ValueError(
+                f"kvbm connector: host_bytes={self.host_bytes} is smaller than one KV block ({block_bytes} bytes)"
+            )
+        available = available_memory_bytes()
+        if available is not None and self.host_bytes * world_size > available:
+            raise ValueError(
+                f"kvbm connector: host_bytes={self.host_bytes} x {world_size} rank(s) is more than this machine's "
+                f"available memory ({available} bytes)"
+            )
+        if self.disk_bytes == 0:
+            return
+        if self.disk_bytes < block_bytes:
+            raise ValueError(
+                f"kvbm connector: disk_bytes={self.disk_bytes} is smaller than one KV block ({block_bytes} bytes)"
+            )
+        assert self.disk_dir is not None
+        try:
+            os.makedirs(self.disk_dir, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.disk_dir, prefix=".kvbm-probe-"):
+                pass
+        except OSError as error:
+            raise ValueError(f"kvbm connector: disk_dir={self.disk_dir!r} is not writable ({error.strerror})") from None
+        free = shutil.disk_usage(self.disk_dir).free
+        if self.disk_bytes * world_size > free:
+            raise ValueError(
+                f"kvbm connector: disk_bytes={self.disk_bytes} x {world_size} rank(s) is more than the "
+                f"{free} bytes free in disk_dir={self.disk_dir!r}"
+            )
+
+    def host_blocks(self, block_bytes: int) -> int:
+        return self.host_bytes // block_bytes
+
+    def disk_blocks(self, block_bytes: int) -> int:
+        return self.disk_bytes // block_bytes
+
+    def endpoint(self, engine_id: str) -> str:
+        """The leader's ipc endpoint for one engine (an ipc path must fit in 107 bytes)."""
+        directory = self.endpoint_dir or tempfile.gettempdir()
+        path = os.path.join(directory, f"kvbm-{engine_id[:16]}")
+        if len(path) + len(".replies") > 100:
+            raise ValueError(f"kvbm connector: endpoint_dir={directory!r} is too long for a Unix socket path")
+        return "ipc://" + path
+
+
+def available_memory_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (None where there is none)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _integer(key: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"kvbm connector: {key}={value!r} is not a whole number")
+    try:
+        number = int(value) if not isinstance(value, float) or value.is_integer() else None
+    except ValueError:
+        number = None
+    if number is None:
+        raise ValueError(f"kvbm connector: {key}={value!r} is not a whole number")
+    if number < minimum:
+        raise ValueError(f"kvbm connector: {key}={value!r} is below {minimum}")
+    return number
+
+
+def _positive_float(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"kvbm connector: {key}={value!r} is not a positive number of seconds")
+    return float(value)

@@ -1,0 +1,104 @@
+"""The connector's worker half: a kvbm worker inside each of vLLM's model-runner processes.
+
+It registers vLLM's own KV tensors as the worker's device pool (``Layout.from_tensors``, no
+copy), allocates the host pool (pinned memory) and the disk pool (one O_DIRECT file per rank),
+and serves the leader's transfer requests on kvbm's threads and CUDA streams, outside vLLM's
+forward pass. Each step it reports what the leader saw finish (``get_finished``), the blocks
+whose load failed, and that the step's forward pass ended (the leader saves that step's blocks
+only then).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import kvbm
+
+from .kv_shape import KvGeometry, block_bytes_from_config, cross_layer_layout, per_layer_layout
+from .metadata import KvbmMetadata, KvbmWorkerMetadata
+from .options import ConnectorOptions
+
+logger = logging.getLogger("kvbm.vllm")
+
+
+class KvbmWorkerSide:
+    def __init__(self, options: ConnectorOptions, kv_cache_config: Any, endpoint: str, rank: int, world_size: int):
+        self.options = options
+        self.kv_cache_config = kv_cache_config
+        self.endpoint = endpoint
+        self.rank = rank
+        self.world_size = world_size
+        self.geometry: KvGeometry | None = None
+        self.worker: kvbm.Worker | None = None
+        self._layouts: list[Any] = []
+
+    def register_kv_caches(self, kv_caches: dict[str, Any]) -> None:
+        geometry, device = per_layer_layout(kv_caches, self.kv_cache_config.num_blocks)
+        self._start(geometry, device)
+
+    def register_cross_layers_kv_cache(self, kv_cache: Any) -> None:
+        geometry, device = cross_layer_layout(kv_cache, self.kv_cache_config.num_blocks)
+        self._start(geometry, device)
+
+    def _start(self, geometry: KvGeometry, device: Any) -> None:
+        expected = block_bytes_from_config(self.kv_cache_config)
+        if geometry.block_bytes != expected:
+            raise ValueError(
+                f"kvbm connector: vLLM's KV tensors hold {geometry.block_bytes} bytes a block; its KV cache config "
+                f"says {expected}"
+            )
+        host_kind = "pinned" if _cuda_present() else "system"  # pinned: the GPU copies it directly
+        host = kvbm.Layout.allocate(geometry.config(self.options.host_blocks(expected)), host_kind)
+        disk = None
+        if self.options.disk_bytes:
+            assert self.options.disk_dir is not None
+            directory = os.path.join(self.options.disk_dir, f"rank{self.rank}")
+            os.makedirs(directory, exist_ok=True)
+            disk = kvbm.Layout.allocate(geometry.config(self.options.disk_blocks(expected)), "disk", dir=directory)
+        context = kvbm.TransferContext()
+        self.geometry = geometry
+        self._layouts = [device, host, disk]
+        self.worker = kvbm.Worker(
+            self.endpoint,
+            context=context,
+            rank=self.rank,
+            world_size=self.world_size,
+            device=device,
+            host=host,
+            disk=disk,
+            leader_wait=self.options.worker_timeout_s,
+        )
+        logger.info(
+            "kvbm: rank %d serves %s at %s: %s blocks of %d bytes (%s), host %d (%s), disk %d",
+            self.rank, "cross-layer KV" if geometry.cross_layer else f"{geometry.num_layers} KV layers",
+            self.endpoint, geometry.num_blocks, geometry.block_bytes, "device", host.config.num_blocks, host_kind,
+            disk.config.num_blocks if disk is not None else 0,
+        )
+
+    def get_finished(self, metadata: KvbmMetadata | None) -> tuple[set[str] | None, set[str] | None]:
+        if metadata is None:
+            return None, None
+        return (metadata.finished_saves or None), (metadata.finished_loads or None)
+
+    def failed_load_blocks(self, metadata: KvbmMetadata | None) -> set[int]:
+        return set(metadata.failed_load_blocks) if metadata is not None else set()
+
+    def worker_metadata(self, metadata: KvbmMetadata | None) -> KvbmWorkerMetadata | None:
+        return KvbmWorkerMetadata(step=metadata.step) if metadata is not None else None
+
+    def shutdown(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+        self._layouts = []
+
+
+def _cuda_present() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
