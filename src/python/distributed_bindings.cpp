@@ -83,8 +83,10 @@ void bind_distributed(nb::module_& m) {
           "__init__",
           [](PyWorker* self, const std::string& leader, PyContext& context, int rank, int world_size,
              const PyLayout* device, const PyLayout* host, const PyLayout* disk, double leader_wait, bool replicated,
-             double nccl_timeout, std::size_t broadcast_staging_bytes) {
+             double nccl_timeout, std::size_t broadcast_staging_bytes, std::size_t concurrent_transfers) {
+            if (concurrent_transfers == 0) throw Error(ErrorCode::InvalidArgument, "concurrent_transfers must be >= 1");
             WorkerOptions options;
+            options.concurrent_transfers = concurrent_transfers;
             options.leader_endpoint = leader;
             options.rank = rank;
             options.world_size = world_size;
@@ -106,10 +108,12 @@ void bind_distributed(nb::module_& m) {
           nb::arg("leader"), nb::kw_only(), nb::arg("context"), nb::arg("rank") = 0, nb::arg("world_size") = 1,
           nb::arg("device").none() = nb::none(), nb::arg("host").none() = nb::none(), nb::arg("disk").none() = nb::none(),
           nb::arg("leader_wait") = 300.0, nb::arg("replicated") = false, nb::arg("nccl_timeout") = 30.0,
-          nb::arg("broadcast_staging_bytes") = NcclConfig{}.staging_bytes, nb::keep_alive<1, 3>(),
+          nb::arg("broadcast_staging_bytes") = NcclConfig{}.staging_bytes,
+          nb::arg("concurrent_transfers") = WorkerOptions{}.concurrent_transfers, nb::keep_alive<1, 3>(),
           "replicated=True: replicated mode (needs a device pool and NCCL); joining the communicator and each "
           "collective give up after nccl_timeout seconds, aborting it; the broadcast packs blocks into "
-          "broadcast_staging_bytes of device memory.")
+          "broadcast_staging_bytes of device memory. At most concurrent_transfers requests run at once; the "
+          "rest wait their turn.")
       .def("stop", &PyWorker::stop, "Stops serving and waits for the worker's thread.")
       .def("wait", &PyWorker::wait, nb::arg("timeout") = nb::none(),
            "Waits until the worker stops serving: True (kvbm.Error if it stopped on an error, e.g. no leader "

@@ -64,7 +64,7 @@ def test_disk_tier_serves_what_host_memory_cannot_hold(engine_factory, tmp_path)
     block_bytes = BLOCK * 2 * 8 * 2 * 2 * 2  # tokens x heads x 2*head_size x fp16 x layers
     engine = engine_factory(
         {"host_bytes": 24 * block_bytes, "disk_bytes": 512 * block_bytes, "disk_dir": str(tmp_path / "disk"),
-         "verify": True},
+         "verify": True, "disk_reads": "always"},
         gpu_blocks=40,
     )
     for prompts in conversation_turns(6, first=160, per_turn=32, turns=3, seed=1):

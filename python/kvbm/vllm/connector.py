@@ -103,7 +103,7 @@ class KvbmConnector(KVConnectorBase_V1):
         return
 
     def wait_for_save(self) -> None:
-        return  # a finished request's GPU blocks stay vLLM's until its saves end (request_finished)
+        return  # the blocks being saved stay pinned in vLLM's block pool until their saves end
 
     def get_finished(self, finished_req_ids: set[str]) -> tuple[set[str] | None, set[str] | None]:
         assert self._worker is not None
@@ -140,6 +140,10 @@ class KvbmConnector(KVConnectorBase_V1):
     def update_connector_output(self, connector_output: Any) -> None:
         assert self._leader is not None
         self._leader.update_connector_output(connector_output)
+
+    def bind_gpu_block_pool(self, gpu_block_pool: Any) -> None:
+        assert self._leader is not None
+        self._leader.bind_gpu_block_pool(gpu_block_pool)
 
     def request_finished(self, request: Any, block_ids: list[int]) -> tuple[bool, dict[str, Any] | None]:
         assert self._leader is not None

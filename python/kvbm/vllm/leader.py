@@ -8,11 +8,16 @@ worker over kvbm's leader/worker channel (sharded mode: each rank moves its own 
   blocks for them and the request waits (an asynchronous load) while every rank copies
   Host -> Device and Disk -> Device;
 - a block that a step's forward pass filled is saved Device -> Host once every worker reports
-  that step's forward pass ended (write-through), then Host -> Disk when admitted;
-- a finished request's GPU blocks stay vLLM's until its saves end.
+  that step's forward pass ended (write-through), then Host -> Disk when admitted; from the step
+  that fills it until its save ends, the connector holds a reference on the GPU block in vLLM's
+  block pool, so vLLM cannot hand it to another request (a finished or preempted request's other
+  blocks go back at once);
+- a disk whose reads are slower than the engine's prefill is skipped: recomputing is faster.
 
-Transfers run on a thread pool (the leader's calls release the GIL); their outcomes come back
-through a queue that the scheduler's thread drains, so the books change on that thread alone.
+Transfers run on thread pools, one for operations that touch the disk and one for the rest, so
+slow disk I/O never holds back host loads and saves (the leader's calls release the GIL). Their
+outcomes come back through a queue that the scheduler's thread drains: the books, and vLLM's
+block pool, change on that thread alone.
 """
 
 from __future__ import annotations
@@ -44,11 +49,8 @@ class RequestState:
     computed_at_lookup: int = 0
     allocated: bool = False  # update_state_after_alloc has seen it (again after a preemption)
     save_cursor: int = 0  # blocks before it are saved or noted for saving
-    saves: set = field(default_factory=set)  # save operations not yet ended
-    pending_steps: int = 0  # steps whose blocks of this request wait to be saved
     loading: bool = False
     finished: bool = False
-    delayed: bool = False  # request_finished kept its GPU blocks for its saves
 
 
 @dataclass
@@ -90,16 +92,25 @@ class KvbmLeader:
             endpoint, world_size, self.host.capacity, self.disk.capacity if self.disk else 0, block_bytes,
         )
         self.leader.wait_for_workers(timeout=options.worker_timeout_s)
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kvbm-leader")
+        self._pools = {
+            "memory": ThreadPoolExecutor(max_workers=8, thread_name_prefix="kvbm-leader"),
+            "disk": ThreadPoolExecutor(max_workers=4, thread_name_prefix="kvbm-leader-disk"),
+        }
+        self._block_pool: Any = None  # vLLM's GPU block pool (bind_gpu_block_pool)
+        self._pinned = 0  # references the connector holds on GPU blocks being saved
+        # Rates (bytes/s, moving averages) deciding whether a disk hit is worth loading.
+        self._disk_read_rate: float | None = None
+        self._prefill_rate: float | None = None  # the engine's prefill, in KV bytes per second
+        self._last_output_time: float | None = None
+        self._last_step_tokens = 0
         self._outcomes: queue.SimpleQueue[Operation] = queue.SimpleQueue()
         self._in_flight: set[Future] = set()
         self._requests: dict[str, RequestState] = {}
         self._step = 0
-        self._step_saves: dict[int, list[tuple[str, int, int]]] = {}  # step -> (request, first, end block)
+        self._step_saves: dict[int, list[tuple[Hashable, int]]] = {}  # step -> (key, pinned GPU block)
         self._saving: set[Hashable] = set()  # keys whose save is in flight
         self._lookups: Counter[Hashable] = Counter()
         self._finished_loads: set[str] = set()
-        self._finished_saves: set[str] = set()
         self._failed_load_blocks: set[int] = set()
         self._stats = KvbmStats()  # since vLLM last took them
         self.totals = KvbmStats()  # since the start
@@ -125,8 +136,9 @@ class KvbmLeader:
         keys = self.keys(request)
         start = num_computed_tokens // self.block_size
         matched = 0
+        use_disk = self.disk is not None and self._disk_worth_reading()
         for key in keys[start:]:
-            if key in self.host or (self.disk is not None and key in self.disk):
+            if key in self.host or (use_disk and key in self.disk):
                 matched += 1
             else:
                 break
@@ -178,8 +190,11 @@ class KvbmLeader:
         self._drain()
         step = self._step
         self._step += 1
+        self._last_step_tokens = scheduler_output.total_num_scheduled_tokens
         for request_id in scheduler_output.preempted_req_ids or ():
-            self._preempted(request_id)
+            state = self._requests.get(request_id)
+            if state is not None:  # vLLM took its blocks back (those being saved stay pinned)
+                state.gpu_blocks, state.save_cursor, state.allocated = [], 0, False
         for new in scheduler_output.scheduled_new_reqs:
             state = self._requests.get(new.req_id)
             if state is not None:
@@ -197,12 +212,9 @@ class KvbmLeader:
                 state.gpu_blocks.extend(new_blocks[0])
             self._record_save(step, request_id, state, cached.num_computed_tokens[i], scheduler_output)
         metadata = KvbmMetadata(
-            step=step,
-            finished_loads=self._finished_loads,
-            finished_saves=self._finished_saves,
-            failed_load_blocks=self._failed_load_blocks,
+            step=step, finished_loads=self._finished_loads, failed_load_blocks=self._failed_load_blocks
         )
-        self._finished_loads, self._finished_saves, self._failed_load_blocks = set(), set(), set()
+        self._finished_loads, self._failed_load_blocks = set(), set()
         return metadata
 
     def update_connector_output(self, connector_output: Any) -> None:
@@ -210,21 +222,28 @@ class KvbmLeader:
         if meta is not None:
             for step in sorted(s for s in self._step_saves if s <= meta.step):
                 self._start_saves(self._step_saves.pop(step))
+        now = time.perf_counter()
+        if self._last_output_time is not None and self._last_step_tokens >= 256:
+            rate = self._last_step_tokens * self.block_bytes / self.block_size / (now - self._last_output_time)
+            self._prefill_rate = rate if self._prefill_rate is None else 0.8 * self._prefill_rate + 0.2 * rate
+        self._last_output_time = now
         self._drain()
 
+    def bind_gpu_block_pool(self, block_pool: Any) -> None:
+        self._block_pool = block_pool
+
     def request_finished(self, request: Any) -> bool:
-        """True when the request's GPU blocks must wait for its saves (reported later)."""
+        """Never delays vLLM's freeing: the blocks still to be saved are pinned in its pool."""
         state = self._requests.get(request.request_id)
-        if state is None:
-            return False
-        state.finished = True
-        state.delayed = bool(state.pending_steps or state.saves)
-        if not state.delayed and not state.loading:
-            del self._requests[request.request_id]
-        return state.delayed
+        if state is not None:
+            state.finished = True
+            if not state.loading:  # a request aborted while loading is forgotten once its load ends
+                del self._requests[request.request_id]
+        return False
 
     def has_pending_work(self) -> bool:
-        return bool(self._finished_saves or self._finished_loads or self._step_saves)
+        """Keeps vLLM stepping while blocks wait to be saved or a load waits to be reported."""
+        return bool(self._finished_loads or self._failed_load_blocks or self._step_saves or self._pinned)
 
     def take_stats(self) -> KvbmStats | None:
         with self._stats_lock:
@@ -239,82 +258,70 @@ class KvbmLeader:
 
     def shutdown(self) -> None:
         wait(list(self._in_flight), timeout=self.options.transfer_timeout_s)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
+        logger.info("kvbm: connector totals: %s", self.totals.reduce())
 
     # ---- saves ------------------------------------------------------------------------------
 
     def _record_save(self, step: int, request_id: str, state: RequestState, computed: int, output: Any) -> None:
-        """Notes the blocks this step fills, to save once its forward pass has ended."""
+        """Notes the blocks this step fills, to save once its forward pass has ended, and pins
+        them in vLLM's block pool until then."""
         end_tokens = computed + output.num_scheduled_tokens.get(request_id, 0)
-        full = min(end_tokens // self.block_size, len(self.keys(state.request)), len(state.gpu_blocks))
+        keys = self.keys(state.request)
+        full = min(end_tokens // self.block_size, len(keys), len(state.gpu_blocks))
         # From the request's first block: blocks that came from vLLM's prefix cache or from the
         # disk are saved too where the host lacks them.
         first = state.save_cursor
         if full <= first:
             return
         state.save_cursor = full
-        self._step_saves.setdefault(step, []).append((request_id, first, full))
-        state.pending_steps += 1
-
-    def _start_saves(self, entries: list[tuple[str, int, int]]) -> None:
-        pairs, keys, request_ids, slots_wanted = [], [], [], []
-        for request_id, first, end in entries:
-            state = self._requests.get(request_id)
-            if state is None:
-                continue
-            state.pending_steps -= 1
-            request_keys = self.keys(state.request)
-            for index in range(first, end):
-                key = request_keys[index]
-                if key in self.host or key in self._saving:
-                    continue
-                slots_wanted.append((key, state.gpu_blocks[index]))
-                self._saving.add(key)
-            request_ids.append(request_id)
-        slots = self.host.allocate(len(slots_wanted))
-        for key, _ in slots_wanted[len(slots):]:  # every host block is held: these stay uncached
-            self._saving.discard(key)
-        for slot, (key, gpu_block) in zip(slots, slots_wanted):
-            pairs.append((gpu_block, slot))
-            keys.append(key)
-        if pairs:
-            operation = Operation("save", request_ids, {"Device->Host": pairs}, keys, {"host": slots})
-            for request_id in request_ids:
-                self._requests[request_id].saves.add(id(operation))
-            self._submit(operation)
-        for request_id in request_ids:
-            self._maybe_done(request_id)
-
-    def _maybe_done(self, request_id: str) -> None:
-        """Forgets a finished request once nothing of it is in flight; reports its saves as ended
-        if vLLM waits for them to free its GPU blocks."""
-        state = self._requests.get(request_id)
-        if state is None or not state.finished or state.pending_steps or state.saves or state.loading:
+        entries = [
+            (keys[i], state.gpu_blocks[i])
+            for i in range(first, full)
+            if keys[i] not in self.host and keys[i] not in self._saving
+        ]
+        if not entries:
             return
-        if state.delayed:
-            self._finished_saves.add(request_id)
-        del self._requests[request_id]
+        self._pin([gpu for _, gpu in entries])
+        self._step_saves.setdefault(step, []).extend(entries)
 
-    def _preempted(self, request_id: str) -> None:
-        """vLLM takes a preempted request's GPU blocks back at once: its saves not yet started are
-        dropped, and those in flight must end before the next forward pass may overwrite them."""
-        state = self._requests.get(request_id)
-        if state is None:
-            return
-        for step, entries in list(self._step_saves.items()):
-            kept = [e for e in entries if e[0] != request_id]
-            state.pending_steps -= len(entries) - len(kept)
-            if kept:
-                self._step_saves[step] = kept
+    def _pin(self, gpu_blocks: list[int]) -> None:
+        if self._block_pool is not None:
+            self._block_pool.touch([self._block_pool.blocks[b] for b in gpu_blocks])
+        self._pinned += len(gpu_blocks)
+
+    def _unpin(self, gpu_blocks: list[int]) -> None:
+        if self._block_pool is not None and gpu_blocks:
+            self._block_pool.free_blocks([self._block_pool.blocks[b] for b in gpu_blocks])
+        self._pinned -= len(gpu_blocks)
+
+    def _start_saves(self, entries: list[tuple[Hashable, int]]) -> None:
+        wanted, skipped = [], []
+        for key, gpu_block in entries:
+            if key in self.host or key in self._saving:
+                skipped.append(gpu_block)
             else:
-                del self._step_saves[step]
-        if state.saves:
-            wait([f for f in self._in_flight if f.kvbm_operation in state.saves],
-                 timeout=self.options.transfer_timeout_s)
-            self._drain()
-        state.gpu_blocks = []
-        state.save_cursor = 0
-        state.allocated = False
+                wanted.append((key, gpu_block))
+                self._saving.add(key)
+        slots = self.host.allocate(len(wanted))
+        for key, gpu_block in wanted[len(slots):]:  # every host block is held: these stay uncached
+            self._saving.discard(key)
+            skipped.append(gpu_block)
+        self._unpin(skipped)
+        wanted = wanted[: len(slots)]
+        if wanted:
+            pairs = [(gpu_block, slot) for (_, gpu_block), slot in zip(wanted, slots)]
+            self._submit(Operation("save", [], {"Device->Host": pairs}, [key for key, _ in wanted], {"host": slots}))
+
+    def _disk_worth_reading(self) -> bool:
+        """Whether loading from disk beats recomputing: the disk's measured read rate against
+        the engine's measured prefill rate (in KV bytes per second). Until both are measured,
+        and one load in 32 after that (to measure again), the disk is read."""
+        if self.options.disk_reads == "always" or self._disk_read_rate is None or self._prefill_rate is None:
+            return True
+        self._disk_probe = getattr(self, "_disk_probe", 0) + 1
+        return self._disk_read_rate >= self._prefill_rate or self._disk_probe % 32 == 0
 
     # ---- write-through to disk --------------------------------------------------------------
 
@@ -345,8 +352,8 @@ class KvbmLeader:
     # ---- running operations -----------------------------------------------------------------
 
     def _submit(self, operation: Operation) -> Future:
-        future = self._pool.submit(self._run, operation)
-        future.kvbm_operation = id(operation)  # type: ignore[attr-defined]
+        touches_disk = any(("Disk" in direction) and pairs for direction, pairs in operation.pairs.items())
+        future = self._pools["disk" if touches_disk else "memory"].submit(self._run, operation)
         self._in_flight.add(future)
         future.add_done_callback(lambda f: self._outcomes.put(operation))
         return future
@@ -430,10 +437,15 @@ class KvbmLeader:
             self._failed_load_blocks.update(operation.gpu_blocks)
             self._bump("failed_loads", 1)
         self._finished_loads.add(request_id)
+        seconds = operation.seconds.get("Disk->Device")
+        if seconds and not operation.error:
+            rate = len(operation.pairs["Disk->Device"]) * self.block_bytes / seconds
+            self._disk_read_rate = rate if self._disk_read_rate is None else 0.7 * self._disk_read_rate + 0.3 * rate
         state = self._requests.get(request_id)
         if state is not None:
             state.loading = False
-            self._maybe_done(request_id)
+            if state.finished:
+                del self._requests[request_id]
 
     def _save_ended(self, operation: Operation) -> None:
         self._count(operation)
@@ -449,11 +461,7 @@ class KvbmLeader:
             self._bump("failed_saves", 1)
         self._start_offload(saved_slots, saved_keys)
         self.host.release_all(slots)
-        for request_id in operation.request_ids:
-            state = self._requests.get(request_id)
-            if state is not None:
-                state.saves.discard(id(operation))
-                self._maybe_done(request_id)
+        self._unpin([gpu for gpu, _ in operation.pairs["Device->Host"]])
 
     def _offload_ended(self, operation: Operation) -> None:
         self._count(operation)

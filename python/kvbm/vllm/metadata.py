@@ -1,7 +1,7 @@
 """What the connector's two halves tell each other each engine step.
 
 Scheduler -> workers (``KvbmMetadata``, with the scheduler's output): the step's number, and
-which requests' loads and saves the leader has seen finish on every rank, so that each worker's
+which requests' loads the leader has seen finish on every rank, so that each worker's
 ``get_finished`` reports them (vLLM counts a request done only when every worker says so).
 
 Workers -> scheduler (``KvbmWorkerMetadata``, with the model runner's output): the steps whose
@@ -20,7 +20,6 @@ from vllm.distributed.kv_transfer.kv_connector.v1.base import KVConnectorMetadat
 class KvbmMetadata(KVConnectorMetadata):
     step: int
     finished_loads: set[str] = field(default_factory=set)
-    finished_saves: set[str] = field(default_factory=set)
     # vLLM block ids whose load failed: vLLM recomputes them.
     failed_load_blocks: set[int] = field(default_factory=set)
 

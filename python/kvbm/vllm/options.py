@@ -27,6 +27,9 @@ class ConnectorOptions:
     disk_admission_lookups: int = 1
     # Eviction within each tier: least recently used among blocks no operation holds.
     policy: str = "lru"
+    # "auto": a disk hit is loaded only while the disk's measured read rate beats the engine's
+    # measured prefill rate (in KV bytes per second), else recomputed; "always": always loaded.
+    disk_reads: str = "auto"
     # Test mode: every block saved is hashed on the GPU and in host memory, and every block
     # loaded back is hashed on the GPU and compared; a mismatch fails the load (recomputed).
     verify: bool = False
@@ -59,6 +62,10 @@ class ConnectorOptions:
             if not isinstance(value, bool):
                 raise ValueError(f"kvbm connector: verify={value!r} is not true or false")
             values["verify"] = value
+        if "disk_reads" in extra:
+            if extra["disk_reads"] not in ("auto", "always"):
+                raise ValueError(f"kvbm connector: disk_reads={extra['disk_reads']!r} is not auto or always")
+            values["disk_reads"] = extra["disk_reads"]
         if "policy" in extra:
             if extra["policy"] not in POLICIES:
                 raise ValueError(f"kvbm connector: policy={extra['policy']!r} is not one of {', '.join(POLICIES)}")

@@ -69,6 +69,9 @@ class KvbmWorkerSide:
             host=host,
             disk=disk,
             leader_wait=self.options.worker_timeout_s,
+            # The leader keeps up to 8 memory and 4 disk operations in flight: all of them run
+            # at once, so a slow disk read never holds a host load back.
+            concurrent_transfers=12,
         )
         logger.info(
             "kvbm: rank %d serves %s at %s: %s blocks of %d bytes (%s), host %d (%s), disk %d",
@@ -80,7 +83,7 @@ class KvbmWorkerSide:
     def get_finished(self, metadata: KvbmMetadata | None) -> tuple[set[str] | None, set[str] | None]:
         if metadata is None:
             return None, None
-        return (metadata.finished_saves or None), (metadata.finished_loads or None)
+        return None, (metadata.finished_loads or None)  # saves never delay vLLM's freeing
 
     def failed_load_blocks(self, metadata: KvbmMetadata | None) -> set[int]:
         return set(metadata.failed_load_blocks) if metadata is not None else set()
