@@ -30,10 +30,10 @@ def conversation_turns(conversations: int, first: int, per_turn: int, turns: int
 def engine_factory(tmp_path):
     engines = []
 
-    def make(extra=None, gpu_blocks=64, cross_layer=False, max_batched=256):
+    def make(extra=None, gpu_blocks=64, cross_layer=False, max_batched=256, ranks=1):
         options = {"host_bytes": 1 << 20, "endpoint_dir": str(tmp_path)}
         options.update(extra or {})
-        engine = Engine(make_config(str(tmp_path / "model"), options, max_batched), gpu_blocks, cross_layer)
+        engine = Engine(make_config(str(tmp_path / "model"), options, max_batched), gpu_blocks, cross_layer, ranks)
         engines.append(engine)
         return engine
 
@@ -42,9 +42,11 @@ def engine_factory(tmp_path):
         engine.shutdown()
 
 
-@pytest.mark.parametrize("cross_layer", [False, True], ids=["per-layer", "cross-layer"])
-def test_later_turns_load_their_prefix_from_host(engine_factory, cross_layer):
-    engine = engine_factory({"verify": True}, gpu_blocks=48, cross_layer=cross_layer)
+@pytest.mark.parametrize(
+    "cross_layer, ranks", [(False, 1), (True, 1), (True, 2)], ids=["per-layer", "cross-layer", "cross-layer-tp2"]
+)
+def test_later_turns_load_their_prefix_from_host(engine_factory, cross_layer, ranks):
+    engine = engine_factory({"verify": True}, gpu_blocks=48, cross_layer=cross_layer, ranks=ranks)
     loaded_before = 0
     for turn, prompts in enumerate(conversation_turns(6, first=160, per_turn=32, turns=3)):
         for prompt in prompts:
@@ -76,6 +78,35 @@ def test_disk_tier_serves_what_host_memory_cannot_hold(engine_factory, tmp_path)
     assert engine.leader.totals.data["host_to_disk_bytes"] > 0
     assert engine.loaded_blocks_checked > 0
     assert not engine.invalid_blocks_seen
+
+
+def test_disk_hits_are_recomputed_while_the_disk_is_slower_than_prefill(engine_factory, tmp_path):
+    engine = engine_factory({"disk_bytes": 1 << 20, "disk_dir": str(tmp_path / "disk")}, gpu_blocks=48)
+    leader = engine.leader
+    assert leader._disk_worth_reading()  # nothing measured yet: the disk is read
+    leader._prefill_rate = 4e9
+    leader._disk_write_rate = 1e9  # a write-through measured, no read yet
+    assert not leader._disk_worth_reading()
+    leader._disk_read_rate = 5e9  # reads measured faster than prefill
+    assert leader._disk_worth_reading()
+    leader._disk_read_rate = 2e9
+    assert not leader._disk_worth_reading()
+
+
+def test_max_concurrent_loads_holds_the_other_requests_back(engine_factory):
+    engine = engine_factory({"verify": True, "max_concurrent_loads": 1}, gpu_blocks=48)
+    prompts = list(conversation_turns(6, first=160, per_turn=32, turns=2, seed=3))
+    for prompt in prompts[0]:
+        engine.add(prompt)
+    engine.run()
+    for prompt in prompts[1]:
+        engine.add(prompt)
+    most_loading = 0
+    while engine.scheduler.has_requests() or engine.leader._in_flight:
+        engine.step()
+        most_loading = max(most_loading, sum(s.loading for s in engine.leader._requests.values()))
+    assert most_loading == 1
+    assert engine.loaded_blocks_checked > 0
 
 
 def test_a_failed_load_is_recomputed_and_never_served(engine_factory):

@@ -24,6 +24,8 @@ from vllm.v1.request import Request
 from vllm.v1.structured_output import StructuredOutputManager
 
 from kvbm.vllm import KvbmConnector
+from kvbm.vllm.options import ConnectorOptions
+from kvbm.vllm.worker import KvbmWorkerSide
 
 BLOCK = 16
 LAYERS = 2
@@ -69,9 +71,9 @@ def kv_cache_config(num_blocks: int) -> KVCacheConfig:
     )
 
 
-def block_bytes_for(key: bytes, nbytes: int) -> torch.Tensor:
-    """What the forward pass writes into a block with this hash: a function of the hash alone."""
-    seed = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") & ((1 << 62) - 1)
+def block_bytes_for(key: bytes, nbytes: int, rank: int = 0) -> torch.Tensor:
+    """What the forward pass writes into a rank's shard of a block with this hash."""
+    seed = int.from_bytes(hashlib.blake2b(key + bytes([rank]), digest_size=8).digest(), "little") & ((1 << 62) - 1)
     generator = torch.Generator().manual_seed(seed)
     return torch.randint(0, 256, (nbytes,), dtype=torch.uint8, generator=generator)
 
@@ -79,20 +81,34 @@ def block_bytes_for(key: bytes, nbytes: int) -> torch.Tensor:
 class Engine:
     """The scheduler, the worker-side connector over CPU KV tensors, and a model runner stand-in."""
 
-    def __init__(self, vllm_config: VllmConfig, num_gpu_blocks: int, cross_layer: bool = False):
+    def __init__(self, vllm_config: VllmConfig, num_gpu_blocks: int, cross_layer: bool = False, ranks: int = 1):
+        """`ranks` > 1: tensor parallelism, one kvbm worker per rank in this process, each over
+        its own shard of the KV tensors (the scheduler's leader waits for all of them)."""
         self.config = vllm_config
         self.kv_config = kv_cache_config(num_gpu_blocks)
         vllm_config.cache_config.num_gpu_blocks = num_gpu_blocks
-        self.worker = KvbmConnector(vllm_config, KVConnectorRole.WORKER, self.kv_config)
+        vllm_config.parallel_config.tensor_parallel_size = ranks
+        if ranks == 1:
+            self.workers = [KvbmConnector(vllm_config, KVConnectorRole.WORKER, self.kv_config)]
+            sides = [self.workers[0]._worker]
+        else:  # what KvbmConnector(WORKER) makes in each rank's process
+            transfer = vllm_config.kv_transfer_config
+            options = ConnectorOptions.parse(transfer.kv_connector_extra_config)
+            endpoint = options.endpoint(transfer.engine_id)
+            sides = [KvbmWorkerSide(options, self.kv_config, endpoint, r, ranks) for r in range(ranks)]
+            self.workers = []
         spec = self.kv_config.kv_cache_groups[0].kv_cache_spec
-        if cross_layer:  # (blocks, layers, block_size, heads, 2 * head_size), as FlashAttention's NHD
-            self.cross = torch.zeros(num_gpu_blocks, LAYERS, BLOCK, HEADS, 2 * HEAD_SIZE, dtype=torch.float16)
-            self.worker.register_cross_layers_kv_cache(self.cross, None)
-            self.layers = [self.cross[:, i] for i in range(LAYERS)]
-        else:  # per layer (blocks, heads, block_size, 2 * head_size) viewed from NHD memory
-            raw = [torch.zeros(num_gpu_blocks, BLOCK, HEADS, 2 * HEAD_SIZE, dtype=torch.float16) for _ in range(LAYERS)]
-            self.layers = raw
-            self.worker.register_kv_caches({n: t.permute(0, 2, 1, 3) for n, t in zip(spec_names(self.kv_config), raw)})
+        self.rank_layers: list[list[torch.Tensor]] = []
+        for side in sides:
+            if cross_layer:  # (blocks, layers, block_size, heads, 2 * head_size), as FlashAttention's NHD
+                cross = torch.zeros(num_gpu_blocks, LAYERS, BLOCK, HEADS, 2 * HEAD_SIZE, dtype=torch.float16)
+                side.register_cross_layers_kv_cache(cross)
+                self.rank_layers.append([cross[:, i] for i in range(LAYERS)])
+            else:  # per layer (blocks, heads, block_size, 2 * head_size) viewed from NHD memory
+                raw = [torch.zeros(num_gpu_blocks, BLOCK, HEADS, 2 * HEAD_SIZE, dtype=torch.float16) for _ in range(LAYERS)]
+                side.register_kv_caches({n: t.permute(0, 2, 1, 3) for n, t in zip(spec_names(self.kv_config), raw)})
+                self.rank_layers.append(raw)
+        self.sides = sides
         self.per_layer_bytes = spec.page_size_bytes
         self.scheduler = Scheduler(
             vllm_config=vllm_config, kv_cache_config=self.kv_config, log_stats=True,
@@ -114,19 +130,22 @@ class Engine:
         return request
 
     def write_block(self, block: int, key: bytes) -> None:
-        data = block_bytes_for(key, self.per_layer_bytes * LAYERS).reshape(LAYERS, -1)
-        for i, layer in enumerate(self.layers):  # each layer's block is one contiguous run
-            layer[block].view(-1).copy_(data[i].view(torch.float16))
+        for rank, layers in enumerate(self.rank_layers):
+            data = block_bytes_for(key, self.per_layer_bytes * LAYERS, rank).reshape(LAYERS, -1)
+            for i, layer in enumerate(layers):  # each layer's block is one contiguous run
+                layer[block].view(-1).copy_(data[i].view(torch.float16))
 
-    def read_block(self, block: int) -> torch.Tensor:
-        return torch.cat([layer[block].reshape(-1).view(torch.uint8) for layer in self.layers])
+    def read_block(self, block: int, rank: int) -> torch.Tensor:
+        return torch.cat([layer[block].reshape(-1).view(torch.uint8) for layer in self.rank_layers[rank]])
 
     def step(self) -> ModelRunnerOutput:
         output = self.scheduler.schedule()
         meta = output.kv_connector_metadata
-        self.worker.bind_connector_metadata(meta)
-        sending, recving = self.worker.get_finished(output.finished_req_ids)
-        invalid = self.worker.get_block_ids_with_load_errors()
+        # Every rank reports the same (the leader saw each operation end on all of them).
+        sending, recving = self.sides[0].get_finished(meta)
+        invalid = self.sides[0].failed_load_blocks(meta)
+        for side in self.sides[1:]:
+            assert side.get_finished(meta) == (sending, recving)
         self.invalid_blocks_seen |= invalid
         for request_id in recving or ():
             self._check_loaded(request_id, invalid)
@@ -144,8 +163,9 @@ class Engine:
                 self.write_block(blocks[index], request.block_hashes[index])
             req_ids.append(rid)
             sampled.append([7] if end >= request.num_tokens else [])
-        worker_meta = self.worker.build_connector_worker_meta()
-        self.worker.clear_connector_metadata()
+        worker_meta = self.sides[0].worker_metadata(meta)
+        for side in self.sides[1:]:
+            worker_meta = worker_meta.aggregate(side.worker_metadata(meta))
         runner_output = ModelRunnerOutput(
             req_ids=req_ids, req_id_to_index={r: i for i, r in enumerate(req_ids)}, sampled_token_ids=sampled,
             logprobs=None, prompt_logprobs_dict={}, pooler_output=[],
@@ -165,9 +185,11 @@ class Engine:
             block = blocks[index]
             if block in invalid:
                 continue
-            expected = block_bytes_for(request.block_hashes[index], self.per_layer_bytes * LAYERS)
-            actual = self.read_block(block)
-            assert torch.equal(actual, expected), f"request {request_id}: block {index} (GPU block {block}) differs"
+            for rank in range(len(self.rank_layers)):
+                expected = block_bytes_for(request.block_hashes[index], self.per_layer_bytes * LAYERS, rank)
+                actual = self.read_block(block, rank)
+                assert torch.equal(actual, expected), (
+                    f"request {request_id}: block {index} (GPU block {block}) differs on rank {rank}")
             self.loaded_blocks_checked += 1
 
     def run(self, max_steps: int = 10000) -> None:
@@ -180,7 +202,8 @@ class Engine:
 
     def shutdown(self) -> None:
         self.scheduler.shutdown()
-        self.worker.shutdown()
+        for side in self.sides:
+            side.shutdown()
 
 
 def spec_names(kv_config: KVCacheConfig) -> list[str]:

@@ -66,6 +66,7 @@ class Operation:
     error: str | None = None
     error_code: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    disk_neighbours: int = 0  # disk operations in flight when it started, itself included
 
 
 class KvbmLeader:
@@ -98,13 +99,16 @@ class KvbmLeader:
         }
         self._block_pool: Any = None  # vLLM's GPU block pool (bind_gpu_block_pool)
         self._pinned = 0  # references the connector holds on GPU blocks being saved
-        # Rates (bytes/s, moving averages) deciding whether a disk hit is worth loading.
+        # Rates (bytes/s, moving averages) deciding whether a disk hit is worth loading; until a
+        # disk read is measured, the write-through's rate stands in for it.
         self._disk_read_rate: float | None = None
+        self._disk_write_rate: float | None = None
         self._prefill_rate: float | None = None  # the engine's prefill, in KV bytes per second
         self._last_output_time: float | None = None
         self._last_step_tokens = 0
         self._outcomes: queue.SimpleQueue[Operation] = queue.SimpleQueue()
         self._in_flight: set[Future] = set()
+        self._disk_ops: set[Future] = set()
         self._requests: dict[str, RequestState] = {}
         self._step = 0
         self._step_saves: dict[int, list[tuple[Hashable, int]]] = {}  # step -> (key, pinned GPU block)
@@ -142,6 +146,9 @@ class KvbmLeader:
                 matched += 1
             else:
                 break
+        limit = self.options.max_concurrent_loads
+        if matched and limit and sum(s.loading for s in self._requests.values()) >= limit:
+            return None, False  # asked again at a later step, once a load has ended
         state = self._requests.setdefault(request.request_id, RequestState(request))
         state.computed_at_lookup = num_computed_tokens
         if matched == 0:
@@ -315,13 +322,13 @@ class KvbmLeader:
             self._submit(Operation("save", [], {"Device->Host": pairs}, [key for key, _ in wanted], {"host": slots}))
 
     def _disk_worth_reading(self) -> bool:
-        """Whether loading from disk beats recomputing: the disk's measured read rate against
-        the engine's measured prefill rate (in KV bytes per second). Until both are measured,
-        and one load in 32 after that (to measure again), the disk is read."""
-        if self.options.disk_reads == "always" or self._disk_read_rate is None or self._prefill_rate is None:
+        """Whether loading from disk beats recomputing: the disk's measured read rate (its
+        write-through's rate until a read is measured) against the engine's measured prefill
+        rate, both in KV bytes per second. Read while either is unmeasured."""
+        disk_rate = self._disk_read_rate if self._disk_read_rate is not None else self._disk_write_rate
+        if self.options.disk_reads == "always" or disk_rate is None or self._prefill_rate is None:
             return True
-        self._disk_probe = getattr(self, "_disk_probe", 0) + 1
-        return self._disk_read_rate >= self._prefill_rate or self._disk_probe % 32 == 0
+        return disk_rate >= self._prefill_rate
 
     # ---- write-through to disk --------------------------------------------------------------
 
@@ -353,7 +360,12 @@ class KvbmLeader:
 
     def _submit(self, operation: Operation) -> Future:
         touches_disk = any(("Disk" in direction) and pairs for direction, pairs in operation.pairs.items())
+        if touches_disk:
+            self._disk_ops = {f for f in self._disk_ops if not f.done()}
+            operation.disk_neighbours = min(len(self._disk_ops) + 1, 4)  # the disk pool runs 4 at once
         future = self._pools["disk" if touches_disk else "memory"].submit(self._run, operation)
+        if touches_disk:
+            self._disk_ops.add(future)
         self._in_flight.add(future)
         future.add_done_callback(lambda f: self._outcomes.put(operation))
         return future
@@ -400,6 +412,15 @@ class KvbmLeader:
                                      "internal")
             self.verified_blocks += len(operation.gpu_blocks)
 
+    def _disk_rate(self, operation: Operation, direction: str, average: float | None) -> float | None:
+        """The disk's rate, moving average, from one operation that ended: its own rate times the
+        disk operations that shared the disk with it."""
+        seconds = operation.seconds.get(direction)
+        if not seconds or operation.error:
+            return average
+        rate = len(operation.pairs[direction]) * self.block_bytes / seconds * max(1, operation.disk_neighbours)
+        return rate if average is None else 0.7 * average + 0.3 * rate
+
     def _drain(self) -> None:
         """Applies the outcomes of ended operations (on the scheduler's thread)."""
         while True:
@@ -437,10 +458,7 @@ class KvbmLeader:
             self._failed_load_blocks.update(operation.gpu_blocks)
             self._bump("failed_loads", 1)
         self._finished_loads.add(request_id)
-        seconds = operation.seconds.get("Disk->Device")
-        if seconds and not operation.error:
-            rate = len(operation.pairs["Disk->Device"]) * self.block_bytes / seconds
-            self._disk_read_rate = rate if self._disk_read_rate is None else 0.7 * self._disk_read_rate + 0.3 * rate
+        self._disk_read_rate = self._disk_rate(operation, "Disk->Device", self._disk_read_rate)
         state = self._requests.get(request_id)
         if state is not None:
             state.loading = False
@@ -465,6 +483,7 @@ class KvbmLeader:
 
     def _offload_ended(self, operation: Operation) -> None:
         self._count(operation)
+        self._disk_write_rate = self._disk_rate(operation, "Host->Disk", self._disk_write_rate)
         assert self.disk is not None
         if operation.error is None:
             for (_, disk_slot), key in zip(operation.pairs["Host->Disk"], operation.keys):

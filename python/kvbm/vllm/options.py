@@ -30,6 +30,10 @@ class ConnectorOptions:
     # "auto": a disk hit is loaded only while the disk's measured read rate beats the engine's
     # measured prefill rate (in KV bytes per second), else recomputed; "always": always loaded.
     disk_reads: str = "auto"
+    # Requests whose blocks load at once (0: no limit). vLLM parks a loading request with its GPU
+    # blocks allocated, so a small GPU cache fits few loads beside the requests computing; on the
+    # bench's workload one at a time measured no better than no limit (bench/results).
+    max_concurrent_loads: int = 0
     # Test mode: every block saved is hashed on the GPU and in host memory, and every block
     # loaded back is hashed on the GPU and compared; a mismatch fails the load (recomputed).
     verify: bool = False
@@ -49,7 +53,7 @@ class ConnectorOptions:
                     f"kvbm connector: unknown option {key!r} (value {extra[key]!r}); known: {', '.join(sorted(known))}"
                 )
         values: dict[str, Any] = {}
-        for key in ("host_bytes", "disk_bytes", "disk_admission_lookups"):
+        for key in ("host_bytes", "disk_bytes", "disk_admission_lookups", "max_concurrent_loads"):
             if key in extra:
                 values[key] = _integer(key, extra[key], minimum=1 if key == "disk_admission_lookups" else 0)
         for key in ("worker_timeout_s", "transfer_timeout_s"):
