@@ -156,3 +156,68 @@ def test_options_refused_with_key_and_value(tmp_path):
 def test_engine_start_refuses_unknown_option(tmp_path):
     with pytest.raises(ValueError, match="unknown option 'hostbytes'"):
         Engine(make_config(str(tmp_path / "model"), {"hostbytes": 1}), 16)
+
+
+def test_kv_shapes_of_each_backend_become_layouts():
+    from kvbm.vllm.kv_shape import cross_layer_layout, per_layer_layout
+
+    blocks = 6
+    # FlashAttention/FlashInfer (K and V packed, NHD memory shown as (blocks, heads, tokens, 2*head)).
+    nhd = [torch.zeros(blocks, 16, 2, 16, dtype=torch.float16) for _ in range(3)]
+    geometry, _ = per_layer_layout({f"l{i}": t.permute(0, 2, 1, 3) for i, t in enumerate(nhd)}, blocks)
+    assert (geometry.num_layers, geometry.outer_dim, geometry.block_bytes) == (3, 1, 3 * 16 * 2 * 16 * 2)
+    # MLA: (blocks, tokens, latent).
+    geometry, _ = per_layer_layout({"l0": torch.zeros(blocks, 16, 72, dtype=torch.bfloat16)}, blocks)
+    assert (geometry.outer_dim, geometry.inner_elements) == (1, 16 * 72)
+    # K and V outermost, then blocks: (2, blocks, tokens, heads, head).
+    geometry, _ = per_layer_layout({"l0": torch.zeros(2, blocks, 16, 2, 8, dtype=torch.float16)}, blocks)
+    assert (geometry.outer_dim, geometry.inner_elements) == (2, 16 * 2 * 8)
+    # Layers sharing one tensor count once.
+    shared = torch.zeros(blocks, 16, 4, dtype=torch.float16)
+    geometry, _ = per_layer_layout({"a": shared, "b": shared}, blocks)
+    assert geometry.num_layers == 1
+    # Cross-layer: (blocks, layers, tokens, heads, 2*head).
+    geometry, _ = cross_layer_layout(torch.zeros(blocks, 3, 16, 2, 16, dtype=torch.float16), blocks)
+    assert geometry.cross_layer and geometry.block_bytes == 3 * 16 * 2 * 16 * 2
+    # Refused, naming the layer: blocks neither outermost nor behind K/V.
+    tokens_first = torch.zeros(16, blocks, 8, dtype=torch.float16)
+    with pytest.raises(ValueError, match=r"KV tensor l0 of shape \(16, 6, 8\)"):
+        per_layer_layout({"l0": tokens_first}, blocks)
+    with pytest.raises(ValueError, match="does not cover one dense range"):
+        per_layer_layout({"l0": torch.zeros(blocks, 32, dtype=torch.float16)[:, ::2]}, blocks)
+    with pytest.raises(ValueError, match="differ in shape"):
+        per_layer_layout({"a": torch.zeros(blocks, 8, dtype=torch.float16), "b": torch.zeros(blocks, 4, dtype=torch.float16)},
+                         blocks)
+
+
+def test_statistics_reach_vllms_logger_and_prometheus(engine_factory):
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+    from vllm.distributed.kv_transfer.kv_connector.v1.metrics import KVConnectorLogging
+
+    from kvbm.vllm import KvbmConnector
+    from kvbm.vllm.stats import KvbmStats
+
+    engine = engine_factory(gpu_blocks=48)
+    for prompts in conversation_turns(6, first=160, per_turn=32, turns=2, seed=4):
+        for prompt in prompts:
+            engine.add(prompt)
+        engine.run()
+    totals = engine.leader.totals
+    assert totals.data["host_hit_blocks"] > 0 and totals.data["host_to_device_bytes"] > 0
+    # What vLLM's stats logger does with the data dict each interval.
+    logging = KVConnectorLogging(engine.config.kv_transfer_config)
+    logging.observe(dict(totals.data))
+    lines = []
+    logging.log(lambda fmt, text: lines.append(fmt % text))
+    assert "host_hit_blocks=" in lines[0] and "host_to_device_GBps=" in lines[0]
+    assert isinstance(KvbmConnector.build_kv_connector_stats(dict(totals.data)), KvbmStats)
+    # Prometheus counters, one per engine.
+    registry = CollectorRegistry()
+
+    def counter(**kwargs):
+        return Counter(registry=registry, **kwargs)
+
+    prom = KvbmConnector.build_prom_metrics(engine.config, {Counter: counter, Gauge: Gauge, Histogram: Histogram},
+                                            ["engine"], {0: ["0"]})
+    prom.observe(dict(totals.data), 0)
+    assert registry.get_sample_value("kvbm_host_hit_blocks_total", {"engine": "0"}) == totals.data["host_hit_blocks"]
