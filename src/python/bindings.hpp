@@ -10,8 +10,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "kvbm/layout/layout.hpp"
+#include "kvbm/transfer/block_pair.hpp"
 #include "kvbm/transfer/transfer_context.hpp"
 
 namespace kvbm::python {
@@ -64,6 +66,10 @@ struct PyHandle {
 
 // kvbm.Error(message, code) for `error`, as a Python exception object.
 [[nodiscard]] nb::object python_error(const Error& error);
+
+// (src, dst) block pairs from any Python sequence of integer pairs (block_pairs.cpp): kvbm.Error
+// out_of_range naming the value for a negative or oversized index, invalid_argument for no integer.
+[[nodiscard]] std::vector<BlockPair> block_pairs(nb::handle pairs);
 
 // Layout.from_tensors (from_tensors.cpp).
 [[nodiscard]] PyLayout layout_from_tensors(const LayoutConfig& config, const nb::sequence& tensors, const std::string& form,

@@ -155,12 +155,12 @@ void bind_distributed(nb::module_& m) {
           "each rank's reply, or kvbm.Error with the ranks' errors.")
       .def(
           "transfer",
-          [](Leader& self, const std::string& from_pool, const std::string& to_pool, const std::vector<BlockPair>& pairs,
+          [](Leader& self, const std::string& from_pool, const std::string& to_pool, nb::handle pairs,
              double timeout) {
             BlockTransferRequest request;
             request.from_pool = parse_pool(from_pool);
             request.to_pool = parse_pool(to_pool);
-            request.blocks = pairs;
+            request.blocks = block_pairs(pairs);
             LeaderResult result;
             {
               nb::gil_scoped_release released;

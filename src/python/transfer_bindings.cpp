@@ -62,9 +62,10 @@ void bind_transfers(nb::module_& m) {
   nb::class_<TransferPath>(m, "TransferPath", "A prepared path between two layouts, for many transfers.")
       .def(
           "post",
-          [](const TransferPath& self, const std::vector<BlockPair>& pairs) {
+          [](const TransferPath& self, nb::handle pairs) {
+            const std::vector<BlockPair> blocks = block_pairs(pairs);
             nb::gil_scoped_release released;
-            return new PyHandle(self.post(pairs));
+            return new PyHandle(self.post(blocks));
           },
           nb::arg("pairs"), nb::rv_policy::take_ownership,
           "Starts copying src block p[0] to dst block p[1] for each pair; returns a Handle.")
@@ -104,9 +105,10 @@ void bind_transfers(nb::module_& m) {
           nb::arg("copy_path") = "auto")
       .def(
           "transfer",
-          [](PyContext& self, const PyLayout& src, const PyLayout& dst, const std::vector<BlockPair>& pairs) {
+          [](PyContext& self, const PyLayout& src, const PyLayout& dst, nb::handle pairs) {
+            const std::vector<BlockPair> blocks = block_pairs(pairs);
             nb::gil_scoped_release released;
-            return new PyHandle(self.context->transfer(src.layout, dst.layout, pairs));
+            return new PyHandle(self.context->transfer(src.layout, dst.layout, blocks));
           },
           nb::arg("src"), nb::arg("dst"), nb::arg("pairs"), nb::rv_policy::take_ownership,
           "Starts copying src block p[0] to dst block p[1] for each pair; returns a Handle. Bad pairs fail the "
@@ -124,8 +126,8 @@ void bind_transfers(nb::module_& m) {
   // ctx.transfer(...).wait() makes, from a C++ loop; seconds for all of them.
   m.def(
       "_time_transfers",
-      [](PyContext& self, const PyLayout& src, const PyLayout& dst, const std::vector<BlockPair>& pairs,
-         std::size_t calls) {
+      [](PyContext& self, const PyLayout& src, const PyLayout& dst, nb::handle pair_list, std::size_t calls) {
+        const std::vector<BlockPair> pairs = block_pairs(pair_list);
         nb::gil_scoped_release released;
         const auto start = std::chrono::steady_clock::now();
         for (std::size_t i = 0; i < calls; ++i) self.context->transfer(src.layout, dst.layout, pairs).wait().throw_if_error();

@@ -40,6 +40,9 @@ def test_a_leader_moves_blocks_between_an_in_process_workers_pools(context, tmp_
         leader.transfer("Host", "Nowhere", [(0, 0)])
     with pytest.raises(kvbm.Error, match="99"):
         leader.transfer("Host", "Disk", [(99, 0)])
+    with pytest.raises(kvbm.Error, match="pair 0: dst block -2") as failure:
+        leader.transfer("Host", "Disk", [(0, -2)])
+    assert failure.value.code == "out_of_range"
     with pytest.raises(kvbm.Error, match="no_such_handler"):
         leader.send("no_such_handler")
     worker.stop()

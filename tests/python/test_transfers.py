@@ -171,8 +171,20 @@ def test_bad_arguments_raise_kvbm_error(context, disk_dir):
             with pytest.raises(kvbm.Error) as failure:
                 call()
             assert failure.value.code == code, str(failure.value)
-    with pytest.raises(TypeError):
-        context.transfer(host, disk, [(-1, 0)])
+    # Indices that fit no block are out of range, named, whatever integer type carries them.
+    for pairs, text in [([(-1, 0)], "src block -1"), ([(0, np.int64(-3))], "dst block -3"),
+                        ([(0, 1), (1 << 64, 2)], "pair 1: src block 18446744073709551616")]:
+        with pytest.raises(kvbm.Error, match=text) as failure:
+            context.transfer(host, disk, pairs)
+        assert failure.value.code == "out_of_range"
+        with pytest.raises(kvbm.Error, match=text):
+            context.prepare(host, disk).post(pairs)
+    for pairs, text in [([(0.5, 1)], "src block 0.5 is not an integer"), ([(1, 2, 3)], r"\(1, 2, 3\) is not a"),
+                        (7, "pairs must be a sequence")]:
+        with pytest.raises(kvbm.Error, match=text) as failure:
+            context.transfer(host, disk, pairs)
+        assert failure.value.code == "invalid_argument"
+    assert context.transfer(host, disk, [(np.int64(1), np.uint32(2))]).wait()
     with pytest.raises(kvbm.Error, match="timeout"):
         context.transfer(host, disk, [(0, 0)]).wait(timeout=-1)
 
