@@ -14,8 +14,8 @@ def await_handle(handle):
         else:
             future.set_exception(error)
 
-    # The callback runs on the thread that ends the transfer (or here, if it has ended):
-    # call_soon_threadsafe hands the outcome to the loop's thread.
+    # The callback runs on kvbm's callback thread: call_soon_threadsafe hands the outcome to the
+    # loop's thread.
     handle.add_done_callback(lambda error: loop.call_soon_threadsafe(finish, error))
     return _until_done(handle, future)
 

@@ -9,6 +9,7 @@
 #include <chrono>
 
 #include "bindings.hpp"
+#include "callback_thread.hpp"
 #include "kvbm/transfer/strategy.hpp"
 #include "layout_form.hpp"
 
@@ -32,18 +33,21 @@ bool wait(PyHandle& self, std::optional<double> timeout) {
   return true;
 }
 
-// Calls `callback(error_or_None)` once the transfer ends, on the thread that ends it, holding
-// the GIL. For asyncio (kvbm._aio): the callback hands the outcome to the event loop.
+// Calls `callback(error_or_None)` once the transfer ends, on the module's callback thread
+// (callback_thread.hpp), holding the GIL: a slow callback delays other callbacks, never a
+// transfer. For asyncio (kvbm._aio): the callback hands the outcome to the event loop.
 void add_done_callback(PyHandle& self, nb::object callback) {
   auto held = std::make_shared<PythonRef>(std::move(callback));
   self.handle->on_complete([held](const Status& status) {
-    if (!Py_IsInitialized()) return;
-    nb::gil_scoped_acquire gil;
-    try {
-      held->get()(status.ok() ? nb::none() : python_error(status.error()));
-    } catch (nb::python_error& error) {
-      error.discard_as_unraisable("kvbm transfer done-callback");
-    }
+    run_on_callback_thread([held, status] {
+      if (!Py_IsInitialized()) return;
+      nb::gil_scoped_acquire gil;
+      try {
+        held->get()(status.ok() ? nb::none() : python_error(status.error()));
+      } catch (nb::python_error& error) {
+        error.discard_as_unraisable("kvbm transfer done-callback");
+      }
+    });
   });
 }
 
@@ -56,7 +60,8 @@ void bind_transfers(nb::module_& m) {
            "seconds, False if it is still running then.")
       .def("done", [](PyHandle& self) { return self.handle->poll().has_value(); }, "Whether the transfer has ended.")
       .def("add_done_callback", &add_done_callback, nb::arg("callback"),
-           "Calls callback(None or kvbm.Error) when the transfer ends, from the thread that ends it.")
+           "Calls callback(None or kvbm.Error) when the transfer ends, on kvbm's one callback thread (a slow "
+           "callback delays later callbacks, never transfers).")
       .def("__await__", [](nb::handle self) { return nb::module_::import_("kvbm._aio").attr("await_handle")(self); });
 
   nb::class_<TransferPath>(m, "TransferPath", "A prepared path between two layouts, for many transfers.")

@@ -117,6 +117,34 @@ def test_handles_wait_poll_and_await(context, disk_dir):
     assert done.wait(60) and seen == [None]
 
 
+def test_a_blocked_done_callback_holds_no_transfer_back():
+    # One memcpy thread: were callbacks run on the thread that ends a transfer, the first one,
+    # blocked below, would keep the second transfer from ending.
+    context = kvbm.TransferContext(memcpy_threads=1)
+    src = kvbm.Layout.allocate(CFG, "system")
+    dst = kvbm.Layout.allocate(CFG, "system")
+    running, release = threading.Event(), threading.Event()
+    callback_threads = []
+
+    def blocked(error):
+        callback_threads.append(threading.get_ident())
+        running.set()
+        release.wait()
+
+    first = context.transfer(src, dst, [(0, 0)])
+    first.add_done_callback(blocked)
+    try:
+        assert running.wait(60), "the done-callback never ran"
+        assert context.transfer(src, dst, [(1, 1)]).wait(timeout=60), "a transfer waited for a blocked callback"
+    finally:
+        release.set()
+    ran = threading.Event()
+    context.transfer(src, dst, [(2, 2)]).add_done_callback(lambda e: (callback_threads.append(threading.get_ident()),
+                                                                      ran.set()))
+    assert ran.wait(60)
+    assert callback_threads[0] == callback_threads[1] != threading.get_ident()  # one thread of kvbm's
+
+
 def test_transfers_from_many_python_threads_at_once(context, disk_dir):
     host = kvbm.Layout.allocate(CFG, "system")
     disk = kvbm.Layout.allocate(CFG, "disk", dir=disk_dir)
