@@ -6,6 +6,7 @@
 namespace kvbm {
 
 std::optional<zmq::multipart_t> MessageReceiver::next(std::chrono::milliseconds wait) {
+  calls_.fetch_add(1, std::memory_order_release);
   // A signal (SIGTERM to a worker) interrupts the poll or the receive with EINTR: that is no
   // message, and the caller gets to check whether it should stop.
   try {

@@ -3,7 +3,9 @@
 // while after each message. On a VM a sleeping thread takes tens of microseconds to wake, about
 // as long as the whole round trip of a small request, and a busy leader's next request (or a
 // worker's next acknowledgement) usually comes within that window.
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
@@ -18,11 +20,14 @@ class MessageReceiver {
   // The next message, or nullopt when none came within `wait` or a signal interrupted the wait
   // (the caller checks whether to stop). Other ZeroMQ errors throw zmq::error_t.
   std::optional<zmq::multipart_t> next(std::chrono::milliseconds wait);
+  // How many times next() has been called (a test orders a send after the receiver waits).
+  [[nodiscard]] std::uint64_t calls() const { return calls_.load(std::memory_order_acquire); }
 
  private:
   zmq::socket_t& socket_;
   std::chrono::microseconds spin_;
   std::chrono::steady_clock::time_point busy_until_{};
+  std::atomic<std::uint64_t> calls_{0};
 };
 
 }  // namespace kvbm

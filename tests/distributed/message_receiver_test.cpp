@@ -52,9 +52,10 @@ TEST(MessageReceiver, SleepingAndPollingBothDeliverInOrder) {
     MessageReceiver receiver(pipe.pull, spin);
     pipe.send("1", "first");
     expect_message(receiver.next(1s), "1", "first");
-    // Sent while the receiver polls (or sleeps, with spin 0), from another thread.
+    // Sent while the receiver polls (or sleeps, with spin 0), from another thread: once the
+    // receiver is inside its second next().
     std::thread sender([&] {
-      std::this_thread::sleep_for(5ms);
+      while (receiver.calls() < 2) std::this_thread::yield();
       pipe.send("2", "second");
       pipe.send("3", "third");
     });

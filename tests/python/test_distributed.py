@@ -49,6 +49,24 @@ def test_a_leader_moves_blocks_between_an_in_process_workers_pools(context, tmp_
     assert worker.wait(timeout=0) is True
 
 
+def test_a_timeout_names_the_silent_ranks_and_the_errors_of_the_others(context, tmp_path, socket_dir):
+    endpoint = f"ipc://{socket_dir}/leader"
+    leader = kvbm.Leader(endpoint, world_size=2)
+    workers = [
+        kvbm.Worker(endpoint, context=context, rank=rank, world_size=2, host=kvbm.Layout.allocate(CFG, "system"),
+                    disk=kvbm.Layout.allocate(CFG, "disk", dir=str(tmp_path / str(rank))))
+        for rank in range(2)
+    ]
+    leader.wait_for_workers(timeout=60)
+    workers[1].stop()  # registered, then silent
+    with pytest.raises(kvbm.Error) as failure:
+        leader.transfer("Host", "Disk", [(99, 0)], timeout=1)
+    assert failure.value.code == "timeout"
+    message = str(failure.value)
+    assert "rank 0: source block index 99" in message and "from rank(s) 1" in message
+    workers[0].stop()
+
+
 def test_a_worker_without_a_leader_stops_with_an_error(context, socket_dir):
     worker = kvbm.Worker(f"ipc://{socket_dir}/nobody", context=context, host=kvbm.Layout.allocate(CFG, "system"),
                          leader_wait=0.2)

@@ -25,23 +25,28 @@ TEST(TransferHandle, WaitForTimesOutThenCompletes) {
   EXPECT_EQ(handle.poll()->error().message(), "boom");
 }
 
-// A waiter woken because the end is near polls for it; if the end is later than its poll
+// Waits (yielding) until a waiter of `state` has gone to sleep `count` times in all.
+void await_sleeps(CompletionState& state, std::uint64_t count) {
+  while (state.sleeps() < count) std::this_thread::yield();
+}
+
+// A waiter woken because the end is near polls for it; if the end comes later than its poll
 // lasts, it sleeps again and still sees the outcome. Said after the end, it changes nothing.
 TEST(TransferHandle, EndIsNearWakesTheWaiterWhichStillSeesTheEnd) {
-  for (const auto end_after : {std::chrono::microseconds(300), std::chrono::microseconds(30000)}) {
+  for (const bool end_after_the_poll : {false, true}) {
     auto state = std::make_shared<CompletionState>();
     TransferHandle handle(state);
-    std::thread worker([state, end_after] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the waiter sleeps by now
+    std::thread worker([state, end_after_the_poll] {
+      await_sleeps(*state, 1);  // the waiter polled, then slept
       state->end_is_near();
       state->end_is_near();  // said twice: once counts
-      std::this_thread::sleep_for(end_after);
+      if (end_after_the_poll) await_sleeps(*state, 2);  // it woke, polled in vain and slept again
       state->complete(make_error(ErrorCode::Io, "last batch"));
       state->end_is_near();
     });
     const Status status = handle.wait();
     worker.join();
-    ASSERT_FALSE(status.ok()) << end_after.count();
+    ASSERT_FALSE(status.ok()) << end_after_the_poll;
     EXPECT_EQ(status.error().message(), "last batch");
   }
 }
@@ -99,7 +104,7 @@ TEST(TransferHandle, WaitReturnsOnlyAfterTheCallbacksHaveRun) {
     EXPECT_TRUE(callback_done.load());
     waited = true;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  await_sleeps(*state, 1);  // the waiter polled for the outcome, did not see it, and slept
   EXPECT_FALSE(waited.load());
   release = true;
   waiter.join();

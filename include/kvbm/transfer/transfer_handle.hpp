@@ -38,6 +38,9 @@ class CompletionState {
   [[nodiscard]] std::optional<Status> poll();
   // Runs `callback` on completion (at once, on this thread, if already complete).
   void on_complete(CompletionCallback callback);
+  // How many times a waiter has gone to sleep on the condition variable (after polling); for
+  // tests that order events after a waiter sleeps.
+  [[nodiscard]] std::uint64_t sleeps();
 
  private:
   [[nodiscard]] bool visible() const;  // caller holds mutex_
@@ -50,6 +53,7 @@ class CompletionState {
   bool settled_ = false;               // the callbacks have run: waiters may return
   bool end_is_near_ = false;           // see end_is_near()
   std::thread::id completing_thread_;  // runs the callbacks between status_ and settled_
+  std::uint64_t sleeps_ = 0;           // see sleeps()
   std::vector<CompletionCallback> callbacks_;
 };
 

@@ -50,9 +50,18 @@ Status CompletionState::wait() {
   // transfer takes: poll first (spin_budgets(TransferConfig::latency).handle_wait). A long transfer says
   // when its last part is under way: the waiter wakes then and polls for the end.
   if (poll_for(lock, poll_before_sleep_, version_, done)) return *status_;
+  ++sleeps_;
   done_.wait(lock, [&] { return visible() || end_is_near_; });
-  if (!poll_for(lock, kPollNearTheEnd, version_, done)) done_.wait(lock, done);
+  if (!poll_for(lock, kPollNearTheEnd, version_, done)) {
+    ++sleeps_;
+    done_.wait(lock, done);
+  }
   return *status_;
+}
+
+std::uint64_t CompletionState::sleeps() {
+  std::lock_guard lock(mutex_);
+  return sleeps_;
 }
 
 std::optional<Status> CompletionState::wait_for(std::chrono::nanoseconds timeout) {
