@@ -52,6 +52,8 @@ def test_a_leader_moves_blocks_between_an_in_process_workers_pools(context, tmp_
 def test_a_timeout_names_the_silent_ranks_and_the_errors_of_the_others(context, tmp_path, socket_dir):
     endpoint = f"ipc://{socket_dir}/leader"
     leader = kvbm.Leader(endpoint, world_size=2)
+    for rank in range(2):
+        (tmp_path / str(rank)).mkdir()
     workers = [
         kvbm.Worker(endpoint, context=context, rank=rank, world_size=2, host=kvbm.Layout.allocate(CFG, "system"),
                     disk=kvbm.Layout.allocate(CFG, "disk", dir=str(tmp_path / str(rank))))
