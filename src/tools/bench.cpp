@@ -49,7 +49,8 @@ struct Row {
   double gbps = 0;
   double ceiling_gbps = 0;
   double random_ceiling_gbps = 0;  // disk pairs: random O_DIRECT I/O of the same blocks at the best queue depth
-  std::size_t random_ceiling_depth = 0;  // that queue depth
+  std::size_t random_ceiling_depth = 0;  // that queue depth (disk -> disk: the reads')
+  std::size_t random_ceiling_write_depth = 0;  // disk -> disk: the writes' best queue depth
   double plain_batch_gbps = 0;  // copy-engine runs on pinned/device pairs: the baseline
   bool verified = false;
   std::string error;
@@ -103,6 +104,25 @@ LayoutPtr bench_layout(std::size_t blocks, std::size_t block_bytes, StorageKind 
   return Layout::allocate(config, kind, LayoutForm::FullyContiguous, LayerOrder::BlockContiguous, disk);
 }
 
+// One sample of the random-I/O ceiling of a pair with a disk side: the same blocks, one O_DIRECT
+// I/O each in random order, at the best queue depth (found at the first sample, then kept: the
+// best of a sweep is the largest of several noisy figures, which would bias the median up).
+// Disk -> disk reads them from the source and then writes them to the destination, as its
+// sequential ceiling does: the two times add up.
+double random_ceiling_sample(const Layout& src, const Layout& dst, std::span<const std::size_t> blocks,
+                             std::size_t backend_depth, Row& row) {
+  const auto seconds_per_byte = [&](const Layout& disk, bool write, std::size_t& depth) {
+    if (depth == 0) depth = best_random_io(disk, blocks, write, backend_depth).queue_depth;
+    return 1.0 / random_io_gbps(disk, blocks, write, depth);
+  };
+  double total = 0;
+  if (src.kind().is_disk()) total += seconds_per_byte(src, false, row.random_ceiling_depth);
+  if (dst.kind().is_disk()) {
+    total += seconds_per_byte(dst, true, src.kind().is_disk() ? row.random_ceiling_write_depth : row.random_ceiling_depth);
+  }
+  return 1.0 / total;
+}
+
 // One (pair, block size) case: `repeat` timed transfers, each of a fresh random mapping from
 // scattered source blocks to scattered destination blocks, each verified byte for byte.
 Row run_case(TransferContext& context, const std::string& src_name, const std::string& dst_name,
@@ -148,17 +168,10 @@ Row run_case(TransferContext& context, const std::string& src_name, const std::s
     // destination, which is poisoned again before kvbm's run.
     ceilings.push_back(ceiling_gbps(*src, *dst, row.bytes));
     row.ceiling_gbps = median(ceilings);
-    if (src->kind().is_disk() != dst->kind().is_disk()) {
-      // Scattered blocks: what the disk does for random I/O of this size at its best queue depth.
-      // The first run's sweep finds that depth, and every run then samples it beside kvbm's run:
-      // the sweep's best is the largest of several noisy figures, which would bias the median up.
-      const Layout& disk = src->kind().is_disk() ? *src : *dst;
-      const auto blocks_read = std::span(even).first(count);
-      const bool write = dst->kind().is_disk();
-      if (row.random_ceiling_depth == 0) {
-        row.random_ceiling_depth = best_random_io(disk, blocks_read, write, context.config().disk.queue_depth).queue_depth;
-      }
-      random_ceilings.push_back(random_io_gbps(disk, blocks_read, write, row.random_ceiling_depth));
+    if (src->kind().is_disk() || dst->kind().is_disk()) {
+      // Scattered blocks: what the disk does for random I/O of this size, sampled beside kvbm's run.
+      random_ceilings.push_back(
+          random_ceiling_sample(*src, *dst, std::span(even).first(count), context.config().disk.queue_depth, row));
       row.random_ceiling_gbps = median(random_ceilings);
     }
     store_blocks(*dst, poison);
@@ -207,6 +220,12 @@ Row run_case(TransferContext& context, const std::string& src_name, const std::s
   return row;
 }
 
+// The random-I/O ceiling's queue depth: "R/W" (reads', writes') for disk -> disk.
+std::string depth_text(const Row& row) {
+  if (row.random_ceiling_write_depth == 0) return std::to_string(row.random_ceiling_depth);
+  return fmt::format("{}/{}", row.random_ceiling_depth, row.random_ceiling_write_depth);
+}
+
 void print_table(const std::vector<Row>& rows, const TransferContext& context) {
   const auto& config = context.config();
   std::cout << fmt::format("kvbm bench: disk backend {}, batch {} blocks, GPU path {}, ceiling = one contiguous copy of "
@@ -229,7 +248,7 @@ void print_table(const std::vector<Row>& rows, const TransferContext& context) {
                              row.plain_batch_gbps > 0 ? fmt::format("  (plain batch {:.2f} GB/s, x{:.2f})",
                                                                     row.plain_batch_gbps, row.gbps / row.plain_batch_gbps)
                              : row.random_ceiling_gbps > 0 ? fmt::format("  (random I/O {:.2f} GB/s at qd {}, ratio {:.2f})",
-                                                                         row.random_ceiling_gbps, row.random_ceiling_depth,
+                                                                         row.random_ceiling_gbps, depth_text(row),
                                                                          row.gbps / row.random_ceiling_gbps)
                                                            : std::string());
   }
@@ -294,6 +313,7 @@ Command add_bench_command(CLI::App& app) {
         if (row.random_ceiling_gbps > 0) {
           entry["random_ceiling_gbps"] = row.random_ceiling_gbps;
           entry["random_ceiling_queue_depth"] = row.random_ceiling_depth;
+          if (row.random_ceiling_write_depth > 0) entry["random_ceiling_write_queue_depth"] = row.random_ceiling_write_depth;
           entry["random_ratio"] = row.gbps / row.random_ceiling_gbps;
         }
         if (!row.error.empty()) entry["error"] = row.error;

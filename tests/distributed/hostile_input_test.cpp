@@ -199,5 +199,20 @@ TEST(HostileCommandLine, BenchVerifiesDiskPairsAtBlockSizesBelowTheDiskAlignment
   }
 }
 
+// disk -> disk shows the random-I/O ceiling too, as the other disk pairs do: the same blocks
+// read from the source, then written to the destination, each at its best queue depth.
+TEST(HostileCommandLine, BenchGivesDiskToDiskARandomIoCeiling) {
+  TempDir dir;
+  const std::string log = dir.path() + "/log";
+  WorkerProcess bench = WorkerProcess::command(
+      kvbm_cli(KVBM_CLI_PATH),
+      {"bench", "--pairs", "disk:disk", "--sizes", "4K", "--bytes", "64K", "--repeat", "1", "--json", "--dir", dir.path()},
+      log);
+  ASSERT_EQ(bench.wait_exit(120s), 0) << read_text(log);
+  const std::string out = read_text(log);
+  EXPECT_NE(out.find("\"random_ceiling_gbps\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"random_ceiling_write_queue_depth\""), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace kvbm::testing
