@@ -79,7 +79,8 @@ class KvbmLeader:
         world_size: int,
         endpoint: str,
     ):
-        options.check_machine(block_bytes, world_size)
+        # The machine's memory and disk were checked by the workers before they allocated.
+        options.check_sizes(block_bytes)
         self.options = options
         self.block_size = block_size
         self.hashes_per_block = hashes_per_block

@@ -88,16 +88,24 @@ class ConnectorOptions:
             raise ValueError(f"kvbm connector: disk_dir={options.disk_dir!r} needs disk_bytes > 0")
         return options
 
-    def check_machine(self, block_bytes: int, world_size: int) -> None:
-        """Refuses what this machine cannot hold: more pinned memory than it has, a disk tier
-        smaller than one block or larger than its file system's free space, a directory that
-        cannot be written."""
+    def check_sizes(self, block_bytes: int) -> None:
+        """Refuses tiers smaller than one KV block."""
         if block_bytes <= 0:
             raise ValueError(f"kvbm connector: a KV block of {block_bytes} bytes")
         if self.host_bytes < block_bytes:
             raise ValueError(
                 f"kvbm connector: host_bytes={self.host_bytes} is smaller than one KV block ({block_bytes} bytes)"
             )
+        if self.disk_bytes and self.disk_bytes < block_bytes:
+            raise ValueError(
+                f"kvbm connector: disk_bytes={self.disk_bytes} is smaller than one KV block ({block_bytes} bytes)"
+            )
+
+    def check_machine(self, block_bytes: int, world_size: int) -> None:
+        """Refuses what this machine cannot hold, before a worker allocates its tiers: tiers
+        smaller than one block, more pinned memory than the machine has available, a disk tier
+        larger than its file system's free space, a directory that cannot be written."""
+        self.check_sizes(block_bytes)
         available = available_memory_bytes()
         if available is not None and self.host_bytes * world_size > available:
             raise ValueError(
@@ -106,10 +114,6 @@ class ConnectorOptions:
             )
         if self.disk_bytes == 0:
             return
-        if self.disk_bytes < block_bytes:
-            raise ValueError(
-                f"kvbm connector: disk_bytes={self.disk_bytes} is smaller than one KV block ({block_bytes} bytes)"
-            )
         assert self.disk_dir is not None
         try:
             os.makedirs(self.disk_dir, exist_ok=True)
