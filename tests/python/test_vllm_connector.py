@@ -30,10 +30,11 @@ def conversation_turns(conversations: int, first: int, per_turn: int, turns: int
 def engine_factory(tmp_path):
     engines = []
 
-    def make(extra=None, gpu_blocks=64, cross_layer=False, max_batched=256, ranks=1):
-        options = {"host_bytes": 1 << 20, "endpoint_dir": str(tmp_path)}
+    def make(extra=None, gpu_blocks=64, cross_layer=False, max_batched=256, ranks=1, kv_role="kv_both"):
+        options = {"host_bytes": 1 << 20, "endpoint_dir": str(tmp_path), "worker_timeout_s": 60}
         options.update(extra or {})
-        engine = Engine(make_config(str(tmp_path / "model"), options, max_batched), gpu_blocks, cross_layer, ranks)
+        config = make_config(str(tmp_path / "model"), options, max_batched, kv_role)
+        engine = Engine(config, gpu_blocks, cross_layer, ranks)
         engines.append(engine)
         return engine
 
@@ -107,6 +108,19 @@ def test_max_concurrent_loads_holds_the_other_requests_back(engine_factory):
         most_loading = max(most_loading, sum(s.loading for s in engine.leader._requests.values()))
     assert most_loading == 1
     assert engine.loaded_blocks_checked > 0
+
+
+def test_kv_roles_producer_only_saves_consumer_only_loads(engine_factory):
+    turns = list(conversation_turns(6, first=160, per_turn=32, turns=2, seed=5))
+    for role, loads, saves in [("kv_producer", False, True), ("kv_consumer", True, False)]:
+        engine = engine_factory(gpu_blocks=48, kv_role=role)
+        for prompts in turns:
+            for prompt in prompts:
+                engine.add(prompt)
+            engine.run()
+        totals = engine.leader.totals.data
+        assert (totals["device_to_host_blocks"] > 0) == saves, role
+        assert totals["lookup_blocks"] > 0 and (totals["host_hit_blocks"] > 0) == (loads and saves), role
 
 
 def test_a_failed_load_is_recomputed_and_never_served(engine_factory):

@@ -24,6 +24,7 @@ from vllm.v1.request import Request
 from vllm.v1.structured_output import StructuredOutputManager
 
 from kvbm.vllm import KvbmConnector
+from kvbm.vllm.connector import engine_endpoint
 from kvbm.vllm.options import ConnectorOptions
 from kvbm.vllm.worker import KvbmWorkerSide
 
@@ -41,7 +42,7 @@ _ids = count(1)
 init_none_hash(sha256)
 
 
-def make_config(model_dir: str, extra: dict, max_batched: int = 256) -> VllmConfig:
+def make_config(model_dir: str, extra: dict, max_batched: int = 256, kv_role: str = "kv_both") -> VllmConfig:
     os.makedirs(model_dir, exist_ok=True)
     with open(os.path.join(model_dir, "config.json"), "w") as f:
         json.dump(TINY_LLAMA, f)
@@ -54,7 +55,7 @@ def make_config(model_dir: str, extra: dict, max_batched: int = 256) -> VllmConf
         ),
         cache_config=CacheConfig(block_size=BLOCK, enable_prefix_caching=True),
         kv_transfer_config=KVTransferConfig(
-            kv_connector="KvbmConnector", kv_connector_module_path="kvbm.vllm", kv_role="kv_both",
+            kv_connector="KvbmConnector", kv_connector_module_path="kvbm.vllm", kv_role=kv_role,
             kv_connector_extra_config=extra,
         ),
         device_config=DeviceConfig("cpu"),
@@ -94,7 +95,7 @@ class Engine:
         else:  # what KvbmConnector(WORKER) makes in each rank's process
             transfer = vllm_config.kv_transfer_config
             options = ConnectorOptions.parse(transfer.kv_connector_extra_config)
-            endpoint = options.endpoint(transfer.engine_id)
+            endpoint = engine_endpoint(options, vllm_config)
             sides = [KvbmWorkerSide(options, self.kv_config, endpoint, r, ranks) for r in range(ranks)]
             self.workers = []
         spec = self.kv_config.kv_cache_groups[0].kv_cache_spec

@@ -44,6 +44,12 @@ def _rank(world_size: int) -> int:
     return 0
 
 
+def engine_endpoint(options: ConnectorOptions, vllm_config: Any) -> str:
+    """Where one engine's leader and workers meet: data-parallel ranks are engines of their own."""
+    engine_id = vllm_config.kv_transfer_config.engine_id
+    return options.endpoint(f"{engine_id[:16]}-dp{vllm_config.parallel_config.data_parallel_rank}")
+
+
 class KvbmConnector(KVConnectorBase_V1):
     def __init__(self, vllm_config: Any, role: KVConnectorRole, kv_cache_config: Any = None):
         super().__init__(vllm_config, role, kv_cache_config)
@@ -52,7 +58,7 @@ class KvbmConnector(KVConnectorBase_V1):
         transfer = vllm_config.kv_transfer_config
         self.options = ConnectorOptions.parse(transfer.kv_connector_extra_config)
         world_size = _world_size(vllm_config)
-        endpoint = self.options.endpoint(transfer.engine_id)
+        endpoint = engine_endpoint(self.options, vllm_config)
         block_bytes = block_bytes_from_config(kv_cache_config)
         self._leader: KvbmLeader | None = None
         self._worker: KvbmWorkerSide | None = None
@@ -65,7 +71,9 @@ class KvbmConnector(KVConnectorBase_V1):
                     f"{hash_block_size}"
                 )
             self._leader = KvbmLeader(
-                self.options, block_size, block_size // hash_block_size, block_bytes, world_size, endpoint
+                self.options, block_size, block_size // hash_block_size, block_bytes, world_size, endpoint,
+                # kv_producer only saves (fills the tiers for other engines); kv_consumer only loads.
+                loads=transfer.is_kv_consumer, saves=transfer.is_kv_producer,
             )
         else:
             self.options.check_machine(block_bytes, world_size)

@@ -78,6 +78,8 @@ class KvbmLeader:
         block_bytes: int,
         world_size: int,
         endpoint: str,
+        loads: bool = True,
+        saves: bool = True,
     ):
         # The machine's memory and disk were checked by the workers before they allocated.
         options.check_sizes(block_bytes)
@@ -85,6 +87,8 @@ class KvbmLeader:
         self.block_size = block_size
         self.hashes_per_block = hashes_per_block
         self.block_bytes = block_bytes
+        self.loads_enabled = loads
+        self.saves_enabled = saves
         self.host = TierIndex("host", options.host_blocks(block_bytes))
         self.disk = TierIndex("disk", options.disk_blocks(block_bytes)) if options.disk_bytes else None
         self.leader = kvbm.Leader(endpoint, world_size=world_size)
@@ -140,6 +144,8 @@ class KvbmLeader:
             return 0, False
         keys = self.keys(request)
         start = num_computed_tokens // self.block_size
+        if not self.loads_enabled:
+            keys = []
         matched = 0
         use_disk = self.disk is not None and self._disk_worth_reading()
         for key in keys[start:]:
@@ -275,6 +281,8 @@ class KvbmLeader:
     def _record_save(self, step: int, request_id: str, state: RequestState, computed: int, output: Any) -> None:
         """Notes the blocks this step fills, to save once its forward pass has ended, and pins
         them in vLLM's block pool until then."""
+        if not self.saves_enabled:
+            return
         end_tokens = computed + output.num_scheduled_tokens.get(request_id, 0)
         keys = self.keys(state.request)
         full = min(end_tokens // self.block_size, len(keys), len(state.gpu_blocks))

@@ -137,7 +137,7 @@ class ConnectorOptions:
     def endpoint(self, engine_id: str) -> str:
         """The leader's ipc endpoint for one engine (an ipc path must fit in 107 bytes)."""
         directory = self.endpoint_dir or tempfile.gettempdir()
-        path = os.path.join(directory, f"kvbm-{engine_id[:16]}")
+        path = os.path.join(directory, f"kvbm-{engine_id[:24]}")
         if len(path) + len(".replies") > 100:
             raise ValueError(f"kvbm connector: endpoint_dir={directory!r} is too long for a Unix socket path")
         return "ipc://" + path
