@@ -1,5 +1,7 @@
 #include "kvbm/distributed/protocol.hpp"
 
+#include <arpa/inet.h>
+
 #include <climits>
 
 #include "common/json_input.hpp"
@@ -35,6 +37,15 @@ std::string reply_endpoint(const std::string& message_endpoint) {
     if (colon < 6 || number <= 0 || number >= 65535 || std::to_string(number) != port) {
       throw make_error(ErrorCode::InvalidArgument, "endpoint '{}' needs a numeric port below 65535 (replies use port+1)",
                        printable(message_endpoint));
+    }
+    // A host of digits and dots is an IPv4 address, or no address at all (tcp://256.1.1.1:5000):
+    // ZeroMQ would accept it and try to connect for ever.
+    const std::string host = message_endpoint.substr(6, colon - 6);
+    in_addr address{};
+    if (!host.empty() && host.find_first_not_of("0123456789.") == std::string::npos &&
+        inet_pton(AF_INET, host.c_str(), &address) != 1) {
+      throw make_error(ErrorCode::InvalidArgument, "endpoint '{}': '{}' is not an IPv4 address",
+                       printable(message_endpoint), printable(host));
     }
     return message_endpoint.substr(0, colon + 1) + std::to_string(number + 1);
   }

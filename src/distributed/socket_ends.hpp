@@ -60,8 +60,19 @@ inline void bind_leader_end(zmq::socket_t& publisher, zmq::socket_t& puller, con
   with_endpoint(replies, "bind", [&] { puller.bind(replies); });
 }
 
+// A worker's SUB socket, subscribed to every message on `message_endpoint`. A frame past four
+// times `max_message_bytes` makes ZeroMQ drop the connection for good (ConnectionWatch).
+inline void connect_worker_subscriber(zmq::socket_t& subscriber, const std::string& message_endpoint,
+                                      std::size_t max_message_bytes) {
+  subscriber.set(zmq::sockopt::linger, 0);
+  subscriber.set(zmq::sockopt::subscribe, "");
+  subscriber.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(4 * max_message_bytes));
+  with_endpoint(message_endpoint, "connect to", [&] { subscriber.connect(message_endpoint); });
+}
+
 // A worker's end: SUB to every message on `message_endpoint`, PUSH to its reply endpoint. A
-// message frame past four times `max_message_bytes` is dropped by ZeroMQ (which then reconnects);
+// message frame past four times `max_message_bytes` is dropped by ZeroMQ with the connection
+// (the worker connects again: ConnectionWatch);
 // up to that, the worker itself answers an oversized message with an error. A reply that cannot
 // be queued within `reply_timeout` (no leader reading) fails instead of blocking for good.
 inline void connect_worker_end(zmq::socket_t& subscriber, zmq::socket_t& pusher, const std::string& message_endpoint,
@@ -69,12 +80,9 @@ inline void connect_worker_end(zmq::socket_t& subscriber, zmq::socket_t& pusher,
                                std::chrono::milliseconds reply_timeout = std::chrono::seconds(10),
                                const std::string& reply_endpoint = {}) {
   const std::string replies = reply_endpoint.empty() ? protocol::reply_endpoint(message_endpoint) : reply_endpoint;
-  subscriber.set(zmq::sockopt::linger, 0);
-  subscriber.set(zmq::sockopt::subscribe, "");
-  subscriber.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(4 * max_message_bytes));
+  connect_worker_subscriber(subscriber, message_endpoint, max_message_bytes);
   pusher.set(zmq::sockopt::linger, 0);
   pusher.set(zmq::sockopt::sndtimeo, static_cast<int>(reply_timeout.count()));
-  with_endpoint(message_endpoint, "connect to", [&] { subscriber.connect(message_endpoint); });
   with_endpoint(replies, "connect to", [&] { pusher.connect(replies); });
 }
 

@@ -16,6 +16,7 @@
 #include "common/logger.hpp"
 #include "common/make_error.hpp"
 #include "common/thread_pool.hpp"
+#include "distributed/connection_watch.hpp"
 #include "distributed/handler_data.hpp"
 #include "distributed/remote_service.hpp"
 #include "distributed/message_receiver.hpp"
@@ -72,6 +73,7 @@ struct Worker::Impl {
     }
     connect_worker_end(subscriber, pusher, options.leader_endpoint, options.max_message_bytes, std::chrono::seconds(10),
                        options.reply_endpoint);
+    watch = std::make_unique<ConnectionWatch>(context, subscriber);
     if (options.remote) remote = std::make_unique<RemoteService>(*options.remote, *handler, options.max_block_pairs);
   }
 
@@ -415,7 +417,7 @@ struct Worker::Impl {
       if (!options.dynamo) reply(0, protocol::kHello, {}, protocol::encode_hello({nonce, options.world_size, options.replicated}));
     };
     MessageReceiver receiver(subscriber, spin_budgets(options.latency).message);
-    const auto started = Clock::now();
+    auto started = Clock::now();
     auto next_report = started + std::min(kUnheardReportInterval, options.leader_wait);
     bool heard = false;
     Status status;
@@ -431,6 +433,20 @@ struct Worker::Impl {
       if (message) {
         heard = true;
         if (!dispatch(*message)) break;
+        continue;
+      }
+      if (watch->dropped()) {
+        // Cut off (a frame too large for the socket, a leader gone): connect anew and announce
+        // this process again until the leader answers, within leader_wait from now.
+        try {
+          reconnect_subscriber();
+        } catch (...) {
+          status = current_exception_as_error(fmt::format("rank {}: connecting to the leader again", options.rank));
+          break;
+        }
+        heard = false;
+        started = Clock::now();
+        announce();
         continue;
       }
       if (heard) continue;
@@ -454,6 +470,17 @@ struct Worker::Impl {
     return fatal_status.ok() ? rejection_status : fatal_status;
   }
 
+  void reconnect_subscriber() {
+    log().warn("rank {}: the connection to the leader at {} was dropped (a message over {} bytes, or the leader went "
+               "away); connecting again", options.rank, printable(options.leader_endpoint, 300),
+               4 * options.max_message_bytes);
+    watch.reset();
+    subscriber.close();
+    subscriber = zmq::socket_t(context, zmq::socket_type::sub);
+    connect_worker_subscriber(subscriber, options.leader_endpoint, options.max_message_bytes);
+    watch = std::make_unique<ConnectionWatch>(context, subscriber);
+  }
+
   WorkerOptions options;
   mutable std::mutex handler_mutex;
   std::shared_ptr<BlockTransferHandler> handler;  // replaced once in Dynamo mode (leader_metadata)
@@ -464,6 +491,7 @@ struct Worker::Impl {
   zmq::context_t context;
   zmq::socket_t subscriber;
   zmq::socket_t pusher;
+  std::unique_ptr<ConnectionWatch> watch;  // of `subscriber`
   std::mutex push_mutex;
   std::mutex admission_mutex;
   std::condition_variable drained;

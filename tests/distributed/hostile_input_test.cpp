@@ -111,6 +111,33 @@ TEST_F(HostileInput, EveryMalformedMessageIsAnsweredAndTheWorkerServesOn) {
   }
 }
 
+// A frame past four times the worker's message limit makes ZeroMQ drop the worker's connection
+// for good: the worker notices, connects again and announces itself, and serves on.
+TEST(HostileLeader, AHundredMebibyteFrameCutsTheWorkerOffOnlyUntilItReconnects) {
+  TempDir dir;
+  std::string endpoint;
+  auto leader = leader_on_free_port({.world_size = 1, .max_message_bytes = std::size_t{128} << 20}, endpoint);
+  WorkerProcess worker = WorkerProcess::command(
+      kvbm_cli(KVBM_CLI_PATH),
+      {"worker", "--leader", endpoint, "--rank", "0", "--world-size", "1", "--host-blocks", "16", "--disk-blocks", "16",
+       "--disk-dir", dir.path(), "--num-layers", "2", "--page-size", "4", "--inner-dim", "64"},
+      dir.path() + "/worker.log");
+  leader->wait_for_workers(30s);
+  const LeaderResult flood = leader->send(protocol::kPing, {std::string(std::size_t{100} << 20, 'x')}, 2s);
+  EXPECT_FALSE(flood.status.ok()) << "a 100 MiB frame was delivered past the worker's 64 MiB limit";
+  const auto cut_off = std::chrono::steady_clock::now();
+  Status ping = Error(ErrorCode::Timeout, "not tried");
+  for (int attempt = 0; attempt < 30 && !ping.ok(); ++attempt) ping = leader->send(protocol::kPing, {}, 1s).status;
+  ASSERT_TRUE(ping.ok()) << ping.to_string() << "\n" << read_text(dir.path() + "/worker.log");
+  std::cout << "answered again after "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - cut_off).count()
+            << " ms\n";
+  BlockTransferRequest request{P::Host, P::Disk, {{1, 2}, {3, 4}}, std::nullopt};
+  const LeaderResult transfer = leader->transfer(request, 20s);
+  EXPECT_TRUE(transfer.status.ok()) << transfer.status.to_string();
+  EXPECT_NE(read_text(dir.path() + "/worker.log").find("was dropped"), std::string::npos);
+}
+
 TEST_F(HostileInput, ARejectionWithAMalformedReasonStillEndsTheWorkerWithStatus1) {
   const LeaderResult hello = leader->send(protocol::kHello, {}, 10s);
   ASSERT_TRUE(hello.status.ok()) << hello.status.to_string();
@@ -175,6 +202,8 @@ TEST(HostileCommandLine, AWorkerWhoseLeaderNeverAnswersGivesUp) {
   expect_one_line_error({"worker", "--leader", "tcp://no-such-host.invalid:5555", "--rank", "0", "--world-size", "1",
                          "--leader-wait-ms", "300"},
                         {}, dir.path() + "/log", "no-such-host.invalid");
+  expect_one_line_error({"worker", "--leader", "tcp://256.1.1.1:5000", "--rank", "0", "--world-size", "1"}, {},
+                        dir.path() + "/log", "'256.1.1.1' is not an IPv4 address");
 }
 
 TEST(HostileCommandLine, ABadLogLevelIsRefusedByEveryCommand) {
