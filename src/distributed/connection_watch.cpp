@@ -1,7 +1,6 @@
 #include "distributed/connection_watch.hpp"
 
 #include <atomic>
-#include <cstdint>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -16,9 +15,9 @@ std::string next_monitor_address() {
 
 }  // namespace
 
-ConnectionWatch::ConnectionWatch(zmq::context_t& context, zmq::socket_t& socket)
+ConnectionWatch::ConnectionWatch(zmq::context_t& context, zmq::socket_t& socket, int events)
     : socket_(socket), address_(next_monitor_address()), events_(context, zmq::socket_type::pair) {
-  if (zmq_socket_monitor(socket_.handle(), address_.c_str(), ZMQ_EVENT_DISCONNECTED) != 0) throw zmq::error_t();
+  if (zmq_socket_monitor(socket_.handle(), address_.c_str(), events) != 0) throw zmq::error_t();
   events_.set(zmq::sockopt::linger, 0);
   events_.connect(address_);
 }
@@ -27,19 +26,45 @@ ConnectionWatch::~ConnectionWatch() {
   if (socket_.handle() != nullptr) zmq_socket_monitor(socket_.handle(), nullptr, 0);
 }
 
-bool ConnectionWatch::dropped() {
-  bool any = false;
+std::vector<SocketEvent> ConnectionWatch::take() {
+  std::vector<SocketEvent> out = std::move(kept_);
+  kept_.clear();
   // Each event is two frames: (16-bit event, 32-bit value), then the peer's address.
   for (zmq::message_t frame; events_.recv(frame, zmq::recv_flags::dontwait);) {
-    if (frame.size() >= sizeof(std::uint16_t)) {
-      std::uint16_t event = 0;
-      std::memcpy(&event, frame.data(), sizeof(event));
-      any |= (event & ZMQ_EVENT_DISCONNECTED) != 0;
+    SocketEvent event;
+    if (frame.size() >= sizeof(event.event) + sizeof(event.value)) {
+      std::memcpy(&event.event, frame.data(), sizeof(event.event));
+      std::memcpy(&event.value, static_cast<const char*>(frame.data()) + sizeof(event.event), sizeof(event.value));
     }
+    if (frame.more() && events_.recv(frame, zmq::recv_flags::dontwait)) event.address = frame.to_string();
     while (frame.more() && events_.recv(frame, zmq::recv_flags::dontwait)) {
     }
+    out.push_back(std::move(event));
+  }
+  return out;
+}
+
+bool ConnectionWatch::dropped() {
+  bool any = false;
+  for (SocketEvent& event : take()) {
+    if (event.event & ZMQ_EVENT_DISCONNECTED) any = true;
+    else kept_.push_back(std::move(event));
   }
   return any;
+}
+
+std::string describe_handshake_failure(const SocketEvent& event) {
+  switch (event.event) {
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+      return fmt::format("{} refused the key (ZAP status {})", event.address.empty() ? "the peer" : event.address,
+                         event.value);
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+      return fmt::format("the handshake with {} broke its protocol (error {:#x}): one side uses CURVE keys, the other "
+                         "does not, or the keys do not match", event.address, event.value);
+    default:
+      return fmt::format("the handshake with {} failed ({}): one side uses CURVE keys, the other does not, or the keys "
+                         "do not match", event.address, std::strerror(static_cast<int>(event.value)));
+  }
 }
 
 }  // namespace kvbm

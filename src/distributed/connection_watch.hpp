@@ -1,28 +1,47 @@
 #pragma once
-// Tells a worker that ZeroMQ dropped the connection of its SUB socket. A message frame past
+// What ZeroMQ does to a socket's connections, as a socket monitor reports it, read without
+// blocking. A worker uses it to learn that its SUB socket was cut off: a message frame past
 // ZMQ_MAXMSGSIZE is a protocol error to ZeroMQ, which then closes the connection and never
-// connects again: the worker would hear nothing more. The watch is a socket monitor; the worker
-// checks it while idle, makes a new socket and announces itself again.
+// connects again, so the worker makes a new socket and announces itself again. Both sides use it
+// to say once why a CURVE handshake failed.
+#include <cstdint>
 #include <string>
+#include <vector>
 #include <zmq.hpp>
 
 namespace kvbm {
 
+struct SocketEvent {
+  std::uint16_t event = 0;  // ZMQ_EVENT_*
+  std::uint32_t value = 0;  // its value (the errno or ZMTP error of a failed handshake)
+  std::string address;      // the peer's endpoint
+};
+
 class ConnectionWatch {
  public:
-  // Starts monitoring `socket` (which must outlive the watch, or be watched anew once replaced).
-  ConnectionWatch(zmq::context_t& context, zmq::socket_t& socket);
+  static constexpr int kHandshakeFailures =
+      ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+
+  // Starts monitoring `socket` for `events` (which must outlive the watch, or be watched anew
+  // once replaced).
+  ConnectionWatch(zmq::context_t& context, zmq::socket_t& socket, int events = ZMQ_EVENT_DISCONNECTED);
   ~ConnectionWatch();
   ConnectionWatch(const ConnectionWatch&) = delete;
   ConnectionWatch& operator=(const ConnectionWatch&) = delete;
 
-  // Whether a connection of the socket closed since the last call (never blocks).
+  // The events since the last call (never blocks).
+  [[nodiscard]] std::vector<SocketEvent> take();
+  // Whether a connection of the socket closed since the last call.
   [[nodiscard]] bool dropped();
 
  private:
   zmq::socket_t& socket_;
   std::string address_;
   zmq::socket_t events_;
+  std::vector<SocketEvent> kept_;  // taken by dropped() but not of its kind
 };
+
+// "why a handshake failed" for a handshake-failure event.
+[[nodiscard]] std::string describe_handshake_failure(const SocketEvent& event);
 
 }  // namespace kvbm

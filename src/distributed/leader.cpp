@@ -14,9 +14,11 @@
 #include "common/logger.hpp"
 #include "common/make_error.hpp"
 #include "common/poll.hpp"
+#include "distributed/connection_watch.hpp"
 #include "distributed/handler_data.hpp"
 #include "distributed/message_receiver.hpp"
 #include "distributed/socket_ends.hpp"
+#include "distributed/zap_handler.hpp"
 
 namespace kvbm {
 namespace {
@@ -63,7 +65,19 @@ struct Leader::Impl {
     if (options.publish_hwm <= 0) {
       throw make_error(ErrorCode::InvalidArgument, "leader publish_hwm must be > 0, got {}", options.publish_hwm);
     }
+    if (options.auth_key) {
+      if (options.auth_peers.empty()) {
+        throw make_error(ErrorCode::InvalidArgument, "a leader with a CURVE key needs the workers' public keys (auth_peers)");
+      }
+      zap = std::make_unique<ZapHandler>(context, options.auth_peers);  // before the server sockets bind
+      make_curve_server(publisher, *options.auth_key);
+      make_curve_server(puller, *options.auth_key);
+    } else if (!local_endpoint(options.message_endpoint)) {
+      log().warn("leader: {} is reachable from other hosts and has no CURVE keys: anyone who reaches it can drive the "
+                 "workers (--auth-key, --auth-peers)", printable(options.message_endpoint, 300));
+    }
     bind_leader_end(publisher, puller, options.message_endpoint, options.publish_hwm, options.max_message_bytes);
+    handshakes = std::make_unique<ConnectionWatch>(context, puller, ConnectionWatch::kHandshakeFailures);
     receiver = std::thread([this] { receive_loop(); });
   }
 
@@ -285,6 +299,18 @@ struct Leader::Impl {
     }
   }
 
+  // A worker whose handshake failed (no keys, or keys for another leader) never registers: said
+  // once per peer host.
+  void report_handshake_failures() {
+    for (const SocketEvent& event : handshakes->take()) {
+      if (event.event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) continue;  // the ZapHandler said why, with the key
+      const std::string host = event.address.substr(0, event.address.rfind(':'));
+      if (reported_handshakes.insert(host).second) {
+        log().warn("leader: a worker could not connect: {}", describe_handshake_failure(event));
+      }
+    }
+  }
+
   void receive_loop() {
     std::optional<ScopedThreadCpu> on_message_cpu;
     try {
@@ -314,6 +340,7 @@ struct Leader::Impl {
           repeat_rejections();
         }
         flush_internal();
+        report_handshake_failures();
       } catch (...) {
         log().warn("leader: {}", current_exception_as_error("leader: housekeeping").message());
       }
@@ -441,7 +468,10 @@ struct Leader::Impl {
   bool replicated;
   zmq::context_t context;
   zmq::socket_t publisher;
+  std::unique_ptr<ZapHandler> zap;  // with CURVE keys: which workers may connect
   zmq::socket_t puller;
+  std::unique_ptr<ConnectionWatch> handshakes;  // of `puller`, watched by the reply loop
+  std::set<std::string> reported_handshakes;
   std::mutex send_mutex;  // the publisher and next_id
   std::uint64_t next_id = 1;
   mutable std::mutex mutex;  // everything below but the atomics

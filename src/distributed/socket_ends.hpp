@@ -12,6 +12,7 @@
 #include "common/cpu_affinity.hpp"
 #include "common/make_error.hpp"
 #include "kvbm/common/error.hpp"
+#include "kvbm/distributed/curve_keys.hpp"
 #include "kvbm/distributed/protocol.hpp"
 
 namespace kvbm {
@@ -41,6 +42,29 @@ void with_endpoint(const std::string& endpoint, const char* verb, Fn&& fn) {
     throw make_error(malformed ? ErrorCode::InvalidArgument : ErrorCode::Io, "cannot {} '{}': {}", verb,
                      printable(endpoint, 300), error.what());
   }
+}
+
+// CURVE on a leader's socket: a server with the leader's key (clients are checked by the
+// context's ZapHandler). Set before bind.
+inline void make_curve_server(zmq::socket_t& socket, const CurveKeyPair& keys) {
+  socket.set(zmq::sockopt::curve_server, 1);
+  socket.set(zmq::sockopt::curve_secretkey, keys.secret_key);
+}
+
+// CURVE on a worker's socket: a client with its own keys, talking to the server of
+// `server_public_key` alone. Set before connect.
+inline void make_curve_client(zmq::socket_t& socket, const CurveKeyPair& keys, const std::string& server_public_key) {
+  socket.set(zmq::sockopt::curve_serverkey, server_public_key);
+  socket.set(zmq::sockopt::curve_publickey, keys.public_key);
+  socket.set(zmq::sockopt::curve_secretkey, keys.secret_key);
+}
+
+// Whether `endpoint` is reachable from this host alone (ipc, loopback tcp).
+inline bool local_endpoint(const std::string& endpoint) {
+  for (const char* prefix : {"ipc://", "inproc://", "tcp://127.", "tcp://localhost:", "tcp://[::1]:", "tcp://lo:"}) {
+    if (endpoint.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
 }
 
 // The leader's end: XPUB bound to `message_endpoint`, PULL bound to its reply endpoint. The

@@ -71,9 +71,16 @@ struct Worker::Impl {
     if (options.dynamo && !options.dynamo->make_handler) {
       throw make_error(ErrorCode::InvalidArgument, "Dynamo mode needs a way to make the pools (make_handler)");
     }
+    if (options.auth_key) {
+      if (options.leader_public_key.empty()) {
+        throw make_error(ErrorCode::InvalidArgument, "a worker with a CURVE key needs the leader's public key");
+      }
+      make_curve_client(subscriber, *options.auth_key, options.leader_public_key);
+      make_curve_client(pusher, *options.auth_key, options.leader_public_key);
+    }
     connect_worker_end(subscriber, pusher, options.leader_endpoint, options.max_message_bytes, std::chrono::seconds(10),
                        options.reply_endpoint);
-    watch = std::make_unique<ConnectionWatch>(context, subscriber);
+    watch = std::make_unique<ConnectionWatch>(context, subscriber, kWatchedEvents);
     if (options.remote) remote = std::make_unique<RemoteService>(*options.remote, *handler, options.max_block_pairs);
   }
 
@@ -435,9 +442,11 @@ struct Worker::Impl {
         if (!dispatch(*message)) break;
         continue;
       }
-      if (watch->dropped()) {
-        // Cut off (a frame too large for the socket, a leader gone): connect anew and announce
-        // this process again until the leader answers, within leader_wait from now.
+      report_handshake_failures();
+      if (std::exchange(watch_dropped, false) && heard) {
+        // Cut off after the leader was heard (a frame too large for the socket, a leader gone):
+        // connect anew and announce this process again until the leader answers, within
+        // leader_wait from now.
         try {
           reconnect_subscriber();
         } catch (...) {
@@ -477,8 +486,21 @@ struct Worker::Impl {
     watch.reset();
     subscriber.close();
     subscriber = zmq::socket_t(context, zmq::socket_type::sub);
+    if (options.auth_key) make_curve_client(subscriber, *options.auth_key, options.leader_public_key);
     connect_worker_subscriber(subscriber, options.leader_endpoint, options.max_message_bytes);
-    watch = std::make_unique<ConnectionWatch>(context, subscriber);
+    watch = std::make_unique<ConnectionWatch>(context, subscriber, kWatchedEvents);
+  }
+
+  // A leader without keys, or with other keys, never gets through: said once.
+  void report_handshake_failures() {
+    for (const SocketEvent& event : watch->take()) {
+      if ((event.event & ConnectionWatch::kHandshakeFailures) && !handshake_reported) {
+        handshake_reported = true;
+        log().warn("rank {}: cannot reach the leader: {}", options.rank, describe_handshake_failure(event));
+      } else if (event.event & ZMQ_EVENT_DISCONNECTED) {
+        watch_dropped = true;
+      }
+    }
   }
 
   WorkerOptions options;
@@ -492,6 +514,9 @@ struct Worker::Impl {
   zmq::socket_t subscriber;
   zmq::socket_t pusher;
   std::unique_ptr<ConnectionWatch> watch;  // of `subscriber`
+  static constexpr int kWatchedEvents = ZMQ_EVENT_DISCONNECTED | ConnectionWatch::kHandshakeFailures;
+  bool handshake_reported = false;
+  bool watch_dropped = false;  // a disconnection report_handshake_failures() took
   std::mutex push_mutex;
   std::mutex admission_mutex;
   std::condition_variable drained;

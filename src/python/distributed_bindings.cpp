@@ -12,6 +12,7 @@
 
 #include "bindings.hpp"
 #include "kvbm/distributed/block_transfer_handler.hpp"
+#include "kvbm/distributed/curve_keys.hpp"
 #include "kvbm/distributed/leader.hpp"
 #include "kvbm/distributed/nccl_communicator.hpp"
 #include "kvbm/distributed/worker.hpp"
@@ -83,9 +84,17 @@ void bind_distributed(nb::module_& m) {
           "__init__",
           [](PyWorker* self, const std::string& leader, PyContext& context, int rank, int world_size,
              const PyLayout* device, const PyLayout* host, const PyLayout* disk, double leader_wait, bool replicated,
-             double nccl_timeout, std::size_t broadcast_staging_bytes, std::size_t concurrent_transfers) {
+             double nccl_timeout, std::size_t broadcast_staging_bytes, std::size_t concurrent_transfers,
+             const std::optional<std::string>& auth_key, const std::optional<std::string>& leader_pub) {
             if (concurrent_transfers == 0) throw Error(ErrorCode::InvalidArgument, "concurrent_transfers must be >= 1");
+            if (auth_key.has_value() != leader_pub.has_value()) {
+              throw Error(ErrorCode::InvalidArgument, "auth_key and leader_pub go together (CURVE)");
+            }
             WorkerOptions options;
+            if (auth_key) {
+              options.auth_key = read_curve_secret_file(*auth_key);
+              options.leader_public_key = read_curve_public_file(*leader_pub);
+            }
             options.concurrent_transfers = concurrent_transfers;
             options.leader_endpoint = leader;
             options.rank = rank;
@@ -109,11 +118,12 @@ void bind_distributed(nb::module_& m) {
           nb::arg("device").none() = nb::none(), nb::arg("host").none() = nb::none(), nb::arg("disk").none() = nb::none(),
           nb::arg("leader_wait") = 300.0, nb::arg("replicated") = false, nb::arg("nccl_timeout") = 30.0,
           nb::arg("broadcast_staging_bytes") = NcclConfig{}.staging_bytes,
-          nb::arg("concurrent_transfers") = WorkerOptions{}.concurrent_transfers, nb::keep_alive<1, 3>(),
+          nb::arg("concurrent_transfers") = WorkerOptions{}.concurrent_transfers, nb::arg("auth_key").none() = nb::none(),
+          nb::arg("leader_pub").none() = nb::none(), nb::keep_alive<1, 3>(),
           "replicated=True: replicated mode (needs a device pool and NCCL); joining the communicator and each "
           "collective give up after nccl_timeout seconds, aborting it; the broadcast packs blocks into "
           "broadcast_staging_bytes of device memory. At most concurrent_transfers requests run at once; the "
-          "rest wait their turn.")
+          "rest wait their turn. auth_key (this worker's .key file) and leader_pub (the leader's .pub file): CURVE.")
       .def("stop", &PyWorker::stop, "Stops serving and waits for the worker's thread.")
       .def("wait", &PyWorker::wait, nb::arg("timeout") = nb::none(),
            "Waits until the worker stops serving: True (kvbm.Error if it stopped on an error, e.g. no leader "
@@ -122,15 +132,25 @@ void bind_distributed(nb::module_& m) {
   nb::class_<Leader>(m, "Leader", "Sends messages and block transfers to every worker rank and gathers their replies.")
       .def(
           "__init__",
-          [](Leader* self, const std::string& bind, int world_size, bool replicated) {
+          [](Leader* self, const std::string& bind, int world_size, bool replicated, const std::optional<std::string>& auth_key,
+             const std::optional<std::string>& auth_peers) {
+            if (auth_key.has_value() != auth_peers.has_value()) {
+              throw Error(ErrorCode::InvalidArgument, "auth_key and auth_peers go together (CURVE)");
+            }
             LeaderOptions options;
             options.message_endpoint = bind;
             options.world_size = world_size;
             options.replicated = replicated;
+            if (auth_key) {
+              options.auth_key = read_curve_secret_file(*auth_key);
+              options.auth_peers = read_curve_public_directory(*auth_peers);
+            }
             new (self) Leader(std::move(options));
           },
           nb::arg("bind"), nb::kw_only(), nb::arg("world_size") = 1, nb::arg("replicated") = false,
-          "replicated=True: only replicated workers register, and wait_for_workers() gives them an NCCL communicator.")
+          nb::arg("auth_key").none() = nb::none(), nb::arg("auth_peers").none() = nb::none(),
+          "replicated=True: only replicated workers register, and wait_for_workers() gives them an NCCL communicator. "
+          "auth_key (the leader's .key file) and auth_peers (a directory of the workers' .pub files): CURVE.")
       .def(
           "wait_for_workers",
           [](Leader& self, double timeout) {

@@ -21,5 +21,6 @@ Command add_worker_command(CLI::App& app);
 Command add_leader_command(CLI::App& app);
 Command add_replay_command(CLI::App& app);
 Command add_remote_target_command(CLI::App& app);
+Command add_keygen_command(CLI::App& app);
 
 }  // namespace kvbm::tools

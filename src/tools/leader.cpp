@@ -25,6 +25,8 @@ struct LeaderCliOptions {
   std::vector<std::string> requests;
   std::string file;
   bool shutdown = false;
+  std::string auth_key;    // CURVE: the leader's .key file
+  std::string auth_peers;  // CURVE: a directory of the workers' .pub files
   std::optional<int> message_cpu;  // unset: not pinned
   bool replicated = false;
 };
@@ -103,6 +105,11 @@ Command add_leader_command(CLI::App& app) {
                     "Replicated mode: only replicated workers register; they are given an NCCL communicator");
   command->add_option("--message-cpu", o->message_cpu,
                       "CPU for the reply loop and ZeroMQ I/O thread (default: not pinned)");
+  auto* key = command->add_option("--auth-key", o->auth_key, "CURVE: this leader's key pair (kvbm keygen NAME: NAME.key)")
+                  ->check(CLI::ExistingFile);
+  command->add_option("--auth-peers", o->auth_peers, "CURVE: a directory of the .pub files of the workers it accepts")
+      ->check(CLI::ExistingDirectory)->needs(key);
+  key->needs("--auth-peers");
   return {command, [o] {
     std::vector<std::string> lines = o->requests;
     if (!o->file.empty()) {
@@ -118,6 +125,10 @@ Command add_leader_command(CLI::App& app) {
     given.world_size = o->world_size;
     given.message_cpu = o->message_cpu;
     given.replicated = o->replicated;
+    if (!o->auth_key.empty()) {
+      given.auth_key = read_curve_secret_file(o->auth_key);
+      given.auth_peers = read_curve_public_directory(o->auth_peers);
+    }
     Leader leader(environment::leader_options(std::move(given)));
     leader.wait_for_workers(std::chrono::milliseconds(o->register_timeout_ms));
     bool all_ok = true;

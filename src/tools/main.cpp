@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
       kvbm::tools::add_leader_command(app),
       kvbm::tools::add_replay_command(app),
       kvbm::tools::add_remote_target_command(app),
+      kvbm::tools::add_keygen_command(app),
   };
   try {
     app.parse(argc, argv);

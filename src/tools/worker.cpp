@@ -34,6 +34,8 @@ struct WorkerCliOptions {
   std::string disk_dir = environment::disk_dir();
   std::string layout = "fc";
   std::string disk_layout;  // empty: as `layout`
+  std::string auth_key;    // CURVE: this worker's .key file
+  std::string leader_pub;  // CURVE: the leader's .pub file
   std::optional<int> message_cpu;  // unset: not pinned
   std::optional<std::size_t> leader_wait_ms;  // unset: KVBM_LEADER_WAIT_MS
   std::string remote;          // UCX transports of a remote agent; empty: none
@@ -133,6 +135,11 @@ Command add_worker_command(CLI::App& app) {
       ->check(CLI::IsMember({"fc", "ls-block", "ls-outer"}));
   command->add_option("--message-cpu", o->message_cpu,
                       "CPU for the receive loop and ZeroMQ I/O thread (default: not pinned)");
+  auto* key = command->add_option("--auth-key", o->auth_key, "CURVE: this worker's key pair (kvbm keygen NAME: NAME.key)")
+                  ->check(CLI::ExistingFile);
+  command->add_option("--leader-pub", o->leader_pub, "CURVE: the leader's public key (its .pub file)")
+      ->check(CLI::ExistingFile)->needs(key);
+  key->needs("--leader-pub");
   command->add_option("--leader-wait-ms", o->leader_wait_ms,
                       "Give up when the leader has not been heard from within this long (default: KVBM_LEADER_WAIT_MS)")
       ->check(CLI::PositiveNumber);
@@ -172,6 +179,11 @@ Command add_worker_command(CLI::App& app) {
     given.rank = o->rank;
     given.world_size = o->world_size;
     given.message_cpu = o->message_cpu;
+    if (!o->auth_key.empty()) {
+      if (dynamo) throw Error(ErrorCode::InvalidArgument, "--auth-key: Dynamo's protocol has no authentication");
+      given.auth_key = read_curve_secret_file(o->auth_key);
+      given.leader_public_key = read_curve_public_file(o->leader_pub);
+    }
     WorkerOptions options = environment::worker_options(std::move(given));
     options.reply_endpoint = !o->replies.empty() ? o->replies : dynamo && o->leader.empty() ? deployment.ack_endpoint() : "";
     if (dynamo) {

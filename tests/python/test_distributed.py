@@ -1,12 +1,13 @@
 """A leader and an in-process worker from Python, over a real ZeroMQ ipc endpoint."""
 import shutil
+import subprocess
 import tempfile
 
 import numpy as np
 import pytest
 
 import kvbm
-from conftest import GPU
+from conftest import CLI, GPU
 
 CFG = kvbm.LayoutConfig(num_blocks=8, num_layers=2, outer_dim=2, page_size=4, inner_dim=40, dtype_bytes=2)
 
@@ -67,6 +68,24 @@ def test_a_timeout_names_the_silent_ranks_and_the_errors_of_the_others(context, 
     message = str(failure.value)
     assert "rank 0: source block index 99" in message and "from rank(s) 1" in message
     workers[0].stop()
+
+
+def test_curve_keys_from_python(context, tmp_path, socket_dir):
+    if not CLI:
+        pytest.skip("KVBM_CLI (the kvbm command, for kvbm keygen) is not set")
+    for name in ("leader", "worker"):
+        subprocess.run([CLI, "keygen", str(tmp_path / name)], check=True, capture_output=True)
+    (tmp_path / "peers").mkdir()
+    shutil.copy(tmp_path / "worker.pub", tmp_path / "peers")
+    endpoint = f"ipc://{socket_dir}/leader"
+    leader = kvbm.Leader(endpoint, auth_key=str(tmp_path / "leader.key"), auth_peers=str(tmp_path / "peers"))
+    worker = kvbm.Worker(endpoint, context=context, host=kvbm.Layout.allocate(CFG, "system"),
+                         auth_key=str(tmp_path / "worker.key"), leader_pub=str(tmp_path / "leader.pub"))
+    leader.wait_for_workers(timeout=60)
+    assert leader.send("kvbm.ping") == [{"rank": 0, "data": None}]
+    worker.stop()
+    with pytest.raises(kvbm.Error, match="go together"):
+        kvbm.Leader(f"ipc://{socket_dir}/other", auth_key=str(tmp_path / "leader.key"))
 
 
 def test_a_worker_without_a_leader_stops_with_an_error(context, socket_dir):

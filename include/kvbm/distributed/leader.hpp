@@ -17,6 +17,7 @@
 
 #include "kvbm/common/error.hpp"
 #include "kvbm/common/latency.hpp"
+#include "kvbm/distributed/curve_keys.hpp"
 #include "kvbm/distributed/protocol.hpp"
 #include "kvbm/distributed/wire.hpp"
 
@@ -51,6 +52,11 @@ struct LeaderOptions {
   // Replicated mode: only workers in replicated mode register, and once all have,
   // wait_for_workers() has them make their NCCL communicator (init_replicated).
   bool replicated = false;
+  // CURVE (curve_keys.hpp): the leader's key pair, and the public keys of the only workers it
+  // lets connect; every message is then encrypted. Unset: plain ZeroMQ (a warning when the
+  // endpoint is not on loopback).
+  std::optional<CurveKeyPair> auth_key{};
+  std::vector<std::string> auth_peers{};
 };
 
 class Leader {

@@ -11,6 +11,7 @@
 
 #include "kvbm/common/latency.hpp"
 #include "kvbm/distributed/block_transfer_handler.hpp"
+#include "kvbm/distributed/curve_keys.hpp"
 #include "kvbm/remote/remote_agent.hpp"
 
 namespace kvbm {
@@ -58,6 +59,10 @@ struct WorkerOptions {
   // A remote agent exporting the host pool (distributed/remote_service.hpp: kvbm.remote_*).
   std::optional<RemoteAgentOptions> remote;
   std::chrono::milliseconds nccl_timeout = std::chrono::seconds(30);
+  // CURVE (curve_keys.hpp): this worker's key pair and the leader's public key; the worker then
+  // talks to that leader alone, encrypted. Unset: plain ZeroMQ.
+  std::optional<CurveKeyPair> auth_key{};
+  std::string leader_public_key{};
 };
 
 class Worker {

@@ -1,0 +1,21 @@
+// `kvbm keygen NAME`: a CURVE key pair for the leader/worker channel, NAME.key (the pair, mode
+// 0600) and NAME.pub (the public key, for the other side).
+#include <iostream>
+
+#include "commands.hpp"
+#include "kvbm/distributed/curve_keys.hpp"
+
+namespace kvbm::tools {
+
+Command add_keygen_command(CLI::App& app) {
+  auto* command = app.add_subcommand("keygen", "Write a CURVE key pair: NAME.key (secret, mode 0600) and NAME.pub");
+  auto name = std::make_shared<std::string>();
+  command->add_option("NAME", *name, "Path and name of the pair, without extension")->required();
+  return {command, [name] {
+    write_curve_keypair(*name, generate_curve_keypair());
+    std::cout << *name << ".key " << *name << ".pub\n";
+    return 0;
+  }};
+}
+
+}  // namespace kvbm::tools
