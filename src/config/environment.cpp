@@ -129,6 +129,8 @@ std::size_t read_max_message_bytes(Reader& in, std::size_t fallback) {
 WorkerOptions read_worker(Reader& in, WorkerOptions options) {
   options.concurrent_transfers = in.size("DYN_KVBM_MAX_CONCURRENT_TRANSFERS", options.concurrent_transfers, 1, 1024,
                                          "transfers a worker runs at once");
+  options.max_waiting_transfers = in.size("KVBM_MAX_WAITING_TRANSFERS", options.max_waiting_transfers, 1,
+                                          std::size_t{1} << 24, "transfers waiting for a slot that a worker keeps");
   options.latency = read_latency(in);
   options.max_message_bytes = read_max_message_bytes(in, options.max_message_bytes);
   options.max_block_pairs = in.size("KVBM_MAX_BLOCK_PAIRS", options.max_block_pairs, 1, std::size_t{1} << 28,

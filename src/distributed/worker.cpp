@@ -211,18 +211,37 @@ struct Worker::Impl {
 
   // Transfers start on the receiving thread and are acknowledged from the thread that finishes
   // them: no hand-off to a worker thread on the way in or out (each costs tens of microseconds
-  // of wake-up). At most options.concurrent_transfers run at once; the rest wait their turn.
+  // of wake-up). At most options.concurrent_transfers run at once; the rest wait their turn, up
+  // to options.max_waiting_transfers of them; one more is refused at once.
   void admit(std::uint64_t id, BlockTransferRequest request) {
+    bool refused = false;
     {
       std::lock_guard lock(admission_mutex);
-      if (in_flight >= std::max<std::size_t>(1, options.concurrent_transfers)) {
+      if (in_flight < std::max<std::size_t>(1, options.concurrent_transfers)) {
+        ++in_flight;
+        running.insert(id);
+      } else if (waiting.size() < options.max_waiting_transfers) {
         waiting.emplace_back(id, std::move(request));
         return;
+      } else {
+        refused = true;  // answered below, outside the lock: a reply may wait for the leader to read it
       }
-      ++in_flight;
-      running.insert(id);
+    }
+    if (refused) {
+      refuse(request, id);
+      return;
     }
     launch(id, request);
+  }
+
+  void refuse(const BlockTransferRequest& request, std::uint64_t id) {
+    const Error error = make_error(ErrorCode::Cancelled,
+                                   "rank {}: {} transfers wait for a slot already, the most it keeps "
+                                   "(KVBM_MAX_WAITING_TRANSFERS); this one was not started",
+                                   options.rank, options.max_waiting_transfers);
+    const auto serving = current_handler();
+    if (request.connector_req && serving->scheduler()) serving->scheduler()->mark_complete(*request.connector_req, error);
+    reply(id, protocol::kTransferHandler, error);
   }
 
   void launch(std::uint64_t id, const BlockTransferRequest& request) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <future>
 #include <sstream>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -136,6 +137,41 @@ TEST(HostileLeader, AHundredMebibyteFrameCutsTheWorkerOffOnlyUntilItReconnects) 
   const LeaderResult transfer = leader->transfer(request, 20s);
   EXPECT_TRUE(transfer.status.ok()) << transfer.status.to_string();
   EXPECT_NE(read_text(dir.path() + "/worker.log").find("was dropped"), std::string::npos);
+}
+
+// One transfer runs and two wait; a flood of twenty gets the rest refused, naming the bound, and
+// the worker serves on.
+TEST(HostileLeader, AFloodPastTheWaitingBoundIsRefusedAndTheWorkerServesOn) {
+  TempDir dir;
+  std::string endpoint;
+  auto leader = leader_on_free_port({.world_size = 1}, endpoint);
+  WorkerProcess worker = WorkerProcess::command(
+      kvbm_cli(KVBM_CLI_PATH),
+      {"worker", "--leader", endpoint, "--rank", "0", "--world-size", "1", "--host-blocks", "2048", "--disk-blocks",
+       "2048", "--disk-dir", dir.path(), "--num-layers", "2", "--page-size", "4", "--inner-dim", "1024"},
+      dir.path() + "/worker.log", {"KVBM_MAX_WAITING_TRANSFERS=2", "DYN_KVBM_MAX_CONCURRENT_TRANSFERS=1"});
+  leader->wait_for_workers(30s);
+  BlockTransferRequest whole{P::Host, P::Disk, {}, std::nullopt};  // 64 MiB to disk
+  for (std::size_t b = 0; b < 2048; ++b) whole.blocks.emplace_back(b, b);
+  std::vector<std::future<LeaderResult>> flood;
+  for (int i = 0; i < 20; ++i) flood.push_back(leader->send_async(protocol::kTransferHandler, {encode_request(whole)}, 60s));
+  int refused = 0;
+  int done = 0;
+  for (auto& result : flood) {
+    const LeaderResult r = result.get();
+    if (r.status.ok()) {
+      ++done;
+      continue;
+    }
+    ++refused;
+    EXPECT_EQ(r.status.error().code(), ErrorCode::Cancelled) << r.status.to_string();
+    EXPECT_NE(r.status.error().message().find("2 transfers wait for a slot already"), std::string::npos)
+        << r.status.to_string();
+  }
+  EXPECT_GE(refused, 1);
+  EXPECT_GE(done, 3);  // the one running and the two waiting
+  EXPECT_TRUE(leader->send(protocol::kPing, {}, 10s).status.ok());
+  EXPECT_TRUE(leader->transfer({P::Host, P::Disk, {{1, 2}}, std::nullopt}, 20s).status.ok());
 }
 
 TEST_F(HostileInput, ARejectionWithAMalformedReasonStillEndsTheWorkerWithStatus1) {
