@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
-  liburing-dev libzmq3-dev cppzmq-dev libxxhash-dev libcivetweb-dev libucx-dev ucx-utils
+  liburing-dev libzmq3-dev cppzmq-dev libsodium-dev libxxhash-dev libcivetweb-dev libucx-dev ucx-utils
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev
   e2fsprogs util-linux

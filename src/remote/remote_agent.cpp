@@ -11,6 +11,7 @@
 #include "common/logger.hpp"
 #include "common/make_error.hpp"
 #include "remote/agent_metadata.hpp"
+#include "remote/metadata_mac.hpp"
 #include "remote/remote_ops.hpp"
 #include "remote/staged_transfer.hpp"
 #include "remote/ucx_worker.hpp"
@@ -528,11 +529,13 @@ std::string RemoteAgent::metadata() const {
   AgentMetadata metadata{impl_->options.name, impl_->worker.address(), {}};
   std::lock_guard lock(impl_->mutex);
   for (const Export& entry : impl_->exports) metadata.layouts.push_back(entry.description);
-  return remote::encode(metadata);
+  const std::string encoded = remote::encode(metadata);
+  return impl_->options.metadata_key.empty() ? encoded : remote::sign_metadata(impl_->options.metadata_key, encoded);
 }
 
 std::string RemoteAgent::import_peer(std::string_view bytes) {
   auto peer = std::make_shared<Peer>();
+  if (!impl_->options.metadata_key.empty()) bytes = remote::verify_metadata(impl_->options.metadata_key, bytes);
   peer->metadata = remote::decode(bytes);
   const std::string name = peer->metadata.name;
   if (name == impl_->options.name) {

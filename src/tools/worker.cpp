@@ -12,6 +12,7 @@
 #include "common/make_error.hpp"
 #include "kvbm/config/environment.hpp"
 #include "kvbm/distributed/worker.hpp"
+#include "remote/metadata_mac.hpp"
 #include "platform/cuda_runtime.hpp"
 
 namespace kvbm::tools {
@@ -42,6 +43,7 @@ struct WorkerCliOptions {
   std::string remote_name;     // empty: worker-RANK-PID
   std::string remote_devices = "lo";
   std::size_t remote_timeout_ms = 30000;
+  std::string remote_key;  // a metadata key file (kvbm keygen --metadata-key): signed metadata only
   LayoutConfig config{.num_blocks = 0, .num_layers = 4, .outer_dim = 2, .page_size = 16, .inner_dim = 128,
                       .dtype_bytes = 2};
 };
@@ -115,6 +117,10 @@ Command add_worker_command(CLI::App& app) {
                       "Start a remote agent on these UCX transports (tcp, sm, ...) exporting the host pool");
   command->add_option("--remote-name", o->remote_name, "The remote agent's name (default: worker-RANK-PID)");
   command->add_option("--remote-devices", o->remote_devices, "Network devices UCX may use")->capture_default_str();
+  command->add_option("--remote-key", o->remote_key,
+                      "A metadata key shared with the peers (kvbm keygen --metadata-key): metadata is signed with it, "
+                      "and only metadata signed with it is imported")
+      ->check(CLI::ExistingFile);
   command->add_option("--remote-timeout-ms", o->remote_timeout_ms, "A remote transfer fails after this long")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
@@ -201,7 +207,8 @@ Command add_worker_command(CLI::App& app) {
           .name = !o->remote_name.empty() ? o->remote_name : fmt::format("worker-{}-{}", o->rank, ::getpid()),
           .transports = o->remote,
           .net_devices = o->remote_devices,
-          .transfer_timeout = std::chrono::milliseconds(o->remote_timeout_ms)};
+          .transfer_timeout = std::chrono::milliseconds(o->remote_timeout_ms),
+          .metadata_key = o->remote_key.empty() ? std::string() : remote::read_metadata_key(o->remote_key)};
     }
     if (o->nccl_timeout_ms) options.nccl_timeout = std::chrono::milliseconds(*o->nccl_timeout_ms);
     auto worker = std::make_unique<Worker>(std::move(options), handler);

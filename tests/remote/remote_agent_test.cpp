@@ -7,6 +7,7 @@
 #include <cctype>
 
 #include "kvbm/common/error.hpp"
+#include "remote/metadata_mac.hpp"
 #include "remote/staged_transfer.hpp"
 #include "support/roundtrip.hpp"
 
@@ -236,6 +237,47 @@ TEST(RemoteAgent, BadMetadataIsRefusedAndThePeerKnownBeforeStaysReachable) {
                 [&](std::span<const BlockPair> pairs) { return agents.local.write(mine, peer, id, pairs); }, mine,
                 theirs, 4, 9),
             "");
+}
+
+// Agents sharing a metadata key take each other's signed metadata and move bytes; metadata that
+// is unsigned, altered by one byte anywhere, or signed with another key is refused before it is
+// decoded (its length and fields are never read, nothing reaches UCX).
+TEST(RemoteAgent, MetadataIsAuthenticatedBeforeItIsRead) {
+  testing::TempDir dir;
+  remote::write_metadata_key(dir.path() + "/shared");
+  remote::write_metadata_key(dir.path() + "/other");
+  const std::string key = remote::read_metadata_key(dir.path() + "/shared");
+  RemoteAgent local({.name = unique("keyed-local"), .metadata_key = key});
+  RemoteAgent peer({.name = unique("keyed-peer"), .metadata_key = key});
+  RemoteAgent stranger({.name = unique("stranger"), .metadata_key = remote::read_metadata_key(dir.path() + "/other")});
+  RemoteAgent plain({.name = unique("plain")});
+  LayoutPtr mine = Layout::allocate(kOddChunks, StorageKind::system(), LayoutForm::FullyContiguous);
+  LayoutPtr theirs = Layout::allocate(kOddChunks, StorageKind::system(), LayoutForm::FullyContiguous);
+  const std::uint32_t id = peer.export_layout(theirs);
+  const std::string signed_metadata = peer.metadata();
+  const auto refused = [&](std::string_view bytes, const std::string& text) {
+    try {
+      (void)local.import_peer(bytes);
+      ADD_FAILURE() << "imported: " << text;
+    } catch (const Error& error) {
+      EXPECT_EQ(error.code(), ErrorCode::InvalidArgument) << error.what();
+      EXPECT_NE(error.message().find(text), std::string::npos) << error.what();
+    }
+  };
+  refused(plain.metadata(), "is not signed");
+  refused(stranger.metadata(), "failed authentication");
+  for (std::size_t at : {std::size_t{3}, std::size_t{20}, signed_metadata.size() / 2, signed_metadata.size() - 1}) {
+    std::string tampered = signed_metadata;
+    tampered[at] = static_cast<char>(tampered[at] ^ 0x01);
+    refused(tampered, at < 8 ? "is not signed" : "failed authentication");
+  }
+  refused(signed_metadata.substr(0, signed_metadata.size() - 1), "failed authentication");
+  const std::string name = local.import_peer(signed_metadata);
+  EXPECT_EQ(testing::check_roundtrip_with(
+                [&](std::span<const BlockPair> pairs) { return local.write(mine, name, id, pairs); }, mine, theirs, 4, 9),
+            "");
+  EXPECT_THROW((void)remote::read_metadata_key(dir.path() + "/missing"), Error);
+  EXPECT_THROW(remote::write_metadata_key(dir.path() + "/shared"), Error);  // never overwritten
 }
 
 TEST(RemoteAgent, PlansFollowTheSeedsRules) {

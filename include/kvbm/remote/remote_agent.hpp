@@ -51,6 +51,10 @@ struct RemoteAgentOptions {
   bool stage_remote_device = false;
   std::shared_ptr<TransferContext> cuda{};  // the context that runs the staging copies
   std::size_t staging_bytes = 64ull << 20;  // per staging buffer (two are used in turn)
+  // A secret shared by the agents that meet (32 bytes; remote::read_metadata_key reads a key
+  // file): metadata() is then signed with it, and import_peer() takes only metadata signed with
+  // it, checked before any of it is decoded or reaches UCX. Empty: unsigned metadata.
+  std::string metadata_key{};
 };
 
 // What a peer exported, as its metadata declares it (checked on import).
