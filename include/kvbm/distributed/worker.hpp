@@ -33,9 +33,6 @@ struct WorkerOptions {
   int rank = 0;
   int world_size = 1;
   std::size_t concurrent_transfers = 4;  // DYN_KVBM_MAX_CONCURRENT_TRANSFERS
-  // Transfers waiting for one of those slots, at most (KVBM_MAX_WAITING_TRANSFERS): one more is
-  // answered at once with an error naming the bound, so a flood costs no unbounded memory.
-  std::size_t max_waiting_transfers = 4096;
   // When set, run() pins its thread, and the worker its ZeroMQ I/O thread, to this CPU: each
   // message then reaches the receive loop without waking a thread on an idle CPU.
   std::optional<int> message_cpu;
@@ -66,6 +63,9 @@ struct WorkerOptions {
   // talks to that leader alone, encrypted. Unset: plain ZeroMQ.
   std::optional<CurveKeyPair> auth_key{};
   std::string leader_public_key{};
+  // Transfers waiting for one of the concurrent_transfers slots, at most (KVBM_MAX_WAITING_TRANSFERS): one more is
+  // answered at once with an error naming the bound, so a flood costs no unbounded memory.
+  std::size_t max_waiting_transfers = 4096;
 };
 
 class Worker {
