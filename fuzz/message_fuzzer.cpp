@@ -4,7 +4,9 @@
 // - a worker's reply payload as the leader reads it, and the handshake data inside it;
 // - the data frames of kvbm.fill / kvbm.hash, kvbm.cancel and kvbm.reject;
 // - a remote agent's metadata (what import_peer checks before UCX sees any of it), and the
-//   block pairs of a remote transfer checked and expanded against the layout it declares;
+//   block pairs of a remote transfer checked and expanded against the layout it declares; the
+//   same bytes as signed metadata, whose check comes first;
+// - Dynamo's bincode handshake frames (worker_metadata, leader_metadata);
 // - any text quoted in an error message.
 // Any crash, hang, sanitizer report or exception other than kvbm::Error is a bug.
 #include <cstddef>
@@ -19,7 +21,9 @@
 #include "kvbm/distributed/protocol.hpp"
 #include "kvbm/distributed/wire.hpp"
 #include "kvbm/layout/layout.hpp"
+#include "kvbm/distributed/dynamo_protocol.hpp"
 #include "remote/agent_metadata.hpp"
+#include "remote/metadata_mac.hpp"
 #include "remote/remote_ops.hpp"
 #include "transfer/engine/expand.hpp"
 
@@ -95,6 +99,27 @@ void agent_metadata(std::string_view bytes) {
   }
 }
 
+// Signed metadata: the tag is checked before anything decodes it; forged input never passes.
+void signed_metadata(std::string_view bytes) {
+  static const std::string key(kvbm::remote::kMacKeyBytes, 'k');
+  try {
+    agent_metadata(kvbm::remote::verify_metadata(key, bytes));
+    __builtin_trap();  // a fuzzer that forged an HMAC-SHA-256 tag: hardly, but say so
+  } catch (const kvbm::Error&) {
+  }
+  const std::string signed_bytes = kvbm::remote::sign_metadata(key, bytes);
+  if (kvbm::remote::verify_metadata(key, signed_bytes) != bytes) __builtin_trap();
+}
+
+// Dynamo's frames: what decodes (canonical varints, no bytes left over) encodes to the same bytes.
+template <typename Decode>
+void dynamo_frame(std::string_view bytes, Decode&& decode) {
+  try {
+    if (kvbm::dynamo::encode(decode(bytes)) != bytes) __builtin_trap();
+  } catch (const kvbm::Error&) {
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -107,6 +132,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   });
   handler_data([&] { (void)kvbm::handler_data::read_cancel(bytes); });
   agent_metadata(bytes);
+  signed_metadata(bytes);
+  dynamo_frame(bytes, [](std::string_view b) { return kvbm::dynamo::decode_worker_metadata(b); });
+  dynamo_frame(bytes, [](std::string_view b) { return kvbm::dynamo::decode_leader_metadata(b); });
   handler_data([&] { (void)kvbm::handler_data::encode_reject(kvbm::handler_data::read_reject(bytes)); });
   // Error text from outside input is valid UTF-8 and bounded, whatever the input.
   const std::string text = kvbm::printable(bytes, 100);
