@@ -84,14 +84,14 @@ def test_disk_tier_serves_what_host_memory_cannot_hold(engine_factory, tmp_path)
 def test_disk_hits_are_recomputed_while_the_disk_is_slower_than_prefill(engine_factory, tmp_path):
     engine = engine_factory({"disk_bytes": 1 << 20, "disk_dir": str(tmp_path / "disk")}, gpu_blocks=48)
     leader = engine.leader
-    assert leader._disk_worth_reading()  # nothing measured yet: the disk is read
-    leader._prefill_rate = 4e9
-    leader._disk_write_rate = 1e9  # a write-through measured, no read yet
-    assert not leader._disk_worth_reading()
-    leader._disk_read_rate = 5e9  # reads measured faster than prefill
-    assert leader._disk_worth_reading()
-    leader._disk_read_rate = 2e9
-    assert not leader._disk_worth_reading()
+    assert leader.rates.disk_worth_reading()  # nothing measured yet: the disk is read
+    leader.rates.prefill_rate = 4e9
+    leader.rates.disk_write_rate = 1e9  # a write-through measured, no read yet
+    assert not leader.rates.disk_worth_reading()
+    leader.rates.disk_read_rate = 5e9  # reads measured faster than prefill
+    assert leader.rates.disk_worth_reading()
+    leader.rates.disk_read_rate = 2e9
+    assert not leader.rates.disk_worth_reading()
 
 
 def test_max_concurrent_loads_holds_the_other_requests_back(engine_factory):
@@ -103,7 +103,7 @@ def test_max_concurrent_loads_holds_the_other_requests_back(engine_factory):
     for prompt in prompts[1]:
         engine.add(prompt)
     most_loading = 0
-    while engine.scheduler.has_requests() or engine.leader._in_flight:
+    while engine.scheduler.has_requests() or engine.leader.transfers.in_flight:
         engine.step()
         most_loading = max(most_loading, sum(s.loading for s in engine.leader._requests.values()))
     assert most_loading == 1

@@ -196,7 +196,7 @@ class Engine:
     def run(self, max_steps: int = 10000) -> None:
         """Steps until every request finished and the connector has nothing in flight."""
         for _ in range(max_steps):
-            if not self.scheduler.has_requests() and not self.leader._in_flight:
+            if not self.scheduler.has_requests() and not self.leader.transfers.in_flight:
                 return
             self.step()
         raise AssertionError(f"not idle after {max_steps} steps")

@@ -14,21 +14,16 @@ worker over kvbm's leader/worker channel (sharded mode: each rank moves its own 
   blocks go back at once);
 - a disk whose reads are slower than the engine's prefill is skipped: recomputing is faster.
 
-Transfers run on thread pools, one for operations that touch the disk and one for the rest, so
-slow disk I/O never holds back host loads and saves (the leader's calls release the GIL). Their
-outcomes come back through a queue that the scheduler's thread drains: the books, and vLLM's
-block pool, change on that thread alone.
+Transfers run on kvbm's threads (transfers.py); their ends are taken on the scheduler's thread,
+so the books, and vLLM's block pool, change on that thread alone.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
-import time
 from collections import Counter
 from collections.abc import Hashable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +31,10 @@ import kvbm
 
 from .metadata import KvbmMetadata
 from .options import ConnectorOptions
+from .rates import LoadOrRecompute
 from .stats import KvbmStats
 from .tier_index import TierIndex
+from .transfers import Operation, TransferRunner
 
 logger = logging.getLogger("kvbm.vllm")
 
@@ -51,22 +48,6 @@ class RequestState:
     save_cursor: int = 0  # blocks before it are saved or noted for saving
     loading: bool = False
     finished: bool = False
-
-
-@dataclass
-class Operation:
-    """A transfer the workers run: loads, saves or a write-through, and what to release after."""
-
-    kind: str  # "load", "save", "offload"
-    request_ids: list[str]
-    pairs: dict[str, list[tuple[int, int]]]  # direction ("Host->Device", ...) -> (src, dst) pairs
-    keys: list[Hashable]  # per pair of the one direction of saves and offloads; per gpu block of loads
-    held: dict[str, list[int]]  # tier name -> slots to release when it ends
-    gpu_blocks: list[int] = field(default_factory=list)
-    error: str | None = None
-    error_code: str | None = None
-    seconds: dict[str, float] = field(default_factory=dict)
-    disk_neighbours: int = 0  # disk operations in flight when it started, itself included
 
 
 class KvbmLeader:
@@ -98,22 +79,10 @@ class KvbmLeader:
             endpoint, world_size, self.host.capacity, self.disk.capacity if self.disk else 0, block_bytes,
         )
         self.leader.wait_for_workers(timeout=options.worker_timeout_s)
-        self._pools = {
-            "memory": ThreadPoolExecutor(max_workers=8, thread_name_prefix="kvbm-leader"),
-            "disk": ThreadPoolExecutor(max_workers=4, thread_name_prefix="kvbm-leader-disk"),
-        }
+        self.transfers = TransferRunner(self.leader, options.transfer_timeout_s, options.verify)
+        self.rates = LoadOrRecompute(block_bytes, block_size, always_load=options.disk_reads == "always")
         self._block_pool: Any = None  # vLLM's GPU block pool (bind_gpu_block_pool)
         self._pinned = 0  # references the connector holds on GPU blocks being saved
-        # Rates (bytes/s, moving averages) deciding whether a disk hit is worth loading; until a
-        # disk read is measured, the write-through's rate stands in for it.
-        self._disk_read_rate: float | None = None
-        self._disk_write_rate: float | None = None
-        self._prefill_rate: float | None = None  # the engine's prefill, in KV bytes per second
-        self._last_output_time: float | None = None
-        self._last_step_tokens = 0
-        self._outcomes: queue.SimpleQueue[Operation] = queue.SimpleQueue()
-        self._in_flight: set[Future] = set()
-        self._disk_ops: set[Future] = set()
         self._requests: dict[str, RequestState] = {}
         self._step = 0
         self._step_saves: dict[int, list[tuple[Hashable, int]]] = {}  # step -> (key, pinned GPU block)
@@ -125,8 +94,6 @@ class KvbmLeader:
         self.totals = KvbmStats()  # since the start
         self._stats_lock = threading.Lock()
         self._evictions_seen = 0
-        self._expected_hashes: dict[Hashable, list[int]] = {}  # verify mode: per key, each rank's XXH3
-        self.verified_blocks = 0
 
     # ---- keys -------------------------------------------------------------------------------
 
@@ -147,7 +114,7 @@ class KvbmLeader:
         if not self.loads_enabled:
             keys = []
         matched = 0
-        use_disk = self.disk is not None and self._disk_worth_reading()
+        use_disk = self.disk is not None and self.rates.disk_worth_reading()
         for key in keys[start:]:
             if key in self.host or (use_disk and key in self.disk):
                 matched += 1
@@ -198,13 +165,13 @@ class KvbmLeader:
         self._bump("disk_hit_blocks", len(pairs["Disk->Device"]))
         state.loading = True
         operation = Operation("load", [request.request_id], pairs, keys[start : start + count], held, gpu)
-        self._submit(operation)
+        self.transfers.submit(operation)
 
     def build_connector_meta(self, scheduler_output: Any) -> KvbmMetadata:
         self._drain()
         step = self._step
         self._step += 1
-        self._last_step_tokens = scheduler_output.total_num_scheduled_tokens
+        self.rates.step_scheduled(scheduler_output.total_num_scheduled_tokens)
         for request_id in scheduler_output.preempted_req_ids or ():
             state = self._requests.get(request_id)
             if state is not None:  # vLLM took its blocks back (those being saved stay pinned)
@@ -236,11 +203,7 @@ class KvbmLeader:
         if meta is not None:
             for step in sorted(s for s in self._step_saves if s <= meta.step):
                 self._start_saves(self._step_saves.pop(step))
-        now = time.perf_counter()
-        if self._last_output_time is not None and self._last_step_tokens >= 256:
-            rate = self._last_step_tokens * self.block_bytes / self.block_size / (now - self._last_output_time)
-            self._prefill_rate = rate if self._prefill_rate is None else 0.8 * self._prefill_rate + 0.2 * rate
-        self._last_output_time = now
+        self.rates.step_ended()
         self._drain()
 
     def bind_gpu_block_pool(self, block_pool: Any) -> None:
@@ -270,10 +233,12 @@ class KvbmLeader:
             stats, self._stats = self._stats, KvbmStats()
         return stats
 
+    @property
+    def verified_blocks(self) -> int:
+        return self.transfers.verified_blocks
+
     def shutdown(self) -> None:
-        wait(list(self._in_flight), timeout=self.options.transfer_timeout_s)
-        for pool in self._pools.values():
-            pool.shutdown(wait=False, cancel_futures=True)
+        self.transfers.shutdown()
         logger.info("kvbm: connector totals: %s", self.totals.reduce())
 
     # ---- saves ------------------------------------------------------------------------------
@@ -328,16 +293,8 @@ class KvbmLeader:
         wanted = wanted[: len(slots)]
         if wanted:
             pairs = [(gpu_block, slot) for (_, gpu_block), slot in zip(wanted, slots)]
-            self._submit(Operation("save", [], {"Device->Host": pairs}, [key for key, _ in wanted], {"host": slots}))
-
-    def _disk_worth_reading(self) -> bool:
-        """Whether loading from disk beats recomputing: the disk's measured read rate (its
-        write-through's rate until a read is measured) against the engine's measured prefill
-        rate, both in KV bytes per second. Read while either is unmeasured."""
-        disk_rate = self._disk_read_rate if self._disk_read_rate is not None else self._disk_write_rate
-        if self.options.disk_reads == "always" or disk_rate is None or self._prefill_rate is None:
-            return True
-        return disk_rate >= self._prefill_rate
+            self.transfers.submit(
+                Operation("save", [], {"Device->Host": pairs}, [key for key, _ in wanted], {"host": slots}))
 
     # ---- write-through to disk --------------------------------------------------------------
 
@@ -363,81 +320,15 @@ class KvbmLeader:
             [key for _, key in admitted],
             {"host": [slot for slot, _ in admitted], "disk": disk_slots},
         )
-        self._submit(operation)
+        self.transfers.submit(operation)
 
     # ---- running operations -----------------------------------------------------------------
 
-    def _submit(self, operation: Operation) -> Future:
-        touches_disk = any(("Disk" in direction) and pairs for direction, pairs in operation.pairs.items())
-        if touches_disk:
-            self._disk_ops = {f for f in self._disk_ops if not f.done()}
-            operation.disk_neighbours = min(len(self._disk_ops) + 1, 4)  # the disk pool runs 4 at once
-        future = self._pools["disk" if touches_disk else "memory"].submit(self._run, operation)
-        if touches_disk:
-            self._disk_ops.add(future)
-        self._in_flight.add(future)
-        future.add_done_callback(lambda f: self._outcomes.put(operation))
-        return future
-
-    def _run(self, operation: Operation) -> None:
-        """On a pool thread: every rank runs the transfers; verify mode checks the bytes."""
-        try:
-            for direction, pairs in operation.pairs.items():
-                if not pairs:
-                    continue
-                source, destination = direction.split("->")
-                started = time.perf_counter()
-                self.leader.transfer(source, destination, pairs, timeout=self.options.transfer_timeout_s)
-                operation.seconds[direction] = time.perf_counter() - started
-            if self.options.verify:
-                self._verify(operation)
-        except kvbm.Error as error:
-            operation.error, operation.error_code = str(error), error.code
-        except Exception as error:  # never let a transfer's failure escape into vLLM's threads
-            operation.error = f"{type(error).__name__}: {error}"
-
-    def _hashes(self, pool: str, blocks: list[int]) -> list[list[int]]:
-        """Each block's XXH3 on every rank: [block][rank]."""
-        replies = self.leader.send("kvbm.hash", {"pool": pool, "blocks": blocks},
-                                   timeout=self.options.transfer_timeout_s)
-        per_rank = [reply["data"]["hashes"] for reply in sorted(replies, key=lambda r: r["rank"])]
-        return [list(column) for column in zip(*per_rank)]
-
-    def _verify(self, operation: Operation) -> None:
-        if operation.kind == "save":
-            pairs = operation.pairs["Device->Host"]
-            device = self._hashes("Device", [gpu for gpu, _ in pairs])
-            host = self._hashes("Host", [slot for _, slot in pairs])
-            for key, on_device, on_host in zip(operation.keys, device, host):
-                if on_device != on_host:
-                    raise kvbm.Error(f"verify: block {key!r} differs between the GPU and host memory", "internal")
-                self._expected_hashes[key] = on_device
-        elif operation.kind == "load":
-            loaded = self._hashes("Device", operation.gpu_blocks)
-            for key, gpu_block, hashes in zip(operation.keys, operation.gpu_blocks, loaded):
-                expected = self._expected_hashes.get(key)
-                if expected is None or expected != hashes:
-                    raise kvbm.Error(f"verify: GPU block {gpu_block} loaded for {key!r} differs from what was saved",
-                                     "internal")
-            self.verified_blocks += len(operation.gpu_blocks)
-
-    def _disk_rate(self, operation: Operation, direction: str, average: float | None) -> float | None:
-        """The disk's rate, moving average, from one operation that ended: its own rate times the
-        disk operations that shared the disk with it."""
-        seconds = operation.seconds.get(direction)
-        if not seconds or operation.error:
-            return average
-        rate = len(operation.pairs[direction]) * self.block_bytes / seconds * max(1, operation.disk_neighbours)
-        return rate if average is None else 0.7 * average + 0.3 * rate
-
     def _drain(self) -> None:
         """Applies the outcomes of ended operations (on the scheduler's thread)."""
-        while True:
-            try:
-                operation = self._outcomes.get_nowait()
-            except queue.Empty:
-                return
-            self._in_flight = {f for f in self._in_flight if not f.done()}
+        for operation in self.transfers.take_ended():
+            if operation.touches_disk():
+                self.rates.disk_operation_ended(operation)
             getattr(self, f"_{operation.kind}_ended")(operation)
 
     def _bump(self, counter: str, amount: int) -> None:
@@ -467,7 +358,6 @@ class KvbmLeader:
             self._failed_load_blocks.update(operation.gpu_blocks)
             self._bump("failed_loads", 1)
         self._finished_loads.add(request_id)
-        self._disk_read_rate = self._disk_rate(operation, "Disk->Device", self._disk_read_rate)
         state = self._requests.get(request_id)
         if state is not None:
             state.loading = False
@@ -492,7 +382,6 @@ class KvbmLeader:
 
     def _offload_ended(self, operation: Operation) -> None:
         self._count(operation)
-        self._disk_write_rate = self._disk_rate(operation, "Host->Disk", self._disk_write_rate)
         assert self.disk is not None
         if operation.error is None:
             for (_, disk_slot), key in zip(operation.pairs["Host->Disk"], operation.keys):
