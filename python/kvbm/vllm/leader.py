@@ -249,19 +249,21 @@ class KvbmLeader:
         if not self.saves_enabled:
             return
         end_tokens = computed + output.num_scheduled_tokens.get(request_id, 0)
-        keys = self.keys(state.request)
-        full = min(end_tokens // self.block_size, len(keys), len(state.gpu_blocks))
+        hashes = state.request.block_hashes
+        full = min(end_tokens // self.block_size, len(hashes) // self.hashes_per_block, len(state.gpu_blocks))
         # From the request's first block: blocks that came from vLLM's prefix cache or from the
-        # disk are saved too where the host lacks them.
+        # disk are saved too where the host lacks them. (Most steps fill no block: they return
+        # here, before any key is looked at.)
         first = state.save_cursor
         if full <= first:
             return
         state.save_cursor = full
-        entries = [
-            (keys[i], state.gpu_blocks[i])
-            for i in range(first, full)
-            if keys[i] not in self.host and keys[i] not in self._saving
-        ]
+        step_hashes = self.hashes_per_block
+        entries = []
+        for i in range(first, full):
+            key = hashes[(i + 1) * step_hashes - 1]
+            if key not in self.host and key not in self._saving:
+                entries.append((key, state.gpu_blocks[i]))
         if not entries:
             return
         self._pin([gpu for _, gpu in entries])
