@@ -156,8 +156,10 @@ class KvbmLeader:
                 pairs["Host->Device"].append((slot, gpu_block))
                 continue
             slot = self.disk.slot(key) if self.disk is not None else None
-            if slot is None:  # cannot happen: the lookup and this call run back to back
-                raise RuntimeError(f"kvbm connector: block {key!r} vanished between lookup and allocation")
+            if slot is None:  # the lookup and this call run back to back: a defect, which is recomputed
+                logger.error("kvbm: block %r left the tiers between lookup and allocation; vLLM recomputes it", key)
+                self._failed_load_blocks.add(gpu_block)
+                continue
             self.disk.hold(slot)
             held["disk"].append(slot)
             pairs["Disk->Device"].append((slot, gpu_block))
