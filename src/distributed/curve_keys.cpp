@@ -1,8 +1,5 @@
 #include "kvbm/distributed/curve_keys.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <zmq.h>
 
 #include <algorithm>
@@ -13,6 +10,7 @@
 #include <sstream>
 
 #include "common/make_error.hpp"
+#include "common/secret_file.hpp"
 
 namespace kvbm {
 namespace {
@@ -53,17 +51,6 @@ std::string read_text(const std::string& path) {
   return text.str();
 }
 
-void write_file(const std::string& path, const std::string& text, mode_t mode) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) throw make_error(ErrorCode::Io, "cannot create {}: {}", printable(path), std::strerror(errno));
-  const ssize_t written = ::write(fd, text.data(), text.size());
-  const int saved = errno;
-  ::close(fd);
-  if (written != static_cast<ssize_t>(text.size())) {
-    throw make_error(ErrorCode::Io, "cannot write {}: {}", printable(path), std::strerror(saved));
-  }
-}
-
 }  // namespace
 
 CurveKeyPair generate_curve_keypair() {
@@ -77,20 +64,13 @@ CurveKeyPair generate_curve_keypair() {
 
 void write_curve_keypair(const std::string& name, const CurveKeyPair& keys) {
   const std::string header = "# kvbm CURVE key (ZeroMQ Z85)\n";
-  write_file(name + ".key", header + "public = " + keys.public_key + "\nsecret = " + keys.secret_key + "\n", 0600);
-  write_file(name + ".pub", header + "public = " + keys.public_key + "\n", 0644);
+  create_file_exclusively(name + ".key", header + "public = " + keys.public_key + "\nsecret = " + keys.secret_key + "\n",
+                          0600);
+  create_file_exclusively(name + ".pub", header + "public = " + keys.public_key + "\n", 0644);
 }
 
 CurveKeyPair read_curve_secret_file(const std::string& path) {
-  struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) {
-    throw make_error(ErrorCode::Io, "cannot read key file {}: {}", printable(path), std::strerror(errno));
-  }
-  if ((info.st_mode & 077) != 0) {
-    throw make_error(ErrorCode::InvalidArgument, "key file {} may be read by others (mode {:o}); chmod 600 it",
-                     printable(path), info.st_mode & 0777);
-  }
-  const std::string text = read_text(path);
+  const std::string text = read_owner_only_file(path, "key file");
   return {key_field(text, "public", path), key_field(text, "secret", path)};
 }
 

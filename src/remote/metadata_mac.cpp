@@ -1,16 +1,13 @@
 #include "remote/metadata_mac.hpp"
 
-#include <fcntl.h>
 #include <sodium.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 
 #include "common/make_error.hpp"
+#include "common/secret_file.hpp"
 
 namespace kvbm::remote {
 namespace {
@@ -64,24 +61,11 @@ void write_metadata_key(const std::string& path) {
   randombytes_buf(key, sizeof(key));
   char hex[2 * kMacKeyBytes + 1];
   sodium_bin2hex(hex, sizeof(hex), key, sizeof(key));
-  const std::string text = std::string(hex) + "\n";
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) throw make_error(ErrorCode::Io, "cannot create {}: {}", printable(path), std::strerror(errno));
-  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ::close(fd);
-  if (!written) throw make_error(ErrorCode::Io, "cannot write {}", printable(path));
+  create_file_exclusively(path, std::string(hex) + "\n", 0600);
 }
 
 std::string read_metadata_key(const std::string& path) {
-  struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) {
-    throw make_error(ErrorCode::Io, "cannot read metadata key {}: {}", printable(path), std::strerror(errno));
-  }
-  if ((info.st_mode & 077) != 0) {
-    throw make_error(ErrorCode::InvalidArgument, "metadata key {} may be read by others (mode {:o}); chmod 600 it",
-                     printable(path), info.st_mode & 0777);
-  }
-  std::ifstream in(path);
+  std::istringstream in(read_owner_only_file(path, "metadata key"));
   std::string hex;
   in >> hex;
   std::string key(kMacKeyBytes, '\0');
