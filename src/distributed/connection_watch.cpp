@@ -27,8 +27,7 @@ ConnectionWatch::~ConnectionWatch() {
 }
 
 std::vector<SocketEvent> ConnectionWatch::take() {
-  std::vector<SocketEvent> out = std::move(kept_);
-  kept_.clear();
+  std::vector<SocketEvent> out;
   // Each event is two frames: (16-bit event, 32-bit value), then the peer's address.
   for (zmq::message_t frame; events_.recv(frame, zmq::recv_flags::dontwait);) {
     SocketEvent event;
@@ -42,15 +41,6 @@ std::vector<SocketEvent> ConnectionWatch::take() {
     out.push_back(std::move(event));
   }
   return out;
-}
-
-bool ConnectionWatch::dropped() {
-  bool any = false;
-  for (SocketEvent& event : take()) {
-    if (event.event & ZMQ_EVENT_DISCONNECTED) any = true;
-    else kept_.push_back(std::move(event));
-  }
-  return any;
 }
 
 std::string describe_handshake_failure(const SocketEvent& event) {

@@ -31,14 +31,11 @@ class ConnectionWatch {
 
   // The events since the last call (never blocks).
   [[nodiscard]] std::vector<SocketEvent> take();
-  // Whether a connection of the socket closed since the last call.
-  [[nodiscard]] bool dropped();
 
  private:
   zmq::socket_t& socket_;
   std::string address_;
   zmq::socket_t events_;
-  std::vector<SocketEvent> kept_;  // taken by dropped() but not of its kind
 };
 
 // "why a handshake failed" for a handshake-failure event.
