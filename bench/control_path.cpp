@@ -8,6 +8,9 @@
 // The rows of one worker count, the raw echo included, are measured in ten interleaved rounds.
 // With `pinned` as the fourth argument, each endpoint's message threads share a CPU of their own
 // (see WorkerOptions::message_cpu), and the sending thread has another.
+// With `curve` as the fifth argument, a second leader and set of workers run beside the plain
+// ones with CURVE on (keys made for the run), and their rows, marked "CURVE", are measured in
+// the same interleaved rounds: the cost of authentication and encryption on the control path.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -24,6 +27,7 @@
 
 #include "common/cpu_affinity.hpp"
 #include "common/make_error.hpp"
+#include "kvbm/distributed/curve_keys.hpp"
 #include "distributed/message_receiver.hpp"
 #include "distributed/socket_ends.hpp"
 #include "kvbm/config/environment.hpp"
@@ -131,6 +135,36 @@ class RawEcho {
   std::vector<std::thread> echoes_;
 };
 
+// CURVE keys of one run: the leader's pair and one pair per rank; for `kvbm worker` processes
+// also written as files (kvbm keygen's format) under a directory of this run.
+struct RunKeys {
+  CurveKeyPair leader;
+  std::vector<CurveKeyPair> workers;
+  std::string directory;  // holds leader.pub and worker<r>.key; empty: not written
+
+  RunKeys(int count, bool write_files) : leader(generate_curve_keypair()) {
+    for (int rank = 0; rank < count; ++rank) workers.push_back(generate_curve_keypair());
+    if (!write_files) return;
+    directory = fmt::format("/tmp/kvbm-control-keys-{}-{}", ::getpid(), count);
+    std::filesystem::remove_all(directory);
+    std::filesystem::create_directories(directory);
+    write_curve_keypair(directory + "/leader", leader);
+    for (int rank = 0; rank < count; ++rank) write_curve_keypair(fmt::format("{}/worker{}", directory, rank), workers[rank]);
+  }
+  ~RunKeys() {
+    if (!directory.empty()) std::filesystem::remove_all(directory);
+  }
+  RunKeys(const RunKeys&) = delete;
+  RunKeys& operator=(const RunKeys&) = delete;
+
+  [[nodiscard]] LeaderOptions leader_options(const std::string& endpoint, std::optional<int> cpu) const {
+    LeaderOptions options{.message_endpoint = endpoint, .world_size = static_cast<int>(workers.size()), .message_cpu = cpu};
+    options.auth_key = leader;
+    for (const auto& pair : workers) options.auth_peers.push_back(pair.public_key);
+    return options;
+  }
+};
+
 // The workers of one run: threads of this process, each with its own sockets and transfer
 // context (their handlers can also be called directly), or `kvbm worker` processes.
 struct Workers {
@@ -149,7 +183,7 @@ struct Workers {
 // layer-separate, the Disk pool fully contiguous.
 // cpus[1 + rank] is each rank's message CPU.
 void start_threads(Workers& workers, const std::string& endpoint, int count, const LayoutConfig& config, bool gpu,
-                   const std::vector<std::optional<int>>& cpus) {
+                   const std::vector<std::optional<int>>& cpus, const RunKeys* keys) {
   for (int rank = 0; rank < count; ++rank) {
     auto context = std::make_shared<TransferContext>(environment::transfer_config());
     DiskFileOptions disk;
@@ -160,15 +194,19 @@ void start_threads(Workers& workers, const std::string& endpoint, int count, con
                                       disk)};
     auto handler = std::make_shared<BlockTransferHandler>(pools, context, std::make_shared<ConnectorScheduler>());
     workers.handlers.push_back(handler);
-    workers.in_process.push_back(
-        std::make_unique<Worker>(WorkerOptions{endpoint, rank, count, 4, cpus[1 + rank]}, handler));
+    WorkerOptions options{endpoint, rank, count, 4, cpus[1 + rank]};
+    if (keys != nullptr) {
+      options.auth_key = keys->workers[rank];
+      options.leader_public_key = keys->leader.public_key;
+    }
+    workers.in_process.push_back(std::make_unique<Worker>(std::move(options), handler));
     workers.threads.emplace_back([worker = workers.in_process.back().get()] { (void)worker->run(); });
   }
 }
 
 // The same pools in `kvbm worker` processes (one CUDA context each, as deployed).
 void start_processes(Workers& workers, const std::string& endpoint, int count, const LayoutConfig& config, bool gpu,
-                     const std::vector<std::optional<int>>& cpus) {
+                     const std::vector<std::optional<int>>& cpus, const RunKeys* keys) {
   for (int rank = 0; rank < count; ++rank) {
     std::vector<std::string> args = {"--leader", endpoint, "--rank", std::to_string(rank), "--world-size",
                                      std::to_string(count), "--host-blocks", std::to_string(config.num_blocks),
@@ -181,6 +219,10 @@ void start_processes(Workers& workers, const std::string& endpoint, int count, c
                                      "--dtype-bytes", std::to_string(config.dtype_bytes)};
     if (gpu) args.insert(args.end(), {"--device-blocks", std::to_string(config.num_blocks)});
     if (cpus[1 + rank]) args.insert(args.end(), {"--message-cpu", std::to_string(*cpus[1 + rank])});
+    if (keys != nullptr) {
+      args.insert(args.end(), {"--auth-key", fmt::format("{}/worker{}.key", keys->directory, rank), "--leader-pub",
+                               keys->directory + "/leader.pub"});
+    }
     workers.processes.push_back(std::make_unique<testing::WorkerProcess>(testing::kvbm_cli(KVBM_CLI_PATH), args));
     if (!workers.processes.back()->started()) throw make_error(ErrorCode::Io, "cannot start worker process {}", rank);
   }
@@ -191,10 +233,11 @@ int run(int argc, char** argv) {
   const std::string transport = argc > 2 ? argv[2] : "tcp";
   const std::string mode = argc > 3 ? argv[3] : "threads";
   const std::string placement = argc > 4 ? argv[4] : "free";
+  const std::string security = argc > 5 ? argv[5] : "plain";
   if ((transport != "tcp" && transport != "ipc") || (mode != "threads" && mode != "processes") ||
-      (placement != "free" && placement != "pinned")) {
-    std::cerr << "usage: kvbm_control_bench [REQUESTS] [tcp|ipc] [threads|processes] [free|pinned]; got '" << transport
-              << "', '" << mode << "', '" << placement << "'\n";
+      (placement != "free" && placement != "pinned") || (security != "plain" && security != "curve")) {
+    std::cerr << "usage: kvbm_control_bench [REQUESTS] [tcp|ipc] [threads|processes] [free|pinned] [plain|curve]; got '"
+              << transport << "', '" << mode << "', '" << placement << "', '" << security << "'\n";
     return 2;
   }
   // Fresh endpoints for each ZeroMQ setup: loopback TCP ports, or Unix sockets under /tmp.
@@ -203,7 +246,7 @@ int run(int argc, char** argv) {
   const auto next_endpoint = [&] {
     const int n = serial++;
     // Below Linux's ephemeral range (from 32768), where a connection's own end may already hold
-    // the port ("Address already in use"): 12 ports a run, a slot of 30 per process id.
+    // the port ("Address already in use"): up to 18 ports a run, a slot of 30 per process id.
     if (transport == "tcp") return fmt::format("tcp://127.0.0.1:{}", 20000 + (::getpid() % 400) * 30 + 2 * n);
     const std::string path = fmt::format("/tmp/kvbm-control-{}-{}", ::getpid(), n);
     socket_files.insert(socket_files.end(), {path, path + ".replies"});
@@ -212,7 +255,7 @@ int run(int argc, char** argv) {
   constexpr int kRounds = 10;
   const LayoutConfig config{.num_blocks = 64, .num_layers = 4, .outer_dim = 2, .page_size = 16, .inner_dim = 32,
                             .dtype_bytes = 2};  // a 1-block request moves 8 x 1 KiB chunks
-  std::cout << fmt::format("{:>7} {:<22} {:>10} {:>9} {:>9} {:>13} {:>6}\n", "workers", "request", "req/s", "p50 us",
+  std::cout << fmt::format("{:>7} {:<28} {:>10} {:>9} {:>9} {:>13} {:>6}\n", "workers", "request", "req/s", "p50 us",
                            "p99 us", "raw zmq p50", "ratio");
   const bool gpu = cuda::device_count() > 0;
   const std::vector<int> usable = calling_thread_cpus();
@@ -234,9 +277,21 @@ int run(int argc, char** argv) {
     const std::string endpoint = next_endpoint();
     Leader leader(endpoint, workers, cpus[0]);
     Workers running;
-    if (mode == "threads") start_threads(running, endpoint, workers, config, gpu, cpus);
-    else start_processes(running, endpoint, workers, config, gpu, cpus);
+    if (mode == "threads") start_threads(running, endpoint, workers, config, gpu, cpus, nullptr);
+    else start_processes(running, endpoint, workers, config, gpu, cpus, nullptr);
     leader.wait_for_workers(seconds(30));
+    // With `curve`: the same again, every message authenticated and encrypted.
+    std::unique_ptr<RunKeys> keys;
+    std::unique_ptr<Leader> curve_leader;
+    Workers curve_running;
+    if (security == "curve") {
+      keys = std::make_unique<RunKeys>(workers, mode == "processes");
+      const std::string curve_endpoint = next_endpoint();
+      curve_leader = std::make_unique<Leader>(keys->leader_options(curve_endpoint, cpus[0]));
+      if (mode == "threads") start_threads(curve_running, curve_endpoint, workers, config, gpu, cpus, keys.get());
+      else start_processes(curve_running, curve_endpoint, workers, config, gpu, cpus, keys.get());
+      curve_leader->wait_for_workers(seconds(30));
+    }
 
     // 1-block requests from the host pool, each to the next block of 64 (so no two in a row
     // write the same block), through the leader or, with one worker thread, straight to its handler.
@@ -249,14 +304,18 @@ int run(int argc, char** argv) {
     if (gpu) destinations.emplace_back("Device", BlockTransferPool::Device);
     std::vector<Row> rows;
     rows.push_back({"raw zmq echo", [&] { raw.once(); }});
-    rows.push_back({"no-op (kvbm.ping)", [&] {
-                      if (!leader.send(protocol::kPing, {}, seconds(5)).status.ok()) std::abort();
-                    }});
-    for (const auto& [name, to] : destinations) {
-      rows.push_back({fmt::format("1 block Host->{}", name), [&, to = to] {
-                        if (!leader.transfer(one_block_to(to), seconds(5)).status.ok()) std::abort();
+    const auto add_leader_rows = [&](Leader& through, const std::string& suffix) {
+      rows.push_back({"no-op (kvbm.ping)" + suffix, [&] {
+                        if (!through.send(protocol::kPing, {}, seconds(5)).status.ok()) std::abort();
                       }});
-    }
+      for (const auto& [name, to] : destinations) {
+        rows.push_back({fmt::format("1 block Host->{}{}", name, suffix), [&, to = to] {
+                          if (!through.transfer(one_block_to(to), seconds(5)).status.ok()) std::abort();
+                        }});
+      }
+    };
+    add_leader_rows(leader, "");
+    if (curve_leader) add_leader_rows(*curve_leader, " CURVE");
     // The same requests without the messaging: rank 0's handler runs them in this thread.
     for (const auto& [name, to] : destinations) {
       if (workers != 1 || running.handlers.empty()) break;
@@ -268,10 +327,14 @@ int run(int argc, char** argv) {
     const double raw_p50 = rows.front().p50_us();
     for (const Row& row : rows) {
       if (&row == &rows.front()) continue;
-      std::cout << fmt::format("{:>7} {:<22} {:>10.0f} {:>9.1f} {:>9.1f} {:>13.1f} {:>6.2f}\n", workers, row.name,
+      std::cout << fmt::format("{:>7} {:<28} {:>10.0f} {:>9.1f} {:>9.1f} {:>13.1f} {:>6.2f}\n", workers, row.name,
                                row.per_second(), row.p50_us(), row.p99_us(), raw_p50, raw_p50 / row.p50_us());
     }
-    if (!leader.send(protocol::kShutdown, {}, seconds(5)).status.ok()) std::cerr << "a worker did not shut down\n";
+    for (Leader* through : {&leader, curve_leader.get()}) {
+      if (through != nullptr && !through->send(protocol::kShutdown, {}, seconds(5)).status.ok()) {
+        std::cerr << "a worker did not shut down\n";
+      }
+    }
   }
   for (const auto& path : socket_files) std::filesystem::remove(path);
   return 0;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from a bundle made by scripts/device-bundle.sh:
-#   scripts/device-run.sh STEP...   with steps: info python python-bench remote remote-bench disk-small tests sanitize bench bench-gpu kernel-variants block-pairs ce-calls sweep disk-sweep disk-gpu multi control control-ipc control-processes phases replay nccl nccl-bench
+#   scripts/device-run.sh STEP...   with steps: info python python-bench remote remote-bench disk-small tests sanitize bench bench-gpu kernel-variants block-pairs ce-calls sweep disk-sweep disk-gpu multi control control-ipc control-processes control-curve phases replay nccl nccl-bench
 #   (each control step with -pinned appended runs with each endpoint's message threads pinned)
 # Logs go to $OUT (when set) as well as stdout.
 set -uo pipefail
@@ -102,6 +102,11 @@ for step in "$@"; do
     control-ipc|control-ipc-pinned) kvbm_control_bench 3000 ipc threads "$placement" 2>/dev/null | tee -a "$out/$step.txt" ;;
     control-processes|control-processes-pinned)
       KVBM_CLI=$(command -v kvbm) kvbm_control_bench 3000 tcp processes "$placement" 2>/dev/null |
+        tee -a "$out/$step.txt" ;;
+    control-curve|control-curve-pinned)
+      # The same round trips with CURVE on and off, in one run: threads, then processes.
+      kvbm_control_bench 3000 tcp threads "$placement" curve 2>/dev/null | tee -a "$out/$step.txt"
+      KVBM_CLI=$(command -v kvbm) kvbm_control_bench 3000 tcp processes "$placement" curve 2>/dev/null |
         tee -a "$out/$step.txt" ;;
     phases) kvbm_gpu_phases 4 2>/dev/null | tee "$out/phases.txt" ;;
     replay)

@@ -7,7 +7,6 @@
 #include <cstring>
 #include <future>
 #include <random>
-#include <thread>
 #include <vector>
 
 #include "platform/cuda_runtime.hpp"
@@ -39,16 +38,22 @@ class StreamProgress : public ::testing::Test {
 };
 
 TEST_F(StreamProgress, MovesOnlyAfterTheWorkQueuedBeforeIt) {
-  // A host function holds the stream until the test lets it go.
+  // A host function holds the stream until the test lets it go, and says when it has begun: from
+  // then on the GPU has taken up the stream, and only this hold stands before the words.
+  struct Hold {
+    std::promise<void> begun;
+    std::shared_future<void> release;
+  };
   std::promise<void> release;
-  auto released = release.get_future().share();
-  auto hold = new std::shared_future<void>(released);
+  auto hold = new Hold{{}, release.get_future().share()};
+  auto begun = hold->begun.get_future();
   ASSERT_EQ(cudaLaunchHostFunc(
                 stream,
                 [](void* arg) {
-                  auto* future = static_cast<std::shared_future<void>*>(arg);
-                  future->wait();
-                  delete future;
+                  auto* held = static_cast<Hold*>(arg);
+                  held->begun.set_value();
+                  held->release.wait();
+                  delete held;
                 },
                 hold),
             cudaSuccess);
@@ -56,7 +61,16 @@ TEST_F(StreamProgress, MovesOnlyAfterTheWorkQueuedBeforeIt) {
   const std::uint64_t second = progress->advance(stream);
   ASSERT_NE(first, 0u);
   EXPECT_EQ(second, first + 1);
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(begun.wait_for(std::chrono::seconds(10)), std::future_status::ready) << "the stream never ran the hold";
+  // Work on another stream, run to its end, gives a word written out of order the time to show.
+  cudaStream_t other = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&other, cudaStreamNonBlocking), cudaSuccess);
+  void* scratch = nullptr;
+  ASSERT_EQ(cudaMalloc(&scratch, 1 << 20), cudaSuccess);
+  ASSERT_EQ(cudaMemsetAsync(scratch, 0x5a, 1 << 20, other), cudaSuccess);
+  ASSERT_EQ(cudaStreamSynchronize(other), cudaSuccess);
+  cudaFree(scratch);
+  cudaStreamDestroy(other);
   EXPECT_FALSE(progress->reached(first)) << "the word moved while the work before it was still held";
 
   release.set_value();
