@@ -50,7 +50,8 @@ struct BlockManager::Impl {
         throw make_error(ErrorCode::InvalidArgument, "block manager: the {} tier's block shape differs from the {} tier's",
                          to_string(tier), to_string(order.front()));
       }
-      pools[index_of(tier)] = std::make_unique<TierPool>(tier, layout, make_eviction_policy(options.policy));
+      pools[index_of(tier)] = std::make_unique<TierPool>(
+          tier, layout, make_tier_policy(options.policy, layout->config().num_blocks, /*top=*/order.empty()));
       order.push_back(tier);
     }
     block_bytes = kvbm::block_bytes(*pools[index_of(order.front())]->layout());
@@ -149,17 +150,36 @@ struct BlockManager::Impl {
     return false;
   }
 
+  // Copies a batch to the tier below its source. Blocks that tier's policy does not admit are
+  // offered, from the same source, to the tier below it in turn, so that a host tier's
+  // admission does not keep them off the disk.
   void offload(std::vector<OffloadEntry>& batch) {
     const Tier from = batch.front().from;
-    const Tier to = *below(from);
-    TierPool& target = pool_of(to);
-    std::vector<OffloadEntry*> needed;
-    for (OffloadEntry& entry : batch) {
-      if (target.contains(entry.hash)) continue;
-      if (to == Tier::Disk && !admitted_to_disk(entry.hash)) continue;
-      needed.push_back(&entry);
+    std::vector<OffloadEntry*> offered;
+    for (OffloadEntry& entry : batch) offered.push_back(&entry);
+    for (std::optional<Tier> to = below(from); to && !offered.empty(); to = below(*to)) {
+      std::vector<OffloadEntry*> needed, refused;
+      TierPool& target = pool_of(*to);
+      for (OffloadEntry* entry : offered) {
+        if (target.contains(entry->hash)) continue;
+        if (*to == Tier::Disk && !admitted_to_disk(entry->hash)) continue;
+        if (!target.admits(entry->hash)) {
+          ++policy_refused;
+          refused.push_back(entry);
+          continue;
+        }
+        needed.push_back(entry);
+      }
+      copy_down(from, *to, needed);
+      offered = std::move(refused);
     }
+  }
+
+  // Copies the entries' blocks from `from` into new blocks of `to` and registers them there
+  // (which queues their own write-through further down).
+  void copy_down(Tier from, Tier to, std::vector<OffloadEntry*> needed) {
     if (needed.empty()) return;
+    TierPool& target = pool_of(to);
     std::vector<BlockHandle> destinations = target.allocate(needed.size());
     if (destinations.size() < needed.size()) {
       offload_dropped += needed.size() - destinations.size();  // every block below is held
@@ -283,6 +303,7 @@ struct BlockManager::Impl {
   std::map<std::pair<Tier, Tier>, TransferPath> paths;
   OffloadQueue queue;
   std::atomic<std::uint64_t> offload_dropped{0};
+  std::atomic<std::uint64_t> policy_refused{0};  // by a lower tier's admission
   mutable std::mutex metrics_mutex;
   std::map<std::pair<Tier, Tier>, TransferTotals> offload_totals;
   std::map<std::pair<Tier, Tier>, TransferTotals> onboard_totals;
@@ -306,6 +327,7 @@ Tier BlockManager::top_tier() const { return impl_->order.front(); }
 TierPool* BlockManager::pool(Tier tier) const { return impl_->pools[index_of(tier)].get(); }
 
 PrefixMatch BlockManager::match(std::span<const SequenceHash> hashes) {
+  impl_->pool_of(impl_->order.front()).note_request(hashes);
   PrefixMatch match;
   for (SequenceHash hash : hashes) {
     std::optional<BlockHandle> found;
@@ -320,6 +342,16 @@ PrefixMatch BlockManager::match(std::span<const SequenceHash> hashes) {
       case Tier::Disk: ++match.disk; break;
     }
     match.blocks.push_back(std::move(*found));
+  }
+  // A lower tier hears the part of the request that the tiers above it could not serve: what
+  // it is asked for. Counting the whole request there would rank high the blocks the top tier
+  // keeps anyway, and a lower tier would hold copies of them instead of what fell out above.
+  for (std::size_t k = 1; k < impl_->order.size(); ++k) {
+    std::size_t served_above = 0;
+    while (served_above < match.size() && index_of(match.blocks[served_above].tier()) < index_of(impl_->order[k])) {
+      ++served_above;
+    }
+    impl_->pool_of(impl_->order[k]).note_request(hashes.subspan(served_above));
   }
   std::lock_guard lock(impl_->metrics_mutex);
   if (impl_->options.disk_admission_lookups > 1) {
@@ -375,6 +407,7 @@ ManagerMetrics BlockManager::metrics() const {
   }
   metrics.matched_tokens = (metrics.device_hits + metrics.host_hits + metrics.disk_hits) * impl_->options.tokens_per_block;
   metrics.offload_dropped_blocks = impl_->offload_dropped;
+  metrics.policy_admission_refused_blocks = impl_->policy_refused;
   metrics.offload_queue_depth = impl_->queue.depth();
   for (Tier tier : impl_->order) metrics.tiers[tier] = impl_->pool_of(tier).stats();
   return metrics;

@@ -27,7 +27,7 @@ class FrequencyPolicy final : public EvictionPolicy {
     candidates_.erase(found);
   }
 
-  std::optional<BlockId> victim() const override {
+  std::optional<BlockId> victim() override {
     if (order_.empty()) return std::nullopt;
     return std::get<3>(*order_.begin());
   }

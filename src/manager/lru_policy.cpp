@@ -25,7 +25,7 @@ class LruPolicy final : public EvictionPolicy {
     where_.erase(found);
   }
 
-  std::optional<BlockId> victim() const override {
+  std::optional<BlockId> victim() override {
     if (by_priority_.empty()) return std::nullopt;
     return by_priority_.begin()->second.front();
   }

@@ -50,6 +50,9 @@ std::string ManagerMetrics::prometheus() const {
           static_cast<double>(offload_dropped_blocks));
   counter(out, "kvbm_disk_admission_refused_blocks", "Blocks kept off the disk tier: looked up too rarely",
           static_cast<double>(disk_admission_refused_blocks));
+  counter(out, "kvbm_policy_admission_refused_blocks",
+          "Blocks kept off a full lower tier: its policy expects them to be used less than what they would evict",
+          static_cast<double>(policy_admission_refused_blocks));
   gauge(out, "kvbm_offload_queue_depth", "Write-through copies waiting or running", static_cast<double>(offload_queue_depth));
   // One family per tier figure, a line per tier (a family's HELP and TYPE appear once).
   const auto per_tier = [&](const char* name, const char* type, const char* help, auto value) {

@@ -95,6 +95,16 @@ std::optional<BlockHandle> TierPool::acquire(SequenceHash hash) {
   return BlockHandle(std::make_shared<BlockHandle::Hold>(state_, found->second));
 }
 
+void TierPool::note_request(std::span<const SequenceHash> hashes) {
+  std::lock_guard lock(state_->mutex);
+  state_->policy->on_request(hashes);
+}
+
+bool TierPool::admits(SequenceHash hash) {
+  std::lock_guard lock(state_->mutex);
+  return !state_->free.empty() || state_->policy->admit(hash);
+}
+
 bool TierPool::contains(SequenceHash hash) const {
   std::lock_guard lock(state_->mutex);
   return state_->registry.contains(hash);
@@ -111,6 +121,7 @@ std::vector<BlockHandle> TierPool::allocate(std::size_t count) {
         s.free.pop_back();
       } else if (const auto victim = s.policy->victim()) {
         s.policy->remove(*victim);
+        s.policy->on_evict(*victim);
         s.registry.erase(*s.blocks[*victim].hash);
         s.blocks[*victim].hash.reset();
         ++s.evictions;
@@ -140,6 +151,7 @@ bool TierPool::register_block(const BlockHandle& handle, SequenceHash hash, int 
   if (!state_->registry.emplace(hash, handle.hold_->block).second) return false;
   meta.hash = hash;
   meta.priority = priority;
+  state_->policy->on_register(handle.hold_->block, hash);
   return true;
 }
 

@@ -104,7 +104,7 @@ void bind_manager(nb::module_& m) {
              std::size_t tokens_per_block, std::size_t offload_queue_blocks, std::uint32_t disk_admission_lookups) {
             ManagerOptions options;
             const auto kind = parse_eviction_policy(policy);
-            if (!kind) throw Error(ErrorCode::InvalidArgument, "policy='" + printable(policy) + "' is not lru or frequency");
+            if (!kind) throw Error(ErrorCode::InvalidArgument, "policy='" + printable(policy) + "' is not one of " + eviction_policy_names());
             options.policy = *kind;
             options.tokens_per_block = tokens_per_block;
             options.offload_queue_blocks = offload_queue_blocks;

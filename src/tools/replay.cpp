@@ -23,6 +23,7 @@
 #include "layout/chunk_io.hpp"
 #include "platform/cuda_runtime.hpp"
 #include "replay_bound.hpp"
+#include "replay_report.hpp"
 #include "replay_trace.hpp"
 
 namespace kvbm::tools {
@@ -38,7 +39,9 @@ struct ReplayOptions {
   std::size_t disk_blocks = 8192;
   std::string disk_dir = environment::disk_dir();
   std::size_t block_bytes = 16384;
-  std::string policy = "lru";
+  std::string policy = "lru";  // or "all"
+  std::string workload = "chat";
+  std::string plot;
   std::uint32_t disk_admission = 1;
   bool sequential = false;
   double speed = 1.0;
@@ -153,25 +156,26 @@ LayoutPtr tier_layout(std::size_t blocks, std::size_t block_bytes, StorageKind k
 
 double gbps(const TransferTotals& totals) { return totals.seconds > 0 ? static_cast<double>(totals.bytes) / totals.seconds / 1e9 : 0; }
 
-int run_replay(const ReplayOptions& options) {
-  if (options.block_bytes == 0) throw make_error(ErrorCode::InvalidArgument, "--block-bytes must be > 0");
-  if (options.speed <= 0) throw make_error(ErrorCode::InvalidArgument, "--speed must be > 0");
-  const Trace trace = options.trace.empty() ? synthetic_trace(options.synthetic, 20261130) : read_trace(options.trace);
+// The trace of --trace, or the built-in workload.
+Trace load_trace(const ReplayOptions& options) {
+  if (!options.trace.empty()) return read_trace(options.trace);
+  if (options.workload == "agentic") return agentic_trace(options.synthetic, 20261207);
+  return synthetic_trace(options.synthetic, 20261130);
+}
+
+// One policy's replay of `trace`, as replay's JSON object; `belady` is the offline bound's
+// top-tier hits (sequential runs only).
+nlohmann::ordered_json replay_policy(const ReplayOptions& options, const Trace& trace, std::size_t device_blocks,
+                                     EvictionPolicyKind policy, std::optional<std::size_t> belady) {
   const bool gpu = cuda::device_count() > 0;
-  const std::size_t device_blocks = options.device_blocks < 0 ? (gpu ? 1024 : 0) : static_cast<std::size_t>(options.device_blocks);
-  if (device_blocks > 0 && !gpu) {
-    throw make_error(ErrorCode::Unsupported, "--device-blocks {} needs a CUDA device: {}", device_blocks, cuda::unavailable_reason());
-  }
-  if (device_blocks == 0 && options.host_blocks == 0) {
-    throw make_error(ErrorCode::InvalidArgument, "no top tier: --device-blocks and --host-blocks are both 0");
-  }
   const auto context = std::make_shared<TransferContext>(environment::transfer_config());
   const ManagerTiers tiers{tier_layout(device_blocks, options.block_bytes, StorageKind::device(0), options.disk_dir),
-                           tier_layout(options.host_blocks, options.block_bytes, gpu ? StorageKind::pinned() : StorageKind::system(),
+                           tier_layout(options.host_blocks, options.block_bytes,
+                                       gpu ? StorageKind::pinned() : StorageKind::system(),
                                        options.disk_dir),
                            tier_layout(options.disk_blocks, options.block_bytes, StorageKind::disk(0), options.disk_dir)};
   ManagerOptions manager_options;
-  manager_options.policy = *parse_eviction_policy(options.policy);
+  manager_options.policy = policy;
   manager_options.tokens_per_block = trace.tokens_per_block;
   manager_options.disk_admission_lookups = options.disk_admission;
   // Sequential: one block per write-through copy, so that what each copy evicts below does not
@@ -200,7 +204,7 @@ int run_replay(const ReplayOptions& options) {
   const auto progress = [&] {
     const std::size_t finished = ++done;
     if (finished % 500 == 0 || finished == trace.requests.size()) {
-      std::cerr << fmt::format("\rreplay: {}/{} requests", finished, trace.requests.size()) << std::flush;
+      std::cerr << fmt::format("\rreplay {}: {}/{} requests", to_string(policy), finished, trace.requests.size()) << std::flush;
     }
   };
   const auto start = Clock::now();
@@ -242,7 +246,7 @@ int run_replay(const ReplayOptions& options) {
   const std::size_t hits = total.hits[0] + total.hits[1] + total.hits[2];
   nlohmann::ordered_json out{
       {"trace", trace.format},
-      {"policy", options.policy},
+      {"policy", std::string(to_string(policy))},
       {"sequential", options.sequential},
       {"tiers", {{"device", device_blocks}, {"host", options.host_blocks}, {"disk", options.disk_blocks}}},
       {"block_bytes", options.block_bytes},
@@ -255,6 +259,7 @@ int run_replay(const ReplayOptions& options) {
       {"corrupt_blocks", total.corrupt},
       {"failed_onboards", total.failed_onboards},
       {"offload_dropped_blocks", metrics.offload_dropped_blocks},
+      {"admission_refused_blocks", metrics.policy_admission_refused_blocks},
       {"prefill_tokens_saved", hits * trace.tokens_per_block},
       {"wall_seconds", wall}};
   for (const auto& [name, totals] : {std::pair{"offloaded", &metrics.offloads}, std::pair{"onboarded", &metrics.onboards}}) {
@@ -265,40 +270,94 @@ int run_replay(const ReplayOptions& options) {
     }
     out[name] = pairs;
   }
-  if (options.sequential) {
+  if (belady) {
     const std::size_t top_blocks = device_blocks > 0 ? device_blocks : options.host_blocks;
-    const std::size_t bound = top_tier_hits(trace, top_blocks, std::nullopt);
-    const std::size_t policy_hits = top_tier_hits(trace, top_blocks, manager_options.policy);
+    const std::size_t policy_hits = top_tier_hits(trace, top_blocks, policy);
     out["offline_bound"] = {{"model", "top tier alone"},
-                            {"belady_hits", bound},
+                            {"belady_hits", *belady},
                             {"policy_hits", policy_hits},
-                            {"share", bound > 0 ? static_cast<double>(policy_hits) / static_cast<double>(bound) : 1.0}};
+                            {"share", *belady > 0 ? static_cast<double>(policy_hits) / static_cast<double>(*belady) : 1.0}};
   }
-  if (options.json) {
-    std::cout << out.dump(2) << '\n';
+  return out;
+}
+
+// One run's text, as replay prints it for a single policy.
+void print_run(const nlohmann::ordered_json& run) {
+  const auto& tiers = run["tiers"];
+  const std::size_t device = run["hits"]["device"], host = run["hits"]["host"], disk = run["hits"]["disk"];
+  std::cout << fmt::format("kvbm replay: {} trace, {} requests, {} blocks of {} bytes; tiers device {} host {} disk {}; policy {}{}\n",
+                           run["trace"].get<std::string>(), run["requests"].get<std::size_t>(), run["blocks"].get<std::size_t>(),
+                           run["block_bytes"].get<std::size_t>(), tiers["device"].get<std::size_t>(),
+                           tiers["host"].get<std::size_t>(), tiers["disk"].get<std::size_t>(), run["policy"].get<std::string>(),
+                           run["sequential"].get<bool>() ? ", sequential" : "");
+  std::cout << fmt::format("hits: device {} host {} disk {}; misses {}; prefill tokens saved {}\n", device, host, disk,
+                           run["misses"].get<std::size_t>(), run["prefill_tokens_saved"].get<std::size_t>());
+  std::cout << fmt::format("onboarded blocks verified {} corrupt {}; failed onboards {}; offloads dropped {}; wall {:.2f} s\n",
+                           run["verified_blocks"].get<std::size_t>(), run["corrupt_blocks"].get<std::size_t>(),
+                           run["failed_onboards"].get<std::size_t>(), run["offload_dropped_blocks"].get<std::size_t>(),
+                           run["wall_seconds"].get<double>());
+  for (const char* name : {"offloaded", "onboarded"}) {
+    for (const auto& [pair, entry] : run[name].items()) {
+      std::cout << fmt::format("{} {:<14} {:>9} blocks {:>12} bytes {:>8.2f} GB/s\n", name, pair,
+                               entry["blocks"].get<std::uint64_t>(), entry["bytes"].get<std::uint64_t>(),
+                               entry["gbps"].get<double>());
+    }
+  }
+  if (run.contains("offline_bound")) {
+    const auto& b = run["offline_bound"];
+    std::cout << fmt::format("offline bound (top tier alone): Belady {} hits, {} {} hits, share {:.3f}\n",
+                             b["belady_hits"].get<std::size_t>(), run["policy"].get<std::string>(),
+                             b["policy_hits"].get<std::size_t>(), b["share"].get<double>());
+  }
+}
+
+int run_replay(const ReplayOptions& options) {
+  if (options.block_bytes == 0) throw make_error(ErrorCode::InvalidArgument, "--block-bytes must be > 0");
+  if (options.speed <= 0) throw make_error(ErrorCode::InvalidArgument, "--speed must be > 0");
+  std::vector<EvictionPolicyKind> policies;
+  if (options.policy == "all") {
+    policies = all_eviction_policies();
+  } else if (const auto kind = parse_eviction_policy(options.policy)) {
+    policies.push_back(*kind);
   } else {
-    std::cout << fmt::format("kvbm replay: {} trace, {} requests, {} blocks of {} bytes; tiers device {} host {} disk {}; policy {}{}\n",
-                             trace.format, trace.requests.size(), total.blocks, options.block_bytes, device_blocks,
-                             options.host_blocks, options.disk_blocks, options.policy, options.sequential ? ", sequential" : "");
-    std::cout << fmt::format("hits: device {} host {} disk {}; misses {}; prefill tokens saved {}\n", total.hits[0], total.hits[1],
-                             total.hits[2], total.blocks - hits, hits * trace.tokens_per_block);
-    std::cout << fmt::format("onboarded blocks verified {} corrupt {}; failed onboards {}; offloads dropped {}; wall {:.2f} s\n",
-                             total.verified, total.corrupt, total.failed_onboards, metrics.offload_dropped_blocks, wall);
-    for (const char* name : {"offloaded", "onboarded"}) {
-      for (const auto& [pair, entry] : out[name].items()) {
-        std::cout << fmt::format("{} {:<14} {:>9} blocks {:>12} bytes {:>8.2f} GB/s\n", name, pair,
-                                 entry["blocks"].get<std::uint64_t>(), entry["bytes"].get<std::uint64_t>(),
-                                 entry["gbps"].get<double>());
-      }
-    }
-    if (options.sequential) {
-      const auto& b = out["offline_bound"];
-      std::cout << fmt::format("offline bound (top tier alone): Belady {} hits, {} {} hits, share {:.3f}\n",
-                               b["belady_hits"].get<std::size_t>(), options.policy, b["policy_hits"].get<std::size_t>(),
-                               b["share"].get<double>());
-    }
+    throw make_error(ErrorCode::InvalidArgument, "--policy {}: not one of all, {}", printable(options.policy),
+                     eviction_policy_names());
   }
-  return total.corrupt == 0 && total.failed_onboards == 0 ? 0 : 1;
+  const Trace trace = load_trace(options);
+  const bool gpu = cuda::device_count() > 0;
+  const std::size_t device_blocks = options.device_blocks < 0 ? (gpu ? 1024 : 0) : static_cast<std::size_t>(options.device_blocks);
+  if (device_blocks > 0 && !gpu) {
+    throw make_error(ErrorCode::Unsupported, "--device-blocks {} needs a CUDA device: {}", device_blocks, cuda::unavailable_reason());
+  }
+  if (device_blocks == 0 && options.host_blocks == 0) {
+    throw make_error(ErrorCode::InvalidArgument, "no top tier: --device-blocks and --host-blocks are both 0");
+  }
+  std::optional<std::size_t> belady;
+  if (options.sequential) belady = top_tier_hits(trace, device_blocks > 0 ? device_blocks : options.host_blocks, std::nullopt);
+  std::vector<nlohmann::ordered_json> runs;
+  for (EvictionPolicyKind policy : policies) runs.push_back(replay_policy(options, trace, device_blocks, policy, belady));
+
+  if (options.json) {
+    if (runs.size() == 1) {
+      std::cout << runs.front().dump(2) << '\n';
+    } else {
+      std::cout << nlohmann::ordered_json{{"runs", runs}}.dump(2) << '\n';
+    }
+  } else if (runs.size() == 1) {
+    print_run(runs.front());
+  } else {
+    std::cout << fmt::format("kvbm replay: {} trace, {} requests; tiers device {} host {} disk {}{}\n", trace.format,
+                             trace.requests.size(), device_blocks, options.host_blocks, options.disk_blocks,
+                             options.sequential ? ", sequential" : "");
+    print_policy_table(std::cout, runs);
+  }
+  const std::string title = fmt::format("kvbm replay: {} trace ({} requests), tiers device {} host {} disk {}", trace.format,
+                                        trace.requests.size(), device_blocks, options.host_blocks, options.disk_blocks);
+  if (!options.plot.empty()) write_policy_plot(options.plot, title, runs);
+  for (const auto& run : runs) {
+    if (run["corrupt_blocks"].get<std::size_t>() != 0 || run["failed_onboards"].get<std::size_t>() != 0) return 1;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -307,7 +366,7 @@ Command add_replay_command(CLI::App& app) {
   auto* command = app.add_subcommand("replay", "Run a request trace through the block manager with real bytes");
   auto options = std::make_shared<ReplayOptions>();
   command->add_option("--trace", options->trace, "JSONL trace (Mooncake or Qwen-Bailian format)")->check(CLI::ExistingFile);
-  command->add_option("--synthetic", options->synthetic, "Without --trace: requests of the built-in multi-turn chat workload")
+  command->add_option("--synthetic", options->synthetic, "Without --trace: requests of the built-in workload (--workload)")
       ->capture_default_str()->check(CLI::Range(std::size_t{1}, std::size_t{10000000}));
   command->add_option("--device-blocks", options->device_blocks, "Device tier blocks (default 1024 with a GPU, else 0)")
       ->check(CLI::Range(0L, 1L << 30));
@@ -319,8 +378,13 @@ Command add_replay_command(CLI::App& app) {
       ->check(CLI::ExistingDirectory);
   command->add_option("--block-bytes", options->block_bytes, "Bytes of each block")->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30));
-  command->add_option("--policy", options->policy, "Eviction policy of every tier")->capture_default_str()
-      ->check(CLI::IsMember({"lru", "frequency"}));
+  command->add_option("--policy", options->policy,
+                      "Eviction policy of every tier (each tier has its own): " + eviction_policy_names() +
+                          ", or all to compare them in one table")
+      ->capture_default_str();
+  command->add_option("--workload", options->workload, "Without --trace: the built-in chat or agentic workload")
+      ->capture_default_str()->check(CLI::IsMember({"chat", "agentic"}));
+  command->add_option("--plot", options->plot, "Also draw the policies' hits and shares of the bound as an SVG file");
   command->add_option("--disk-admission", options->disk_admission,
                       "A block goes on to disk once looked up this many times (1: every block)")
       ->capture_default_str()->check(CLI::Range(1u, 1000000u));

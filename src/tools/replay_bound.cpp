@@ -20,7 +20,7 @@ class BeladyPolicy final : public EvictionPolicy {
   BeladyPolicy(const UseTable& uses, const std::size_t& now) : uses_(uses), now_(now) {}
   void add(BlockId block, SequenceHash hash, int) override { candidates_[block] = hash; }
   void remove(BlockId block) override { candidates_.erase(block); }
-  std::optional<BlockId> victim() const override {
+  std::optional<BlockId> victim() override {
     std::optional<BlockId> best;
     std::size_t farthest = 0;
     for (const auto& [block, hash] : candidates_) {
@@ -61,10 +61,11 @@ std::size_t top_tier_hits(const Trace& trace, std::size_t blocks, std::optional<
   // The pool needs a layout; a byte a block is enough, as nothing is copied.
   const LayoutConfig shape{.num_blocks = blocks, .num_layers = 1, .outer_dim = 1, .page_size = 1, .inner_dim = 1, .dtype_bytes = 1};
   TierPool pool(Tier::Device, Layout::allocate(shape, StorageKind::system(), LayoutForm::FullyContiguous),
-                policy ? make_eviction_policy(*policy) : std::make_unique<BeladyPolicy>(uses, now));
+                policy ? make_eviction_policy(*policy, blocks) : std::make_unique<BeladyPolicy>(uses, now));
   std::size_t hits = 0;
   for (; now < trace.requests.size(); ++now) {
     const auto& ids = trace.requests[now].blocks;
+    pool.note_request(ids);
     std::vector<BlockHandle> held;
     std::size_t prefix = 0;
     for (; prefix < ids.size(); ++prefix) {

@@ -16,7 +16,7 @@ struct TraceRequest {
 };
 
 struct Trace {
-  std::string format;  // "mooncake", "qwen-bailian" or "synthetic"
+  std::string format;  // "mooncake", "qwen-bailian", "synthetic" or "agentic"
   std::size_t tokens_per_block = 16;
   std::vector<TraceRequest> requests;
 };
@@ -31,5 +31,12 @@ struct Trace {
 // and adds the user's new blocks and the previous answer), many interleaved at once, most ending
 // after a few turns. Deterministic for a seed.
 [[nodiscard]] Trace synthetic_trace(std::size_t requests, std::uint64_t seed);
+
+// `requests` steps of agent sessions: a few agents whose long system prompts and start-up tool
+// outputs every session of theirs shares, sessions of about a dozen steps (each repeats the
+// session so far, adds a tool's output, then the model's next call), many interleaved, and one
+// step in ten branching off a new session from an earlier step (a retry, a second approach).
+// Deterministic for a seed.
+[[nodiscard]] Trace agentic_trace(std::size_t requests, std::uint64_t seed);
 
 }  // namespace kvbm::tools

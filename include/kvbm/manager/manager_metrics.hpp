@@ -28,6 +28,7 @@ struct ManagerMetrics {
   std::map<std::pair<Tier, Tier>, TransferTotals> onboards;  // by (from, to)
   std::uint64_t offload_dropped_blocks = 0;                  // the queue was full
   std::uint64_t disk_admission_refused_blocks = 0;           // not looked up often enough for the disk
+  std::uint64_t policy_admission_refused_blocks = 0;         // a full tier's policy would not take them
   std::uint64_t offload_queue_depth = 0;                     // waiting or running now
   std::map<Tier, TierPoolStats> tiers;
 

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,12 @@ class TierPool {
   // A hold on the block registered as `hash`, or nullopt when this tier has none (told to the
   // policy as a lookup either way).
   [[nodiscard]] std::optional<BlockHandle> acquire(SequenceHash hash);
+  // A request's hashes, in order, told to the policy before the request's lookups (see
+  // EvictionPolicy::on_request).
+  void note_request(std::span<const SequenceHash> hashes);
+  // Whether a block `hash` may come in: always while a block is free, else as the policy's
+  // admission says (see EvictionPolicy::admit).
+  [[nodiscard]] bool admits(SequenceHash hash);
   // Whether `hash` is registered here (no hold taken, not counted as a lookup).
   [[nodiscard]] bool contains(SequenceHash hash) const;
   // Up to `count` blocks to write into, held and unregistered: free blocks first, then cached
