@@ -19,7 +19,8 @@ namespace {
 class TinyLfuPolicy final : public EvictionPolicy {
  public:
   explicit TinyLfuPolicy(std::size_t capacity)
-      : window_cap_(std::max<std::size_t>(1, capacity / 100)),
+      : capacity_(capacity),
+        window_cap_(std::max<std::size_t>(1, capacity / 100)),
         protected_cap_((capacity - std::min(capacity, window_cap_)) * 4 / 5),
         sketch_(capacity) {}
 
@@ -37,13 +38,20 @@ class TinyLfuPolicy final : public EvictionPolicy {
   }
 
   std::optional<BlockId> victim() override {
+    // Only candidates of the lowest priority present take part.
+    std::optional<int> lowest;
+    for (const std::set<Key>* set : {&window_, &trial_, &probation_, &protected_}) {
+      if (!set->empty() && (!lowest || std::get<0>(*set->begin()) < *lowest)) lowest = std::get<0>(*set->begin());
+    }
+    if (!lowest) return std::nullopt;
+    const auto first = [&](const std::set<Key>& set) -> std::optional<Key> {
+      if (set.empty() || std::get<0>(*set.begin()) != *lowest) return std::nullopt;
+      return *set.begin();
+    };
     const std::optional<Key> trial = first(trial_);
     std::optional<Key> main = first(probation_);
     if (!main) main = first(protected_);
     if (trial && main) {
-      if (std::get<0>(*trial) != std::get<0>(*main)) {
-        return std::get<2>(std::get<0>(*trial) < std::get<0>(*main) ? *trial : *main);
-      }
       if (frequency(std::get<2>(*trial)) > frequency(std::get<2>(*main))) {
         move(entries_.at(std::get<2>(*trial)), Segment::Probation, false);  // admitted to main
         return std::get<2>(*main);
@@ -52,8 +60,7 @@ class TinyLfuPolicy final : public EvictionPolicy {
     }
     if (trial) return std::get<2>(*trial);
     if (main) return std::get<2>(*main);
-    if (const auto window = first(window_)) return std::get<2>(*window);
-    return std::nullopt;
+    return std::get<2>(*first(window_));
   }
 
   void on_request(std::span<const SequenceHash> hashes) override {
@@ -78,7 +85,10 @@ class TinyLfuPolicy final : public EvictionPolicy {
     Entry& entry = entries_[block];
     entry = Entry{hash, Segment::Window, false, window_order_.insert(window_order_.end(), block), std::nullopt};
     by_hash_[hash] = block;
-    while (window_order_.size() > window_cap_) move(entries_.at(window_order_.front()), Segment::Probation, true);
+    // Out of the window: on trial once the tier is full (it must then win a duel to stay),
+    // straight into probation while there is room, as in Caffeine.
+    const bool full = entries_.size() >= capacity_;
+    while (window_order_.size() > window_cap_) move(entries_.at(window_order_.front()), Segment::Probation, full);
   }
 
   void on_evict(BlockId block) override {
@@ -93,9 +103,9 @@ class TinyLfuPolicy final : public EvictionPolicy {
   }
 
   bool admit(SequenceHash hash) override {
-    std::optional<Key> main = first(probation_);
-    if (!main) main = first(protected_);
-    if (!main) main = first(window_);
+    std::optional<Key> main = earliest(probation_);
+    if (!main) main = earliest(protected_);
+    if (!main) main = earliest(window_);
     return !main || sketch_.estimate(hash) > frequency(std::get<2>(*main));
   }
 
@@ -112,7 +122,7 @@ class TinyLfuPolicy final : public EvictionPolicy {
     std::optional<Key> key;               // set while a candidate
   };
 
-  static std::optional<Key> first(const std::set<Key>& set) {
+  static std::optional<Key> earliest(const std::set<Key>& set) {
     if (set.empty()) return std::nullopt;
     return *set.begin();
   }
@@ -143,6 +153,7 @@ class TinyLfuPolicy final : public EvictionPolicy {
 
   BlockId block_of(const Entry& entry) const { return by_hash_.at(entry.hash); }
 
+  const std::size_t capacity_;
   const std::size_t window_cap_;
   const std::size_t protected_cap_;
   CountMinSketch sketch_;
