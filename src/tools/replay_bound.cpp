@@ -14,20 +14,25 @@ namespace {
 using UseTable = std::unordered_map<std::uint64_t, std::vector<std::size_t>>;
 
 // Evicts the candidate whose next use (after the current request) is farthest away; one never
-// used again first of all. Scans the candidates: the bound is computed once, off the hot path.
+// used again first of all. Among candidates next used together, the one released first goes: a
+// request releases its blocks last first, so a prefix loses its tail, never its head (which
+// would waste the rest: a hit needs every block before it). Scans the candidates: the bound is
+// computed once, off the hot path.
 class BeladyPolicy final : public EvictionPolicy {
  public:
   BeladyPolicy(const UseTable& uses, const std::size_t& now) : uses_(uses), now_(now) {}
-  void add(BlockId block, SequenceHash hash, int) override { candidates_[block] = hash; }
+  void add(BlockId block, SequenceHash hash, int) override { candidates_[block] = {hash, releases_++}; }
   void remove(BlockId block) override { candidates_.erase(block); }
   std::optional<BlockId> victim() override {
     std::optional<BlockId> best;
     std::size_t farthest = 0;
-    for (const auto& [block, hash] : candidates_) {
-      const std::size_t next = next_use(hash);
-      if (!best || next > farthest || (next == farthest && block < *best)) {
+    std::uint64_t released = 0;
+    for (const auto& [block, candidate] : candidates_) {
+      const std::size_t next = next_use(candidate.hash);
+      if (!best || next > farthest || (next == farthest && candidate.released < released)) {
         best = block;
         farthest = next;
+        released = candidate.released;
       }
     }
     return best;
@@ -43,7 +48,12 @@ class BeladyPolicy final : public EvictionPolicy {
   }
   const UseTable& uses_;
   const std::size_t& now_;
-  std::unordered_map<BlockId, SequenceHash> candidates_;
+  struct Candidate {
+    SequenceHash hash;
+    std::uint64_t released;  // release order
+  };
+  std::unordered_map<BlockId, Candidate> candidates_;
+  std::uint64_t releases_ = 0;
 };
 
 }  // namespace

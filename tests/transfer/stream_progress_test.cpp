@@ -59,18 +59,13 @@ TEST_F(StreamProgress, MovesOnlyAfterTheWorkQueuedBeforeIt) {
             cudaSuccess);
   const std::uint64_t first = progress->advance(stream);
   const std::uint64_t second = progress->advance(stream);
-  ASSERT_NE(first, 0u);
+  EXPECT_NE(first, 0u);
   EXPECT_EQ(second, first + 1);
-  ASSERT_EQ(begun.wait_for(std::chrono::seconds(10)), std::future_status::ready) << "the stream never ran the hold";
-  // Work on another stream, run to its end, gives a word written out of order the time to show.
-  cudaStream_t other = nullptr;
-  ASSERT_EQ(cudaStreamCreateWithFlags(&other, cudaStreamNonBlocking), cudaSuccess);
-  void* scratch = nullptr;
-  ASSERT_EQ(cudaMalloc(&scratch, 1 << 20), cudaSuccess);
-  ASSERT_EQ(cudaMemsetAsync(scratch, 0x5a, 1 << 20, other), cudaSuccess);
-  ASSERT_EQ(cudaStreamSynchronize(other), cudaSuccess);
-  cudaFree(scratch);
-  cudaStreamDestroy(other);
+  const bool held = begun.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  EXPECT_TRUE(held) << "the stream never ran the hold";
+  // The words are queued behind the hold, which is running: neither may have moved. (No other
+  // device work here: compute-sanitizer runs the device's work one piece at a time, so work on
+  // another stream would wait for the hold.)
   EXPECT_FALSE(progress->reached(first)) << "the word moved while the work before it was still held";
 
   release.set_value();
