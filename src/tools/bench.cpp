@@ -284,7 +284,7 @@ Command add_bench_command(CLI::App& app) {
     }
     const std::size_t total = settings::parse_size("--bytes", options->bytes);
     if (total == 0) throw make_error(ErrorCode::InvalidArgument, "--bytes: '{}' is zero", options->bytes);
-    if (!options->remote.empty()) return run_remote_bench({options->remote, sizes, total, options->repeat});
+    if (!options->remote.empty()) return run_remote_bench({options->remote, sizes, total, options->repeat, options->json});
     const auto pairs = parse_pairs(options->pairs.empty() ? default_pairs() : options->pairs);
     TransferConfig config = environment::transfer_config();
     if (options->sms > 0) config.cuda.copy_ctas = options->sms;

@@ -15,6 +15,9 @@
 #include <random>
 #include <sstream>
 #include <thread>
+#include <tuple>
+
+#include <nlohmann/json.hpp>
 
 #include "bench_tier.hpp"
 #include "common/make_error.hpp"
@@ -138,12 +141,23 @@ double perftest_gbps(const std::string& test, const std::string& transports, std
 
 struct Row {
   std::size_t size = 0;
-  // Distinct blocks (what a KV cache moves), and one block over and over (what ucx_perftest
-  // does: its buffers stay in cache, so that column is the one to compare with the ceiling).
-  double put_gbps = 0, put_same_gbps = 0, put_ceiling = 0;
-  double get_gbps = 0, get_same_gbps = 0, get_ceiling = 0;
+  // Distinct blocks (what a KV cache moves) against the ceiling for them: one memcpy a block of
+  // the same blocks, in the same order, between two buffers of this process (what a shared-
+  // memory transport cannot beat: it too reads and writes every byte once). Then one block over
+  // and over, as ucx_perftest moves it (its buffers stay in cache), beside ucx_perftest.
+  double put_gbps = 0, put_ceiling = 0, put_same_gbps = 0, put_perftest = 0;
+  double get_gbps = 0, get_ceiling = 0, get_same_gbps = 0, get_perftest = 0;
   bool verified = false;
 };
+
+// The distinct-block ceiling: `pairs` copied with one memcpy a block from `from` to `to`.
+double memcpy_gbps(const Layout& from, const Layout& to, const std::vector<BlockPair>& pairs, std::size_t size) {
+  const auto* source = static_cast<const std::byte*>(from.regions().front()->data());
+  auto* destination = static_cast<std::byte*>(to.regions().front()->data());
+  const auto begin = Clock::now();
+  for (const auto& [src, dst] : pairs) std::memcpy(destination + dst * size, source + src * size, size);
+  return double(pairs.size() * size) / std::chrono::duration<double>(Clock::now() - begin).count() / 1e9;
+}
 
 double timed_gbps(const std::function<TransferHandle()>& start, std::size_t bytes) {
   const auto begin = Clock::now();
@@ -177,6 +191,8 @@ int run_remote_bench(const RemoteBenchOptions& options) {
                               .dtype_bytes = 1};
     const auto source = Layout::allocate(config, StorageKind::system(), LayoutForm::FullyContiguous);
     const auto back = Layout::allocate(config, StorageKind::system(), LayoutForm::FullyContiguous);
+    const auto scratch = Layout::allocate(config, StorageKind::system(), LayoutForm::FullyContiguous);  // the ceiling's
+    std::memset(scratch->regions().front()->data(), 0, scratch->regions().front()->size());
     auto* bytes = reinterpret_cast<std::uint64_t*>(source->regions().front()->data());
     for (std::size_t i = 0; i < blocks * size / 8; ++i) bytes[i] = rng();
     std::memset(back->regions().front()->data(), 0xee, back->regions().front()->size());
@@ -192,21 +208,25 @@ int run_remote_bench(const RemoteBenchOptions& options) {
     const std::size_t moved = blocks * size;
     // The rounds interleave kvbm and ucx_perftest, so that a slow spell of the machine weighs
     // on both columns alike; each column is the median of its rounds.
-    std::vector<double> put, put_same, put_ceiling, get, get_same, get_ceiling;
+    std::vector<double> put, put_ceiling, put_same, put_perftest, get, get_ceiling, get_same, get_perftest;
     for (int round = 0; round < options.repeat; ++round) {
       put.push_back(timed_gbps([&] { return agent.write(source, peer, layout, out); }, moved));
+      put_ceiling.push_back(memcpy_gbps(*source, *scratch, out, size));
       put_same.push_back(timed_gbps([&] { return agent.write(source, peer, layout, same); }, moved));
-      put_ceiling.push_back(perftest_gbps("ucp_put_bw", options.transports, size, blocks));
+      put_perftest.push_back(perftest_gbps("ucp_put_bw", options.transports, size, blocks));
       get.push_back(timed_gbps([&] { return agent.read(peer, layout, back, in); }, moved));
+      get_ceiling.push_back(memcpy_gbps(*scratch, *back, in, size));
       get_same.push_back(timed_gbps([&] { return agent.read(peer, layout, back, same); }, moved));
-      get_ceiling.push_back(perftest_gbps("ucp_get", options.transports, size, blocks));
+      get_perftest.push_back(perftest_gbps("ucp_get", options.transports, size, blocks));
     }
     row.put_gbps = median(put);
-    row.put_same_gbps = median(put_same);
     row.put_ceiling = median(put_ceiling);
+    row.put_same_gbps = median(put_same);
+    row.put_perftest = median(put_perftest);
     row.get_gbps = median(get);
-    row.get_same_gbps = median(get_same);
     row.get_ceiling = median(get_ceiling);
+    row.get_same_gbps = median(get_same);
+    row.get_perftest = median(get_perftest);
     // Distinct blocks out, then back in (the repeated-block rounds overwrote one of them):
     // every byte must have made the round trip.
     std::memset(back->regions().front()->data(), 0xee, moved);
@@ -215,21 +235,35 @@ int run_remote_bench(const RemoteBenchOptions& options) {
     row.verified = std::memcmp(source->regions().front()->data(), back->regions().front()->data(), moved) == 0;
     rows.push_back(row);
   }
-  std::cout << fmt::format("kvbm bench --remote {}: RemoteAgent write (put) and read (get), one operation per block, "
-                           "{} per transfer, median of {} rounds; ceiling = ucx_perftest ucp_put_bw / ucp_get, same "
-                           "transport and size, in the same rounds\n",
-                           options.transports, human_size(options.bytes), options.repeat);
-  std::cout << "GB/s of distinct blocks, of one block repeated (as ucx_perftest does), of ucx_perftest; ratio = "
-               "repeated / perftest\n";
-  std::cout << fmt::format("{:>6} {:>9} {:>9} {:>9} {:>6} {:>9} {:>9} {:>9} {:>6} {:>8}\n", "block", "put", "put same",
-                           "perftest", "ratio", "get", "get same", "perftest", "ratio", "verified");
   bool all_verified = true;
+  for (const Row& row : rows) all_verified = all_verified && row.verified;
+  if (options.json) {
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    for (const Row& row : rows) {
+      for (const auto& [op, gbps, ceiling, same, perftest] :
+           {std::tuple{"put", row.put_gbps, row.put_ceiling, row.put_same_gbps, row.put_perftest},
+            std::tuple{"get", row.get_gbps, row.get_ceiling, row.get_same_gbps, row.get_perftest}}) {
+        out.push_back({{"remote", options.transports}, {"op", op}, {"block_bytes", row.size}, {"bytes", options.bytes},
+                       {"gbps", gbps}, {"ceiling_gbps", ceiling}, {"ratio", ceiling > 0 ? gbps / ceiling : 0.0},
+                       {"repeated_block_gbps", same}, {"perftest_gbps", perftest}, {"verified", row.verified}});
+      }
+    }
+    std::cout << out.dump(2) << '\n';
+    return all_verified ? 0 : 1;
+  }
+  std::cout << fmt::format("kvbm bench --remote {}: RemoteAgent write (put) and read (get), one operation per block, "
+                           "{} per transfer, median of {} rounds\n",
+                           options.transports, human_size(options.bytes), options.repeat);
+  std::cout << "distinct blocks: GB/s, ceiling (one memcpy a block of the same blocks in this process), ratio; "
+               "one block repeated (as ucx_perftest moves it): GB/s and ucx_perftest's, same transport and size\n";
+  std::cout << fmt::format("{:>6} {:>8} {:>8} {:>6} {:>9} {:>9} {:>8} {:>8} {:>6} {:>9} {:>9} {:>8}\n", "block", "put",
+                           "memcpy", "ratio", "put same", "perftest", "get", "memcpy", "ratio", "get same", "perftest",
+                           "verified");
   for (const Row& row : rows) {
-    all_verified = all_verified && row.verified;
-    std::cout << fmt::format("{:>6} {:>9.2f} {:>9.2f} {:>9.2f} {:>6.2f} {:>9.2f} {:>9.2f} {:>9.2f} {:>6.2f} {:>8}\n",
-                             human_size(row.size), row.put_gbps, row.put_same_gbps, row.put_ceiling,
-                             row.put_same_gbps / row.put_ceiling, row.get_gbps, row.get_same_gbps, row.get_ceiling,
-                             row.get_same_gbps / row.get_ceiling, row.verified ? "yes" : "NO");
+    std::cout << fmt::format("{:>6} {:>8.2f} {:>8.2f} {:>6.2f} {:>9.2f} {:>9.2f} {:>8.2f} {:>8.2f} {:>6.2f} {:>9.2f} {:>9.2f} {:>8}\n",
+                             human_size(row.size), row.put_gbps, row.put_ceiling, row.put_gbps / row.put_ceiling,
+                             row.put_same_gbps, row.put_perftest, row.get_gbps, row.get_ceiling,
+                             row.get_gbps / row.get_ceiling, row.get_same_gbps, row.get_perftest, row.verified ? "yes" : "NO");
   }
   return all_verified ? 0 : 1;
 }
