@@ -87,11 +87,23 @@ TEST(BatchSizes, AutoPathBatchesByChunkSize) {
   // 256 KiB chunks: the kernel would start with 40 blocks (four descriptors each, 160 inline).
   sizes = host_batches(config, kKernelH2D, system_layout(1, 1, 256 << 10), 1000);
   EXPECT_EQ(sizes, (std::vector<std::size_t>{256, 256, 256, 232}));
-  EXPECT_EQ(resolve_copy_path(config.cuda, 4096), CudaCopyPath::Kernel);
-  EXPECT_EQ(resolve_copy_path(config.cuda, 256 << 10), CudaCopyPath::CopyEngine);
+  EXPECT_EQ(resolve_copy_path(config.cuda, 4096, false), CudaCopyPath::Kernel);
+  EXPECT_EQ(resolve_copy_path(config.cuda, 256 << 10, false), CudaCopyPath::CopyEngine);
   config.cuda.auto_copy_engine_bytes = 4096;
-  EXPECT_EQ(resolve_copy_path(config.cuda, 4096), CudaCopyPath::CopyEngine);
-  EXPECT_EQ(resolve_copy_path(config.cuda, 4095), CudaCopyPath::Kernel);
+  EXPECT_EQ(resolve_copy_path(config.cuda, 4096, false), CudaCopyPath::CopyEngine);
+  EXPECT_EQ(resolve_copy_path(config.cuda, 4095, false), CudaCopyPath::Kernel);
+}
+
+// Within device memory, Auto takes the kernel at every size (the copy engines are PCIe's);
+// a path set explicitly is kept.
+TEST(BatchSizes, AutoPathKeepsDeviceToDeviceCopiesOnTheKernel) {
+  TransferConfig config;
+  config.cuda.copy_path = CudaCopyPath::Auto;
+  for (std::size_t bytes : {std::size_t{4096}, std::size_t{256} << 10, std::size_t{2} << 20}) {
+    EXPECT_EQ(resolve_copy_path(config.cuda, bytes, true), CudaCopyPath::Kernel) << bytes;
+  }
+  config.cuda.copy_path = CudaCopyPath::CopyEngine;
+  EXPECT_EQ(resolve_copy_path(config.cuda, 4096, true), CudaCopyPath::CopyEngine);
 }
 
 TEST(BatchSizes, DiskTransfersGrowToLargeBatchesKeptInFileOrder) {

@@ -16,7 +16,7 @@ bool is_direct_cuda_copy(const TransferPlan& plan) {
 std::vector<std::size_t> batch_sizes(const TransferConfig& config, const TransferPlan& plan, const Layout& src,
                                      const Layout& dst, std::size_t blocks) {
   CudaBatchRange range{config.max_transfer_batch_size, config.max_transfer_batch_size};
-  if (is_direct_cuda_copy(plan)) range = cuda_batch_range(config.cuda, src, config.max_transfer_batch_size);
+  if (is_direct_cuda_copy(plan)) range = cuda_batch_range(config.cuda, src, dst, config.max_transfer_batch_size);
   if (src.kind().is_disk() || dst.kind().is_disk()) range.largest = std::max(range.first, kLargestDiskBatch);
   std::vector<std::size_t> sizes;
   for (std::size_t done = 0, next = range.first; done < blocks;

@@ -148,7 +148,7 @@ struct TransferContext::Impl {
 
   // The geometry the block-pair kernel needs, where this path's batches can take it.
   std::optional<BlockGeometry> path_geometry(const TransferPlan& plan, const Layout& src, const Layout& dst) const {
-    if (!is_direct_cuda_copy(plan) || !wants_block_pairs(config.cuda, src)) return std::nullopt;
+    if (!is_direct_cuda_copy(plan) || !wants_block_pairs(config.cuda, src, dst)) return std::nullopt;
     return block_geometry(src, dst);
   }
 

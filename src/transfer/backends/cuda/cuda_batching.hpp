@@ -10,7 +10,10 @@
 namespace kvbm {
 
 // The path copies averaging `copy_bytes` take under `options` (Kernel or CopyEngine, never Auto).
-[[nodiscard]] CudaCopyPath resolve_copy_path(const CudaOptions& options, std::size_t copy_bytes);
+// Auto: copies within device memory always take the kernel, which reads and writes HBM on every
+// SM; the copy engines, made for PCIe, moved 256K device->device blocks at 80 GB/s against the
+// kernel's 1355 ceiling. Across PCIe, copies of auto_copy_engine_bytes and more take the engines.
+[[nodiscard]] CudaCopyPath resolve_copy_path(const CudaOptions& options, std::size_t copy_bytes, bool device_to_device);
 
 // Copy-kernel descriptors one block of `layout` takes at most (fewer where its chunks merge).
 [[nodiscard]] std::size_t kernel_descriptors_per_block(const Layout& layout);
@@ -28,9 +31,10 @@ struct CudaBatchRange {
   std::size_t first;
   std::size_t largest;
 };
-[[nodiscard]] CudaBatchRange cuda_batch_range(const CudaOptions& options, const Layout& src, std::size_t engine_batch);
+[[nodiscard]] CudaBatchRange cuda_batch_range(const CudaOptions& options, const Layout& src, const Layout& dst,
+                                              std::size_t engine_batch);
 
 // Whether a path between these layouts should carry long kernel-path batches as block pairs.
-[[nodiscard]] bool wants_block_pairs(const CudaOptions& options, const Layout& src);
+[[nodiscard]] bool wants_block_pairs(const CudaOptions& options, const Layout& src, const Layout& dst);
 
 }  // namespace kvbm

@@ -85,8 +85,11 @@ class CudaStreamExecutor final : public CudaExecutor {
     submit_guarded(ops.empty(), done, [&] {
       std::size_t bytes = 0;
       for (const CopyOp& op : ops) bytes += op.bytes;
-      if (resolve_copy_path(config_, bytes / ops.size()) == CudaCopyPath::CopyEngine) submit_copy_engine(ops, done);
-      else submit_kernel(ops, done);
+      if (resolve_copy_path(config_, bytes / ops.size(), direction_ == Direction::DeviceToDevice) == CudaCopyPath::CopyEngine) {
+        submit_copy_engine(ops, done);
+      } else {
+        submit_kernel(ops, done);
+      }
     });
   }
 
