@@ -88,10 +88,10 @@ void write_policy_plot(const std::string& path, const std::string& title, const 
                          kLeft + slot * static_cast<double>(i) + (slot - bar) / 2, y, bar, h, kTierColours[t]);
     }
   }
-  for (std::size_t t = 0; t < kTiers.size(); ++t) {
+  for (std::size_t t = 0; t < kTiers.size(); ++t) {  // the legend, in a row above the panel
+    const double x = kLeft + kPanelWidth - 210 + 70 * static_cast<double>(t);
     svg += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{}</text>\n",
-                       kLeft + kPanelWidth - 70, kTop + 6 + 16 * t, kTierColours[t], kLeft + kPanelWidth - 55,
-                       kTop + 15 + 16 * t, kTiers[t]);
+                       x, kTop - 18, kTierColours[t], x + 14, kTop - 8, kTiers[t]);
   }
   // Panel 2: the top tier's share of Belady's bound.
   if (bound) {

@@ -12,11 +12,13 @@
 #include <list>
 #include <map>
 #include <random>
+#include <set>
 #include <unordered_map>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "kvbm/manager/eviction_policy.hpp"
 #include "support/roundtrip.hpp"
 
 namespace kvbm::testing {
@@ -261,6 +263,35 @@ TEST(Replay, DefaultsRunAndBadTracesAreNamedErrors) {
   EXPECT_NE(status, 0);
   EXPECT_NE(output.find("line 2"), std::string::npos) << output;
   EXPECT_NE(output.find("hash_ids"), std::string::npos) << output;
+}
+
+// --policy all: one replay per policy, each checked byte for byte, each with its share of the
+// same offline bound; the plot names every policy. An unknown policy is refused by name.
+TEST(Replay, EveryPolicyInOneCallWithItsShareOfTheBoundAndAPlot) {
+  TempDir dir;
+  const std::string plot = dir.path() + "/policies.svg";
+  const nlohmann::json result = run_replay(fmt::format(
+      "--workload agentic --synthetic 150 --device-blocks 0 --host-blocks 120 --disk-blocks 400 --block-bytes 64 "
+      "--sequential --policy all --plot {} --disk-dir {}", plot, dir.path()));
+  ASSERT_TRUE(result.is_object());
+  ASSERT_EQ(result["runs"].size(), all_eviction_policies().size());
+  std::set<std::size_t> bounds;
+  for (const auto& run : result["runs"]) {
+    SCOPED_TRACE(run["policy"].get<std::string>());
+    EXPECT_EQ(run["trace"], "agentic");
+    EXPECT_EQ(run["corrupt_blocks"].get<std::size_t>(), 0u);
+    EXPECT_GT(run["hits"]["host"].get<std::size_t>(), 0u);
+    bounds.insert(run["offline_bound"]["belady_hits"].get<std::size_t>());
+    EXPECT_LE(run["offline_bound"]["policy_hits"].get<std::size_t>(), run["offline_bound"]["belady_hits"].get<std::size_t>());
+  }
+  EXPECT_EQ(bounds.size(), 1u) << "every policy is measured against the same bound";
+  std::ifstream file(plot);
+  const std::string svg((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(svg.starts_with("<svg"));
+  for (EvictionPolicyKind kind : all_eviction_policies()) EXPECT_NE(svg.find(std::string(to_string(kind))), std::string::npos);
+  const auto [output, status] = run_command(std::string(KVBM_CLI_PATH) + " replay --policy newest --disk-dir " + dir.path() + " 2>&1");
+  EXPECT_NE(status, 0);
+  EXPECT_NE(output.find("newest"), std::string::npos) << output;
 }
 
 }  // namespace
