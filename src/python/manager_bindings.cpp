@@ -52,6 +52,7 @@ nb::dict metrics_dict(const ManagerMetrics& metrics) {
   out["disk_cache_hit_rate"] = metrics.disk_cache_hit_rate();
   out["offload_dropped_blocks"] = metrics.offload_dropped_blocks;
   out["disk_admission_refused_blocks"] = metrics.disk_admission_refused_blocks;
+  out["policy_admission_refused_blocks"] = metrics.policy_admission_refused_blocks;
   out["offload_queue_depth"] = metrics.offload_queue_depth;
   out["offloads"] = totals_dict(metrics.offloads);
   out["onboards"] = totals_dict(metrics.onboards);

@@ -140,6 +140,38 @@ TEST_F(Manager, DiskAdmissionKeepsBlocksSeenOnceOffTheDisk) {
   EXPECT_EQ(manager.metrics().disk_admission_refused_blocks, 1u);
 }
 
+// A block the middle tier's policy will not admit (W-TinyLFU: estimated less popular than the
+// victim) is copied from the tier above straight to the one below, bytes intact, and counted.
+// The top tier here is system memory in the device slot: the rule is the manager's, not CUDA's.
+TEST_F(Manager, ABlockAMiddleTierRefusesGoesOnToTheTierBelowIt) {
+  auto top = make_layout(with_blocks(4), StorageKind::system(), {}, dir.path());
+  auto host = make_layout(with_blocks(2), StorageKind::system(), {}, dir.path());
+  auto disk = make_layout(with_blocks(16), StorageKind::disk(0), {}, dir.path());
+  BlockManager manager({top, host, disk}, context, ManagerOptions{.policy = EvictionPolicyKind::TinyLfu});
+  for (int i = 0; i < 6; ++i) (void)manager.match(std::vector<SequenceHash>{1, 2});  // popular before they exist
+  (void)compute(manager, {1, 2});
+  manager.flush_offloads();
+  ASSERT_TRUE(manager.pool(Tier::Host)->contains(1));
+  ASSERT_TRUE(manager.pool(Tier::Host)->contains(2));
+  (void)compute(manager, {7});  // never asked for: the host keeps 1 and 2
+  manager.flush_offloads();
+  EXPECT_FALSE(manager.pool(Tier::Host)->contains(7));
+  EXPECT_TRUE(manager.pool(Tier::Host)->contains(1));
+  EXPECT_TRUE(manager.pool(Tier::Disk)->contains(7));
+  EXPECT_GE(manager.metrics().policy_admission_refused_blocks, 1u);
+  EXPECT_EQ(manager.metrics().offloads.at({Tier::Device, Tier::Disk}).blocks, 1u);
+  // Its bytes on the disk are the block's: onboarded back into the top tier, byte for byte.
+  (void)compute(manager, {30, 31, 32, 33});  // pushes 7 out of the top tier
+  manager.flush_offloads();
+  PrefixMatch match = manager.match(std::vector<SequenceHash>{7});
+  ASSERT_EQ(match.disk, 1u);
+  auto destination = manager.allocate(1);
+  ASSERT_EQ(destination.size(), 1u);
+  ASSERT_TRUE(manager.onboard(std::move(match), destination).wait().ok());
+  const Layout& top_layout = *manager.pool(Tier::Device)->layout();
+  EXPECT_EQ(read_block(top_layout, destination[0].block()), bytes_of(7, block_bytes(top_layout)));
+}
+
 // A write-through copy that fails (the filesystem under the disk tier is full) registers
 // nothing below, and the block stays served from the tier above.
 TEST_F(Manager, AFailedOffloadRegistersNothing) {
