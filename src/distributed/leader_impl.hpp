@@ -79,7 +79,6 @@ struct Leader::Impl {
 
   void flush_internal();
 
-  // Called with `mutex` held.
   // A rejection may be published before the worker's subscription is in place, and be lost:
   // it is sent again whenever the rejected process speaks, and every kRejectionInterval until
   // kRejectionRepeat after it last did. Called with `mutex` held.
