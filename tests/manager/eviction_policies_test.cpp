@@ -173,7 +173,7 @@ std::size_t orphans_after_random_stream(EvictionPolicyKind kind, std::uint64_t s
   SequenceHash next = 1;
   std::vector<std::vector<BlockHandle>> in_flight;
   std::size_t orphans = 0;
-  for (int step = 0; step < 3000; ++step) {
+  for (int step = 0; step < 1500; ++step) {
     std::vector<SequenceHash> hashes;
     if (!sequences.empty() && rng() % 4 != 0) {
       const auto& base = sequences[rng() % sequences.size()];
@@ -207,7 +207,7 @@ std::size_t orphans_after_random_stream(EvictionPolicyKind kind, std::uint64_t s
 }
 
 TEST(EvictionPolicies, PropertyNoCachedBlockEverLacksItsCachedParent) {
-  for (std::uint64_t seed = 1; seed <= 5; ++seed) {
+  for (std::uint64_t seed = 1; seed <= 4; ++seed) {
     SCOPED_TRACE(seed);
     EXPECT_EQ(orphans_after_random_stream(EvictionPolicyKind::Prefix, seed), 0u);
     EXPECT_EQ(orphans_after_random_stream(EvictionPolicyKind::PrefixFrequency, seed), 0u);
