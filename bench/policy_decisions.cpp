@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "kvbm/manager/tier_pool.hpp"
+#include "manager/request_model.hpp"
 #include "tools/replay_trace.hpp"
 
 using namespace kvbm;
@@ -20,24 +21,12 @@ namespace {
 
 double nanos_per_block(const tools::Trace& trace, std::size_t blocks, std::unique_ptr<EvictionPolicy> policy,
                        std::size_t& decisions) {
-  const LayoutConfig shape{.num_blocks = blocks, .num_layers = 1, .outer_dim = 1, .page_size = 1, .inner_dim = 1, .dtype_bytes = 1};
-  TierPool pool(Tier::Host, Layout::allocate(shape, StorageKind::system(), LayoutForm::FullyContiguous), std::move(policy));
+  TierPool pool(Tier::Host, bookkeeping_layout(blocks), std::move(policy));
   decisions = 0;
   const auto start = std::chrono::steady_clock::now();
   for (const auto& request : trace.requests) {
-    pool.note_request(request.blocks);
-    std::vector<BlockHandle> held;
-    std::size_t prefix = 0;
-    for (; prefix < request.blocks.size(); ++prefix) {
-      auto found = pool.acquire(request.blocks[prefix]);
-      if (!found) break;
-      held.push_back(std::move(*found));
-    }
-    auto fresh = pool.allocate(request.blocks.size() - prefix);
-    for (std::size_t i = 0; i < fresh.size(); ++i) (void)pool.register_block(fresh[i], request.blocks[prefix + i]);
-    held.insert(held.end(), fresh.begin(), fresh.end());
-    fresh.clear();
-    while (!held.empty()) held.pop_back();
+    HeldRequest held = hold_request(pool, request.blocks);
+    release_tail_first(held.blocks);
     decisions += request.blocks.size();
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

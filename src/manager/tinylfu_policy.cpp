@@ -83,7 +83,7 @@ class TinyLfuPolicy final : public EvictionPolicy {
 
   void on_register(BlockId block, SequenceHash hash) override {
     Entry& entry = entries_[block];
-    entry = Entry{hash, Segment::Window, false, window_order_.insert(window_order_.end(), block), std::nullopt};
+    entry = Entry{block, hash, Segment::Window, false, window_order_.insert(window_order_.end(), block), std::nullopt};
     by_hash_[hash] = block;
     // Out of the window: on trial once the tier is full (it must then win a duel to stay),
     // straight into probation while there is room, as in Caffeine.
@@ -115,6 +115,7 @@ class TinyLfuPolicy final : public EvictionPolicy {
   enum class Segment { Window, Probation, Protected };
   using Key = std::tuple<int, std::uint64_t, BlockId>;  // priority, release order, block
   struct Entry {
+    BlockId block = 0;
     SequenceHash hash = 0;
     Segment segment = Segment::Window;
     bool trial = false;                   // in probation, not yet through a duel
@@ -143,15 +144,12 @@ class TinyLfuPolicy final : public EvictionPolicy {
     if (entry.key) candidates(entry).erase(*entry.key);
     if (entry.segment == Segment::Window) window_order_.erase(entry.order);
     if (entry.segment == Segment::Protected) protected_order_.erase(entry.order);
-    const BlockId block = entry.key ? std::get<2>(*entry.key) : block_of(entry);
     entry.segment = to;
     entry.trial = trial;
-    if (to == Segment::Protected) entry.order = protected_order_.insert(protected_order_.end(), block);
-    if (to == Segment::Window) entry.order = window_order_.insert(window_order_.end(), block);
+    if (to == Segment::Protected) entry.order = protected_order_.insert(protected_order_.end(), entry.block);
+    if (to == Segment::Window) entry.order = window_order_.insert(window_order_.end(), entry.block);
     if (entry.key) candidates(entry).insert(*entry.key);
   }
-
-  BlockId block_of(const Entry& entry) const { return by_hash_.at(entry.hash); }
 
   const std::size_t capacity_;
   const std::size_t window_cap_;

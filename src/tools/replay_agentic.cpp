@@ -1,3 +1,4 @@
+// The built-in agentic workload of `kvbm replay --workload agentic` (see agentic_trace).
 #include <algorithm>
 #include <random>
 
@@ -7,12 +8,7 @@ namespace kvbm::tools {
 
 Trace agentic_trace(std::size_t requests, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
-  std::uint64_t next_id = 1;
-  const auto fresh = [&](std::size_t count) {
-    std::vector<std::uint64_t> ids(count);
-    for (auto& id : ids) id = next_id++;
-    return ids;
-  };
+  FreshIds fresh;
   // Agents: a long system prompt with tool definitions, then a start-up tool output every session
   // of that agent sees alike (a repository map, a schema); popularity falls off as 1/(rank + 1).
   struct Agent {
@@ -21,8 +17,8 @@ Trace agentic_trace(std::size_t requests, std::uint64_t seed) {
   std::vector<Agent> agents;
   std::vector<double> weights;
   for (int a = 0; a < 6; ++a) {
-    auto preamble = fresh(std::uniform_int_distribution<std::size_t>(40, 120)(rng));
-    const auto bootstrap = fresh(std::uniform_int_distribution<std::size_t>(10, 40)(rng));
+    auto preamble = fresh.take(std::uniform_int_distribution<std::size_t>(40, 120)(rng));
+    const auto bootstrap = fresh.take(std::uniform_int_distribution<std::size_t>(10, 40)(rng));
     preamble.insert(preamble.end(), bootstrap.begin(), bootstrap.end());
     agents.push_back({std::move(preamble)});
     weights.push_back(1.0 / (a + 1));
@@ -46,7 +42,7 @@ Trace agentic_trace(std::size_t requests, std::uint64_t seed) {
   while (trace.requests.size() < requests) {
     if (active.empty() || (active.size() < 64 && std::uniform_int_distribution<int>(0, 3)(rng) == 0)) {
       Session session{agents[pick_agent(rng)].preamble, {}, 1 + steps(rng)};
-      const auto task = fresh(task_blocks(rng));
+      const auto task = fresh.take(task_blocks(rng));
       session.history.insert(session.history.end(), task.begin(), task.end());
       session.step_ends.push_back(session.history.size());
       active.push_back(std::move(session));
@@ -62,11 +58,11 @@ Trace agentic_trace(std::size_t requests, std::uint64_t seed) {
       active.push_back(std::move(copy));
     }
     Session& session = active[which];
-    const auto tool = fresh(tool_blocks(rng));
+    const auto tool = fresh.take(tool_blocks(rng));
     session.history.insert(session.history.end(), tool.begin(), tool.end());
     trace.requests.push_back({clock, session.history});
     clock += gap(rng);
-    const auto action = fresh(action_blocks(rng));
+    const auto action = fresh.take(action_blocks(rng));
     session.history.insert(session.history.end(), action.begin(), action.end());
     session.step_ends.push_back(session.history.size());
     if (--session.steps_left <= 0) {

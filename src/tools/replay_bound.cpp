@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "kvbm/manager/tier_pool.hpp"
+#include "manager/request_model.hpp"
 
 namespace kvbm::tools {
 namespace {
@@ -68,27 +69,13 @@ std::size_t top_tier_hits(const Trace& trace, std::size_t blocks, std::optional<
     }
   }
   std::size_t now = 0;
-  // The pool needs a layout; a byte a block is enough, as nothing is copied.
-  const LayoutConfig shape{.num_blocks = blocks, .num_layers = 1, .outer_dim = 1, .page_size = 1, .inner_dim = 1, .dtype_bytes = 1};
-  TierPool pool(Tier::Device, Layout::allocate(shape, StorageKind::system(), LayoutForm::FullyContiguous),
+  TierPool pool(Tier::Device, bookkeeping_layout(blocks),
                 policy ? make_eviction_policy(*policy, blocks) : std::make_unique<BeladyPolicy>(uses, now));
   std::size_t hits = 0;
   for (; now < trace.requests.size(); ++now) {
-    const auto& ids = trace.requests[now].blocks;
-    pool.note_request(ids);
-    std::vector<BlockHandle> held;
-    std::size_t prefix = 0;
-    for (; prefix < ids.size(); ++prefix) {
-      auto found = pool.acquire(ids[prefix]);
-      if (!found) break;
-      held.push_back(std::move(*found));
-    }
-    hits += prefix;
-    auto fresh = pool.allocate(ids.size() - prefix);
-    for (std::size_t i = 0; i < fresh.size(); ++i) (void)pool.register_block(fresh[i], ids[prefix + i]);
-    held.insert(held.end(), fresh.begin(), fresh.end());
-    fresh.clear();
-    while (!held.empty()) held.pop_back();  // tail first
+    HeldRequest request = hold_request(pool, trace.requests[now].blocks);
+    hits += request.hits;
+    release_tail_first(request.blocks);
   }
   return hits;
 }

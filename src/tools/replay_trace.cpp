@@ -77,19 +77,20 @@ Trace read_trace(const std::string& path) {
   return trace;
 }
 
+std::vector<std::uint64_t> FreshIds::take(std::size_t count) {
+  std::vector<std::uint64_t> ids(count);
+  for (auto& id : ids) id = next_++;
+  return ids;
+}
+
 Trace synthetic_trace(std::size_t requests, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
-  std::uint64_t next_id = 1;
-  const auto fresh = [&](std::size_t count) {
-    std::vector<std::uint64_t> ids(count);
-    for (auto& id : ids) id = next_id++;
-    return ids;
-  };
+  FreshIds fresh;
   // System prompts: popularity falls off as 1/(rank + 1).
   std::vector<std::vector<std::uint64_t>> prompts;
   std::vector<double> weights;
   for (int p = 0; p < 8; ++p) {
-    prompts.push_back(fresh(std::uniform_int_distribution<std::size_t>(4, 12)(rng)));
+    prompts.push_back(fresh.take(std::uniform_int_distribution<std::size_t>(4, 12)(rng)));
     weights.push_back(1.0 / (p + 1));
   }
   std::discrete_distribution<std::size_t> pick_prompt(weights.begin(), weights.end());
@@ -112,11 +113,11 @@ Trace synthetic_trace(std::size_t requests, std::uint64_t seed) {
     }
     const std::size_t which = std::uniform_int_distribution<std::size_t>(0, active.size() - 1)(rng);
     Conversation& conversation = active[which];
-    const auto user = fresh(user_blocks(rng));
+    const auto user = fresh.take(user_blocks(rng));
     conversation.history.insert(conversation.history.end(), user.begin(), user.end());
     trace.requests.push_back({clock, conversation.history});
     clock += gap(rng);
-    const auto answer = fresh(answer_blocks(rng));
+    const auto answer = fresh.take(answer_blocks(rng));
     conversation.history.insert(conversation.history.end(), answer.begin(), answer.end());
     if (--conversation.turns_left <= 0) {
       active[which] = std::move(active.back());

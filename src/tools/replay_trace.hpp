@@ -21,6 +21,15 @@ struct Trace {
   std::vector<TraceRequest> requests;
 };
 
+// Hash ids for blocks no request has had yet: 1, 2, 3... in the order they are taken.
+class FreshIds {
+ public:
+  [[nodiscard]] std::vector<std::uint64_t> take(std::size_t count);
+
+ private:
+  std::uint64_t next_ = 1;
+};
+
 // Reads a JSONL trace, recognising the format by its fields. Throws InvalidArgument naming the
 // file, the line and what is wrong with it (not JSON, a missing or mistyped field, a format that
 // changes between lines); Io when the file cannot be read.

@@ -8,33 +8,17 @@
 #include <set>
 
 #include "kvbm/manager/tier_pool.hpp"
+#include "manager/request_model.hpp"
 
 namespace kvbm {
 namespace {
 
-LayoutPtr tiny_layout(std::size_t blocks) {
-  const LayoutConfig config{.num_blocks = blocks, .num_layers = 1, .outer_dim = 1, .page_size = 1, .inner_dim = 1,
-                            .dtype_bytes = 1};
-  return Layout::allocate(config, StorageKind::system(), LayoutForm::FullyContiguous);
-}
-
-// The replay model's request: told to the pool, its cached prefix held, the rest registered in
-// new blocks, then everything let go, last block first.
+// The replay model's request: its cached prefix held, the rest registered, everything let go
+// last first. Returns the prefix's length.
 std::size_t request(TierPool& pool, const std::vector<SequenceHash>& hashes) {
-  pool.note_request(hashes);
-  std::vector<BlockHandle> held;
-  std::size_t prefix = 0;
-  for (; prefix < hashes.size(); ++prefix) {
-    auto found = pool.acquire(hashes[prefix]);
-    if (!found) break;
-    held.push_back(std::move(*found));
-  }
-  auto fresh = pool.allocate(hashes.size() - prefix);
-  for (std::size_t i = 0; i < fresh.size(); ++i) (void)pool.register_block(fresh[i], hashes[prefix + i]);
-  held.insert(held.end(), fresh.begin(), fresh.end());
-  fresh.clear();
-  while (!held.empty()) held.pop_back();
-  return prefix;
+  HeldRequest held = hold_request(pool, hashes);
+  release_tail_first(held.blocks);
+  return held.hits;
 }
 
 // Registers `hashes` as one request would, but lets them go first block first, as a write-through
@@ -65,10 +49,10 @@ std::optional<SequenceHash> evicts_next(TierPool& pool, const std::vector<Sequen
 
 TEST(EvictionPolicies, PrefixEvictsTheLeafWhereRecencyWouldCutTheRoot) {
   const std::vector<SequenceHash> chain = {1, 2, 3};
-  TierPool lru(Tier::Host, tiny_layout(3), make_lru_policy());
+  TierPool lru(Tier::Host, bookkeeping_layout(3), make_lru_policy());
   write_through(lru, chain);
   EXPECT_EQ(evicts_next(lru, chain), 1u) << "recency: the root went first";
-  TierPool prefix(Tier::Host, tiny_layout(3), make_prefix_policy());
+  TierPool prefix(Tier::Host, bookkeeping_layout(3), make_prefix_policy());
   write_through(prefix, chain);
   EXPECT_EQ(evicts_next(prefix, chain), 3u);
   EXPECT_EQ(evicts_next(prefix, chain), 2u);
@@ -76,12 +60,12 @@ TEST(EvictionPolicies, PrefixEvictsTheLeafWhereRecencyWouldCutTheRoot) {
 }
 
 TEST(EvictionPolicies, PrefixFrequencyKeepsWhatIsRequestedOftenOverWhatWasReleasedLast) {
-  TierPool pool(Tier::Host, tiny_layout(2), make_prefix_frequency_policy(1000));
+  TierPool pool(Tier::Host, bookkeeping_layout(2), make_prefix_frequency_policy(1000));
   for (int i = 0; i < 3; ++i) EXPECT_EQ(request(pool, {10}), i == 0 ? 0u : 1u);
   EXPECT_EQ(request(pool, {20}), 0u);  // released after 10, requested once
   EXPECT_EQ(evicts_next(pool, {10, 20}), 20u);
   // LRU, the same stream: the block released first goes.
-  TierPool lru(Tier::Host, tiny_layout(2), make_lru_policy());
+  TierPool lru(Tier::Host, bookkeeping_layout(2), make_lru_policy());
   for (int i = 0; i < 3; ++i) (void)request(lru, {10});
   (void)request(lru, {20});
   EXPECT_EQ(evicts_next(lru, {10, 20}), 10u);
@@ -89,7 +73,7 @@ TEST(EvictionPolicies, PrefixFrequencyKeepsWhatIsRequestedOftenOverWhatWasReleas
 
 TEST(EvictionPolicies, PrefixFrequencyForgetsOldPopularityByItsHalfLife) {
   // Half-life of one request: 10's three requests long ago weigh less than 20's one just now.
-  TierPool pool(Tier::Host, tiny_layout(2), make_prefix_frequency_policy(1));
+  TierPool pool(Tier::Host, bookkeeping_layout(2), make_prefix_frequency_policy(1));
   for (int i = 0; i < 3; ++i) (void)request(pool, {10});
   for (int i = 0; i < 5; ++i) pool.note_request(std::vector<SequenceHash>{99});  // time passes
   (void)request(pool, {20});
@@ -99,7 +83,7 @@ TEST(EvictionPolicies, PrefixFrequencyForgetsOldPopularityByItsHalfLife) {
 TEST(EvictionPolicies, TinyLfuKeepsAFrequentBlockAgainstANewOneAndAdmitsByFrequency) {
   // 100 blocks: a window of 1. Block 7 requested often; then 99 blocks seen once each fill the
   // tier; the next block evicts one of those, never 7.
-  TierPool pool(Tier::Host, tiny_layout(100), make_tinylfu_policy(100));
+  TierPool pool(Tier::Host, bookkeeping_layout(100), make_tinylfu_policy(100));
   for (int i = 0; i < 5; ++i) (void)request(pool, {7});
   for (SequenceHash hash = 1000; hash < 1099; ++hash) (void)request(pool, {hash});
   for (SequenceHash hash = 2000; hash < 2050; ++hash) {
@@ -113,10 +97,10 @@ TEST(EvictionPolicies, TinyLfuKeepsAFrequentBlockAgainstANewOneAndAdmitsByFreque
 }
 
 TEST(EvictionPolicies, LruAdmitsEverythingAndNoPolicyRefusesWhileBlocksAreFree) {
-  TierPool lru(Tier::Host, tiny_layout(1), make_lru_policy());
+  TierPool lru(Tier::Host, bookkeeping_layout(1), make_lru_policy());
   (void)request(lru, {1});
   EXPECT_TRUE(lru.admits(2));
-  TierPool tiny(Tier::Host, tiny_layout(2), make_tinylfu_policy(2));
+  TierPool tiny(Tier::Host, bookkeeping_layout(2), make_tinylfu_policy(2));
   (void)request(tiny, {1});
   EXPECT_TRUE(tiny.admits(5000)) << "a free block is there";
 }
@@ -129,16 +113,16 @@ TEST(EvictionPolicies, S3FifoSurvivesAScanThatFlushesLru) {
     for (SequenceHash hash = 100; hash < 200; ++hash) (void)request(pool, {hash});
     return pool.contains(1);
   };
-  TierPool s3fifo(Tier::Host, tiny_layout(20), make_s3fifo_policy(20));
+  TierPool s3fifo(Tier::Host, bookkeeping_layout(20), make_s3fifo_policy(20));
   EXPECT_TRUE(scan(s3fifo));
-  TierPool lru(Tier::Host, tiny_layout(20), make_lru_policy());
+  TierPool lru(Tier::Host, bookkeeping_layout(20), make_lru_policy());
   EXPECT_FALSE(scan(lru));
 }
 
 TEST(EvictionPolicies, S3FifoSendsAGhostStraightToMain) {
   // A block evicted from the small FIFO unused is remembered; registered again, it skips the
   // small FIFO, so a following scan of new blocks does not push it out first.
-  TierPool pool(Tier::Host, tiny_layout(10), make_s3fifo_policy(10));
+  TierPool pool(Tier::Host, bookkeeping_layout(10), make_s3fifo_policy(10));
   (void)request(pool, {1});
   for (SequenceHash hash = 100; hash < 110; ++hash) (void)request(pool, {hash});
   ASSERT_FALSE(pool.contains(1));
@@ -150,7 +134,7 @@ TEST(EvictionPolicies, S3FifoSendsAGhostStraightToMain) {
 TEST(EvictionPolicies, PrioritiesComeFirstInEveryPolicy) {
   for (EvictionPolicyKind kind : all_eviction_policies()) {
     SCOPED_TRACE(std::string(to_string(kind)));
-    TierPool pool(Tier::Host, tiny_layout(2), make_eviction_policy(kind, 2));
+    TierPool pool(Tier::Host, bookkeeping_layout(2), make_eviction_policy(kind, 2));
     auto blocks = pool.allocate(2);
     pool.note_request(std::vector<SequenceHash>{1});
     ASSERT_TRUE(pool.register_block(blocks[0], 1, /*priority=*/5));
@@ -167,7 +151,7 @@ TEST(EvictionPolicies, PrioritiesComeFirstInEveryPolicy) {
 // request, every cached block whose parent is known has that parent cached.
 std::size_t orphans_after_random_stream(EvictionPolicyKind kind, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
-  TierPool pool(Tier::Host, tiny_layout(40), make_eviction_policy(kind, 40));
+  TierPool pool(Tier::Host, bookkeeping_layout(40), make_eviction_policy(kind, 40));
   std::vector<std::vector<SequenceHash>> sequences;
   std::map<SequenceHash, SequenceHash> parent;
   SequenceHash next = 1;
@@ -184,17 +168,7 @@ std::size_t orphans_after_random_stream(EvictionPolicyKind kind, std::uint64_t s
       hashes.push_back(next++);
     }
     sequences.push_back(hashes);
-    pool.note_request(hashes);
-    std::vector<BlockHandle> held;
-    std::size_t prefix = 0;
-    for (; prefix < hashes.size(); ++prefix) {
-      auto found = pool.acquire(hashes[prefix]);
-      if (!found) break;
-      held.push_back(std::move(*found));
-    }
-    auto fresh = pool.allocate(hashes.size() - prefix);
-    for (std::size_t i = 0; i < fresh.size(); ++i) (void)pool.register_block(fresh[i], hashes[prefix + i]);
-    held.insert(held.end(), fresh.begin(), fresh.end());
+    std::vector<BlockHandle> held = hold_request(pool, hashes).blocks;
     std::shuffle(held.begin(), held.end(), rng);
     if (rng() % 5 == 0) in_flight.push_back(std::move(held));  // stays held for a while
     if (in_flight.size() > 2 || (!in_flight.empty() && rng() % 3 == 0)) in_flight.erase(in_flight.begin());

@@ -7,15 +7,10 @@
 #include <thread>
 
 #include "kvbm/common/error.hpp"
+#include "manager/request_model.hpp"
 
 namespace kvbm {
 namespace {
-
-LayoutPtr tiny_layout(std::size_t blocks) {
-  const LayoutConfig config{.num_blocks = blocks, .num_layers = 1, .outer_dim = 1, .page_size = 1, .inner_dim = 8,
-                            .dtype_bytes = 1};
-  return Layout::allocate(config, StorageKind::system(), LayoutForm::FullyContiguous);
-}
 
 // Allocates one block, registers it as `hash` and lets it go: cached.
 void cache(TierPool& pool, SequenceHash hash, int priority = 0) {
@@ -25,7 +20,7 @@ void cache(TierPool& pool, SequenceHash hash, int priority = 0) {
 }
 
 TEST(TierPool, RegisteredBlocksAreFoundAndHeldOnesNeverEvicted) {
-  TierPool pool(Tier::Host, tiny_layout(3), make_lru_policy());
+  TierPool pool(Tier::Host, bookkeeping_layout(3), make_lru_policy());
   auto held = pool.allocate(1);
   EXPECT_FALSE(held[0].hash());
   ASSERT_TRUE(pool.register_block(held[0], 100));
@@ -55,7 +50,7 @@ TEST(TierPool, RegisteredBlocksAreFoundAndHeldOnesNeverEvicted) {
 }
 
 TEST(TierPool, LeastRecentlyReleasedGoesFirstAndLowerPriorityBeforeIt) {
-  TierPool pool(Tier::Device, tiny_layout(4), make_lru_policy());
+  TierPool pool(Tier::Device, bookkeeping_layout(4), make_lru_policy());
   cache(pool, 1);
   cache(pool, 2, /*priority=*/5);
   cache(pool, 3);
@@ -72,7 +67,7 @@ TEST(TierPool, LeastRecentlyReleasedGoesFirstAndLowerPriorityBeforeIt) {
 }
 
 TEST(TierPool, ATailFirstReleaseKeepsThePrefixHeadLongest) {
-  TierPool pool(Tier::Device, tiny_layout(3), make_lru_policy());
+  TierPool pool(Tier::Device, bookkeeping_layout(3), make_lru_policy());
   std::vector<BlockHandle> request = pool.allocate(3);
   for (std::size_t i = 0; i < request.size(); ++i) ASSERT_TRUE(pool.register_block(request[i], 10 + i));
   while (!request.empty()) request.pop_back();  // tail first
@@ -82,12 +77,12 @@ TEST(TierPool, ATailFirstReleaseKeepsThePrefixHeadLongest) {
 }
 
 TEST(TierPool, ARegisteredHashIsNotRegisteredTwice) {
-  TierPool pool(Tier::Host, tiny_layout(2), make_lru_policy());
+  TierPool pool(Tier::Host, bookkeeping_layout(2), make_lru_policy());
   auto blocks = pool.allocate(2);
   EXPECT_TRUE(pool.register_block(blocks[0], 7));
   EXPECT_FALSE(pool.register_block(blocks[1], 7));
   EXPECT_THROW(pool.register_block(blocks[0], 8), Error);  // already registered
-  TierPool other(Tier::Host, tiny_layout(1), make_lru_policy());
+  TierPool other(Tier::Host, bookkeeping_layout(1), make_lru_policy());
   EXPECT_THROW(other.register_block(blocks[1], 9), Error);  // another pool's block
   blocks.clear();
   const TierPoolStats stats = pool.stats();
@@ -96,7 +91,7 @@ TEST(TierPool, ARegisteredHashIsNotRegisteredTwice) {
 }
 
 TEST(TierPool, FrequencyPolicyKeepsWhatIsAskedForOften) {
-  TierPool pool(Tier::Device, tiny_layout(3), make_frequency_policy());
+  TierPool pool(Tier::Device, bookkeeping_layout(3), make_frequency_policy());
   cache(pool, 1);
   cache(pool, 2);
   cache(pool, 3);
@@ -111,7 +106,7 @@ TEST(TierPool, FrequencyPolicyKeepsWhatIsAskedForOften) {
 
 TEST(TierPool, FrequencyCountsHalveSoOldFavouritesAgeOut) {
   // Counts halve every 4 lookups: hash 1's early popularity is gone by the time 2 is asked for.
-  TierPool pool(Tier::Device, tiny_layout(2), make_frequency_policy(1024, 4));
+  TierPool pool(Tier::Device, bookkeeping_layout(2), make_frequency_policy(1024, 4));
   cache(pool, 1);
   cache(pool, 2);
   for (int i = 0; i < 2; ++i) (void)pool.acquire(1);                  // count 2, then halved to 1
@@ -122,7 +117,7 @@ TEST(TierPool, FrequencyCountsHalveSoOldFavouritesAgeOut) {
 }
 
 TEST(TierPool, ManyThreadsAllocateRegisterAcquireAndRelease) {
-  TierPool pool(Tier::Host, tiny_layout(64), make_frequency_policy());
+  TierPool pool(Tier::Host, bookkeeping_layout(64), make_frequency_policy());
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&pool, t] {

@@ -36,7 +36,7 @@ class EvictionPolicy {
   virtual void on_request(std::span<const SequenceHash> hashes) { (void)hashes; }
   // `block` became visible as `hash` (held by its writer: not yet a candidate).
   virtual void on_register(BlockId block, SequenceHash hash) { (void)block, (void)hash; }
-  // `block` was evicted: it is no longer registered.
+  // `block` was evicted: unregistered, its hash free to name another block.
   virtual void on_evict(BlockId block) { (void)block; }
   // Whether a block `hash` may enter a full tier, taking the place of victim(): admission
   // policies say no when it is expected to be used less often than the block it would evict.
