@@ -23,6 +23,7 @@ class Error(Exception):
 from ._kvbm import (  # noqa: E402  (Error must exist first: the extension raises it)
     BlockHandle,
     BlockManager,
+    BlockPairs,
     Handle,
     Layout,
     LayoutConfig,
@@ -39,6 +40,7 @@ from ._kvbm import (  # noqa: E402  (Error must exist first: the extension raise
 __all__ = [
     "BlockHandle",
     "BlockManager",
+    "BlockPairs",
     "Error",
     "Handle",
     "Layout",

@@ -35,8 +35,13 @@ std::size_t Layout::required_bytes_per_layer(const LayoutConfig& config, Storage
 
 Layout::Layout(const LayoutConfig& config, LayoutForm form, LayerOrder order, std::vector<RegionPtr> regions,
                std::size_t base_offset)
-    : config_(config), form_(form), order_(order), regions_(std::move(regions)), base_offset_(base_offset),
-      chunk_bytes_(config.chunk_bytes()), chunk_stride_(stride_for(config, regions_.front()->kind())) {}
+    : Layout(config, config, 0, form, order, std::move(regions), base_offset) {}
+
+Layout::Layout(const LayoutConfig& config, const LayoutConfig& storage, std::size_t first_layer, LayoutForm form,
+               LayerOrder order, std::vector<RegionPtr> regions, std::size_t base_offset)
+    : config_(config), storage_(storage), first_layer_(first_layer), form_(form), order_(order),
+      regions_(std::move(regions)), base_offset_(base_offset), chunk_bytes_(config.chunk_bytes()),
+      chunk_stride_(stride_for(config, regions_.front()->kind())) {}
 
 LayoutPtr Layout::fully_contiguous(const LayoutConfig& config, RegionPtr region, std::size_t offset) {
   if (!region) throw make_error(ErrorCode::InvalidArgument, "fully contiguous layout: region is null");
@@ -97,10 +102,26 @@ ChunkLocation Layout::locate(std::size_t block, std::size_t layer, std::size_t o
   return locate_unchecked(block, layer, outer);
 }
 
+LayoutPtr Layout::layers(std::size_t first, std::size_t count) const {
+  if (count == 0) throw make_error(ErrorCode::InvalidArgument, "a layer view of 0 layers (first={})", first);
+  if (first >= config_.num_layers || count > config_.num_layers - first) {
+    throw make_error(ErrorCode::OutOfRange, "layers {}..{} are out of range (num_layers={})", first, first + count - 1,
+                     config_.num_layers);
+  }
+  LayoutConfig view_config = config_;
+  view_config.num_layers = count;
+  return LayoutPtr(new Layout(view_config, storage_, first_layer_ + first, form_, order_, regions_, base_offset_));
+}
+
 std::string Layout::describe() const {
   std::string form = form_ == LayoutForm::FullyContiguous ? "fully contiguous"
                                                           : "layer-separate " + to_string(order_);
-  return fmt::format("{} {} layout {}", kind().to_string(), form, config_.to_string());
+  std::string text = fmt::format("{} {} layout {}", kind().to_string(), form, config_.to_string());
+  if (is_layer_view()) {
+    text += fmt::format(" (layers {}..{} of {})", first_layer_, first_layer_ + config_.num_layers - 1,
+                        storage_.num_layers);
+  }
+  return text;
 }
 
 std::string to_string(LayoutForm form) {

@@ -67,8 +67,15 @@ struct PyHandle {
 // kvbm.Error(message, code) for `error`, as a Python exception object.
 [[nodiscard]] nb::object python_error(const Error& error);
 
-// (src, dst) block pairs from any Python sequence of integer pairs (block_pairs.cpp): kvbm.Error
-// out_of_range naming the value for a negative or oversized index, invalid_argument for no integer.
+// kvbm.BlockPairs: pairs read from Python once, for posting the same pairs many times (a load
+// a layer at a time posts them once per layer).
+struct PyBlockPairs {
+  std::vector<BlockPair> pairs;
+};
+
+// (src, dst) block pairs from a kvbm.BlockPairs or any Python sequence of integer pairs
+// (block_pairs.cpp): kvbm.Error out_of_range naming the value for a negative or oversized index,
+// invalid_argument for no integer.
 [[nodiscard]] std::vector<BlockPair> block_pairs(nb::handle pairs);
 
 // Layout.from_tensors (from_tensors.cpp).

@@ -1,5 +1,5 @@
-// Block pairs from Python: any sequence of (src, dst) pairs of integers (Python ints, numpy
-// integers, anything with __index__). A value that is no integer is invalid_argument; one that
+// Block pairs from Python: a kvbm.BlockPairs (read once, copied as it is), or any sequence of
+// (src, dst) pairs of integers (Python ints, numpy integers, anything with __index__). A value that is no integer is invalid_argument; one that
 // does not fit a block index (negative, or past 2^64 - 1) is out_of_range, like every other
 // index out of range; both name the pair and the value.
 #include <fmt/format.h>
@@ -30,6 +30,7 @@ std::size_t block_index(nb::handle value, std::size_t pair, const char* side) {
 }  // namespace
 
 std::vector<BlockPair> block_pairs(nb::handle pairs) {
+  if (nb::isinstance<PyBlockPairs>(pairs)) return nb::cast<const PyBlockPairs&>(pairs).pairs;
   if (!PySequence_Check(pairs.ptr())) {
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("pairs must be a sequence of (src, dst) block pairs, not {}",

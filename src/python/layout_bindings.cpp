@@ -99,6 +99,12 @@ void bind_layouts(nb::module_& m) {
             const Layout& layout = *self.layout;
             const LayoutConfig& c = layout.config();
             checked_index(block, c.num_blocks, "block");
+            if (layout.is_layer_view()) {
+              throw Error(ErrorCode::InvalidArgument,
+                          fmt::format("block {} of a layer view is not one run of bytes: view it a layer at a time "
+                                      "with chunk({}, layer)",
+                                      block, block));
+            }
             if (layout.form() != LayoutForm::FullyContiguous) {
               throw Error(ErrorCode::InvalidArgument,
                           fmt::format("block {} of a layer-separate layout spans {} regions: view it a layer at a time "
@@ -130,6 +136,12 @@ void bind_layouts(nb::module_& m) {
           },
           nb::arg("block"), nb::arg("layer"),
           "A writable uint8 view (outer, chunk_bytes) of one block's chunks in one layer, in any form.")
+      .def(
+          "layers",
+          [](const PyLayout& self, std::size_t first, std::size_t count) { return PyLayout{self.layout->layers(first, count)}; },
+          nb::arg("first"), nb::arg("count") = 1,
+          "Layers [first, first + count) of this layout, over the same memory: a transfer between two such views "
+          "moves only those layers (loading KV a layer at a time). The view keeps the layout's memory alive.")
       .def("__repr__", [](const PyLayout& self) { return "Layout(" + self.layout->describe() + ")"; });
 }
 

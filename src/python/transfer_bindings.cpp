@@ -54,6 +54,12 @@ void add_done_callback(PyHandle& self, nb::object callback) {
 }  // namespace
 
 void bind_transfers(nb::module_& m) {
+  nb::class_<PyBlockPairs>(m, "BlockPairs",
+                           "(src, dst) block pairs read once, for transfers that post the same pairs many times.")
+      .def("__init__", [](PyBlockPairs* self, nb::handle pairs) { new (self) PyBlockPairs{block_pairs(pairs)}; },
+           nb::arg("pairs"))
+      .def("__len__", [](const PyBlockPairs& self) { return self.pairs.size(); });
+
   nb::class_<PyHandle>(m, "Handle", "A transfer in flight: wait(), done(), or `await handle`.")
       .def("wait", &wait, nb::arg("timeout") = nb::none(),
            "Waits (GIL released) until the transfer ends: True, or kvbm.Error if it failed; with a timeout in "

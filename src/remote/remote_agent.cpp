@@ -93,6 +93,9 @@ const std::string& RemoteAgent::name() const { return impl_->options.name; }
 
 std::uint32_t RemoteAgent::export_layout(const LayoutPtr& layout) {
   if (!layout) throw make_error(ErrorCode::InvalidArgument, "no layout to export");
+  if (layout->is_layer_view()) {
+    throw make_error(ErrorCode::InvalidArgument, "{} is a layer view: export the whole layout", layout->describe());
+  }
   const StorageKind kind = layout->kind();
   if (kind.is_disk() || (kind.is_device() && !impl_->options.capabilities.allow_gpu_rdma)) {
     throw make_error(ErrorCode::InvalidArgument, "a {} layout cannot be exported{}", kind.to_string(),

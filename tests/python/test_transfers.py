@@ -76,6 +76,35 @@ def test_a_prepared_path_posts_many_transfers(context, disk_dir):
         np.testing.assert_array_equal(read_block(back, CFG.num_blocks - 1 - b), written[b])
 
 
+def test_layer_views_move_their_layers_only(context, disk_dir):
+    rng = np.random.default_rng(5)
+    host = kvbm.Layout.allocate(CFG, "system")
+    disk = kvbm.Layout.allocate(CFG, "disk", dir=disk_dir)
+    back = kvbm.Layout.allocate(CFG, "system", form="layer_separate", order="outer")
+    written = fill_random(host, range(CFG.num_blocks), rng)
+    context.transfer(host, disk, [(b, b) for b in range(CFG.num_blocks)]).wait()
+    poison(back, 0x5A)
+    # Layer 1 of blocks 3 and 7, through a prepared path between two views, from the disk.
+    view = back.layers(1)
+    assert view.config.num_layers == 1 and "layers 1..1 of 3" in repr(view)
+    pairs = kvbm.BlockPairs([(3, 3), (7, 7)])  # read once, posted as often as wanted
+    assert len(pairs) == 2
+    context.prepare(disk.layers(1), view).post(pairs).wait()
+    for b in range(CFG.num_blocks):
+        for layer in range(CFG.num_layers):
+            got = np.asarray(back.chunk(b, layer))
+            if b in (3, 7) and layer == 1:
+                np.testing.assert_array_equal(got, written[b][layer])
+            else:
+                assert (got == 0x5A).all(), (b, layer)
+    with pytest.raises(kvbm.Error, match=r"layers 2\.\.3 are out of range \(num_layers=3\)"):
+        host.layers(2, 2)
+    with pytest.raises(kvbm.Error, match="layer view"):
+        host.layers(0, 2).block(0)
+    with pytest.raises(kvbm.Error, match="pair 1: src block -1"):
+        kvbm.BlockPairs([(0, 0), (-1, 2)])
+
+
 def test_views_share_the_layouts_memory_and_keep_it_alive():
     layout = kvbm.Layout.allocate(CFG, "system")
     view = np.asarray(layout.block(4))

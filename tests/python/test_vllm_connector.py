@@ -44,22 +44,32 @@ def engine_factory(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "cross_layer, ranks", [(False, 1), (True, 1), (True, 2)], ids=["per-layer", "cross-layer", "cross-layer-tp2"]
+    "cross_layer, ranks, layerwise",
+    [(False, 1, True), (True, 1, True), (True, 2, True), (False, 1, False), (True, 2, False)],
+    ids=["per-layer", "cross-layer", "cross-layer-tp2", "per-layer-async", "cross-layer-tp2-async"],
 )
-def test_later_turns_load_their_prefix_from_host(engine_factory, cross_layer, ranks):
-    engine = engine_factory({"verify": True}, gpu_blocks=48, cross_layer=cross_layer, ranks=ranks)
+def test_later_turns_load_their_prefix_from_host(engine_factory, cross_layer, ranks, layerwise):
+    engine = engine_factory({"verify": True, "layerwise_loads": layerwise}, gpu_blocks=48, cross_layer=cross_layer,
+                            ranks=ranks)
     loaded_before = 0
     for turn, prompts in enumerate(conversation_turns(6, first=160, per_turn=32, turns=3)):
         for prompt in prompts:
             engine.add(prompt)
         engine.run()
+        loaded = engine.loaded_blocks_checked + engine.layer_loaded_blocks
         if turn > 0:
             # The GPU cache (48 blocks) cannot hold 6 conversations: their prefixes come back from kvbm.
             assert engine.leader.totals.data["host_hit_blocks"] > 0
-            assert engine.loaded_blocks_checked > loaded_before
-        loaded_before = engine.loaded_blocks_checked
+            assert loaded > loaded_before
+        loaded_before = loaded
+    # Layer by layer: every host hit (none waits); else every load is asynchronous.
+    assert (engine.layer_loaded_blocks > 0) == layerwise
+    assert (engine.loaded_blocks_checked > 0) != layerwise
+    assert not engine.layer_mismatches
     assert engine.leader.verified_blocks > 0
     assert not engine.invalid_blocks_seen
+    assert not engine.leader.has_pending_work()
+    assert engine.leader.host.stats()["held"] == 0  # no load or save holds a host slot
     assert engine.scheduler.kv_cache_manager.block_pool.get_num_free_blocks() == 47  # every block given back
 
 
@@ -95,7 +105,8 @@ def test_disk_hits_are_recomputed_while_the_disk_is_slower_than_prefill(engine_f
 
 
 def test_max_concurrent_loads_holds_the_other_requests_back(engine_factory):
-    engine = engine_factory({"verify": True, "max_concurrent_loads": 1}, gpu_blocks=48)
+    # The limit holds asynchronous loads (layer-by-layer ones never wait).
+    engine = engine_factory({"verify": True, "max_concurrent_loads": 1, "layerwise_loads": False}, gpu_blocks=48)
     prompts = list(conversation_turns(6, first=160, per_turn=32, turns=2, seed=3))
     for prompt in prompts[0]:
         engine.add(prompt)
@@ -178,21 +189,29 @@ def test_kv_shapes_of_each_backend_become_layouts():
     blocks = 6
     # FlashAttention/FlashInfer (K and V packed, NHD memory shown as (blocks, heads, tokens, 2*head)).
     nhd = [torch.zeros(blocks, 16, 2, 16, dtype=torch.float16) for _ in range(3)]
-    geometry, _ = per_layer_layout({f"l{i}": t.permute(0, 2, 1, 3) for i, t in enumerate(nhd)}, blocks)
+    geometry, _, index = per_layer_layout({f"l{i}": t.permute(0, 2, 1, 3) for i, t in enumerate(nhd)}, blocks)
     assert (geometry.num_layers, geometry.outer_dim, geometry.block_bytes) == (3, 1, 3 * 16 * 2 * 16 * 2)
+    assert index == {"l0": 0, "l1": 1, "l2": 2}
     # MLA: (blocks, tokens, latent).
-    geometry, _ = per_layer_layout({"l0": torch.zeros(blocks, 16, 72, dtype=torch.bfloat16)}, blocks)
+    geometry, _, _ = per_layer_layout({"l0": torch.zeros(blocks, 16, 72, dtype=torch.bfloat16)}, blocks)
     assert (geometry.outer_dim, geometry.inner_elements) == (1, 16 * 72)
     # K and V outermost, then blocks: (2, blocks, tokens, heads, head).
-    geometry, _ = per_layer_layout({"l0": torch.zeros(2, blocks, 16, 2, 8, dtype=torch.float16)}, blocks)
+    geometry, _, _ = per_layer_layout({"l0": torch.zeros(2, blocks, 16, 2, 8, dtype=torch.float16)}, blocks)
     assert (geometry.outer_dim, geometry.inner_elements) == (2, 16 * 2 * 8)
     # Layers sharing one tensor count once.
     shared = torch.zeros(blocks, 16, 4, dtype=torch.float16)
-    geometry, _ = per_layer_layout({"a": shared, "b": shared}, blocks)
-    assert geometry.num_layers == 1
-    # Cross-layer: (blocks, layers, tokens, heads, 2*head).
-    geometry, _ = cross_layer_layout(torch.zeros(blocks, 3, 16, 2, 16, dtype=torch.float16), blocks)
+    geometry, _, index = per_layer_layout({"a": shared, "b": shared}, blocks)
+    assert geometry.num_layers == 1 and index == {"a": 0, "b": 0}
+    # Cross-layer: (blocks, layers, tokens, heads, 2*head): a chunk per layer, named by vLLM's
+    # KV tensors (a tensor shared by two layers is one layer of it).
+    names = [["l0"], ["l1", "l1b"], ["l2"]]
+    geometry, layout, index = cross_layer_layout(torch.zeros(blocks, 3, 16, 2, 16, dtype=torch.float16), blocks, names)
     assert geometry.cross_layer and geometry.block_bytes == 3 * 16 * 2 * 16 * 2
+    assert (geometry.num_layers, layout.config.num_layers) == (3, 3)
+    assert index == {"l0": 0, "l1": 1, "l1b": 1, "l2": 2}
+    # Layers not right inside the blocks (K/V first): one chunk a block, loads wait for all layers.
+    geometry, _, index = cross_layer_layout(torch.zeros(blocks, 2, 3, 16, 16, dtype=torch.float16), blocks, names)
+    assert (geometry.num_layers, index) == (1, {})
     # Refused, naming the layer: blocks neither outermost nor behind K/V.
     tokens_first = torch.zeros(16, blocks, 8, dtype=torch.float16)
     with pytest.raises(ValueError, match=r"KV tensor l0 of shape \(16, 6, 8\)"):

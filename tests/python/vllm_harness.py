@@ -1,7 +1,9 @@
 """vLLM's real scheduler with kvbm's connector in both roles, and a stand-in for the model runner
-on CPU tensors: each step it writes every block the step computes with bytes derived from the
-block's hash (what a forward pass would write), and checks every block a load brought back
-against those bytes.
+on CPU tensors: each step it starts the step's loads, runs a "forward pass" that waits for each
+layer's load as vLLM's attention does and then checks that layer of every block loaded in the
+step, writes every block the step computes with bytes derived from the block's hash (what a
+forward pass would write), and checks every block an asynchronous load brought back against
+those bytes.
 """
 
 from __future__ import annotations
@@ -117,7 +119,9 @@ class Engine:
         )
         self.leader = self.scheduler.connector._leader
         self.requests: dict[str, Request] = {}
-        self.loaded_blocks_checked = 0
+        self.loaded_blocks_checked = 0  # by asynchronous loads
+        self.layer_loaded_blocks = 0  # by layer-by-layer loads, each layer checked after its wait
+        self.layer_mismatches: list[tuple[int, int, int]] = []  # (GPU block, layer, rank)
         self.invalid_blocks_seen: set[int] = set()
 
     def add(self, tokens: list[int], max_tokens: int = 1) -> Request:
@@ -142,12 +146,24 @@ class Engine:
     def step(self) -> ModelRunnerOutput:
         output = self.scheduler.schedule()
         meta = output.kv_connector_metadata
+        for side in self.sides:
+            side.start_load_kv(meta)
+        layer_keys = self._layer_load_keys(output, meta)
+        mismatches = []
+        for layer, name in enumerate(spec_names(self.kv_config)):  # the forward pass, as far as loads see it
+            for side in self.sides:
+                side.wait_for_layer_load(name)
+            mismatches += self._check_layer(layer, layer_keys)
+        for side in self.sides:
+            side.wait_for_save()
         # Every rank reports the same (the leader saw each operation end on all of them).
         sending, recving = self.sides[0].get_finished(meta)
-        invalid = self.sides[0].failed_load_blocks(meta)
+        invalid = set().union(*(side.failed_load_blocks(meta) for side in self.sides))
         for side in self.sides[1:]:
             assert side.get_finished(meta) == (sending, recving)
         self.invalid_blocks_seen |= invalid
+        self.layer_loaded_blocks += len([b for b in layer_keys if b not in invalid])
+        self.layer_mismatches += [m for m in mismatches if m[0] not in invalid]  # a failed load may hold anything
         for request_id in recving or ():
             self._check_loaded(request_id, invalid)
         sampled = []
@@ -177,6 +193,31 @@ class Engine:
         )
         self.scheduler.update_from_output(output, runner_output)
         return runner_output
+
+    def _layer_load_keys(self, output, meta) -> dict[int, bytes]:
+        """The block hash each GPU block loaded a layer at a time this step must hold."""
+        if not meta.layer_loads:
+            return {}
+        key_of = {}
+        for new in output.scheduled_new_reqs:
+            request = self.requests[new.req_id]
+            for index, block in enumerate(new.block_ids[0][: new.num_computed_tokens // BLOCK]):
+                key_of[block] = request.block_hashes[index]
+        loaded = {gpu for _, gpu in meta.layer_loads}
+        assert loaded <= set(key_of), "a layer-by-layer load into a block of no request's computed prefix"
+        return {block: key_of[block] for block in loaded}
+
+    def _check_layer(self, layer: int, layer_keys: dict[int, bytes]) -> list[tuple[int, int, int]]:
+        """Layer `layer` of every block loaded this step, once the forward pass waited for it:
+        the (GPU block, layer, rank) that differ."""
+        mismatches = []
+        for block, key in layer_keys.items():
+            for rank, layers in enumerate(self.rank_layers):
+                expected = block_bytes_for(key, self.per_layer_bytes * LAYERS, rank).reshape(LAYERS, -1)[layer]
+                actual = layers[layer][block].reshape(-1).view(torch.uint8)
+                if not torch.equal(actual, expected):
+                    mismatches.append((block, layer, rank))
+        return mismatches
 
     def _check_loaded(self, request_id: str, invalid: set[int]) -> None:
         request = self.requests[request_id]

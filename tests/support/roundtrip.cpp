@@ -32,6 +32,55 @@ LayoutPtr make_layout(const LayoutConfig& config, StorageKind kind, const Layout
   return Layout::allocate(config, kind, choice.form, choice.order, disk);
 }
 
+namespace {
+
+// Both layouts poisoned, random bytes in `block_count` scattered source blocks, and the pairs
+// that send them to scattered destination blocks.
+struct PoisonedPairs {
+  std::vector<std::size_t> from;
+  std::vector<std::size_t> to;
+  std::vector<std::vector<Bytes>> contents;  // [pair][layer * outer + o]
+  std::vector<BlockPair> pairs;
+};
+
+PoisonedPairs poisoned_pairs(const Layout& src, const Layout& dst, std::size_t block_count, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  poison(src, std::byte{0xa5});
+  poison(dst, std::byte{0x5a});
+  PoisonedPairs out;
+  out.from = scattered_blocks(block_count, src.config().num_blocks, rng);
+  out.to = scattered_blocks(block_count, dst.config().num_blocks, rng);
+  out.contents = fill_random(src, out.from, rng);
+  for (std::size_t i = 0; i < block_count; ++i) out.pairs.emplace_back(out.from[i], out.to[i]);
+  return out;
+}
+
+// Every chunk of `dst`: layers [first, first + count) of the destination blocks hold the source
+// bytes, everything else the poison. "" or the first mismatch.
+std::string compare_destination(const Layout& dst, const std::vector<std::size_t>& from,
+                                const std::vector<std::size_t>& to, const std::vector<std::vector<Bytes>>& contents,
+                                std::size_t first, std::size_t count) {
+  const auto& config = dst.config();
+  const Bytes poison_bytes(dst.chunk_bytes(), std::byte{0x5a});
+  std::vector<int> destination_of(config.num_blocks, -1);
+  for (std::size_t i = 0; i < to.size(); ++i) destination_of[to[i]] = static_cast<int>(i);
+  for (std::size_t b = 0; b < config.num_blocks; ++b) {
+    for (std::size_t l = 0; l < config.num_layers; ++l) {
+      const int i = l >= first && l < first + count ? destination_of[b] : -1;
+      for (std::size_t o = 0; o < config.outer_dim; ++o) {
+        const Bytes& want = i >= 0 ? contents[i][l * config.outer_dim + o] : poison_bytes;
+        if (read_chunk(dst, b, l, o) != want) {
+          return fmt::format("destination block {} layer {} outer {}: {}", b, l, o,
+                             i >= 0 ? fmt::format("differs from source block {}", from[i]) : "poison overwritten");
+        }
+      }
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
 std::string check_roundtrip(TransferContext& context, const LayoutPtr& src, const LayoutPtr& dst,
                             std::size_t block_count, std::uint64_t seed) {
   return check_roundtrip_with([&](std::span<const BlockPair> pairs) { return context.transfer(src, dst, pairs); }, src,
@@ -46,34 +95,14 @@ std::string check_roundtrip(const TransferPath& path, std::size_t block_count, s
 std::string check_roundtrip_with(const std::function<TransferHandle(std::span<const BlockPair>)>& move,
                                  const LayoutPtr& src, const LayoutPtr& dst, std::size_t block_count,
                                  std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
   const auto& config = src->config();
-  poison(*src, std::byte{0xa5});
-  poison(*dst, std::byte{0x5a});
-  const auto from = scattered_blocks(block_count, config.num_blocks, rng);
-  const auto to = scattered_blocks(block_count, dst->config().num_blocks, rng);
-  const auto contents = fill_random(*src, from, rng);
-  std::vector<BlockPair> pairs;
-  for (std::size_t i = 0; i < block_count; ++i) pairs.emplace_back(from[i], to[i]);
+  const auto [from, to, contents, pairs] = poisoned_pairs(*src, *dst, block_count, seed);
 
   const Status status = move(pairs).wait();
   if (!status.ok()) return "transfer failed: " + status.to_string();
 
-  const Bytes poison_bytes(dst->chunk_bytes(), std::byte{0x5a});
-  std::vector<int> destination_of(dst->config().num_blocks, -1);
-  for (std::size_t i = 0; i < block_count; ++i) destination_of[to[i]] = static_cast<int>(i);
-  for (std::size_t b = 0; b < dst->config().num_blocks; ++b) {
-    for (std::size_t l = 0; l < config.num_layers; ++l) {
-      for (std::size_t o = 0; o < config.outer_dim; ++o) {
-        const Bytes got = read_chunk(*dst, b, l, o);
-        const int i = destination_of[b];
-        const Bytes& want = i >= 0 ? contents[i][l * config.outer_dim + o] : poison_bytes;
-        if (got != want) {
-          return fmt::format("destination block {} layer {} outer {}: {}", b, l, o,
-                             i >= 0 ? fmt::format("differs from source block {}", from[i]) : "poison overwritten");
-        }
-      }
-    }
+  if (std::string mismatch = compare_destination(*dst, from, to, contents, 0, config.num_layers); !mismatch.empty()) {
+    return mismatch;
   }
   for (std::size_t i = 0; i < block_count; ++i) {
     for (std::size_t l = 0; l < config.num_layers; ++l) {
@@ -85,6 +114,20 @@ std::string check_roundtrip_with(const std::function<TransferHandle(std::span<co
     }
   }
   return "";
+}
+
+std::string check_layer_view_roundtrip(TransferContext& context, const LayoutPtr& src, const LayoutPtr& dst,
+                                      std::size_t first, std::size_t count, std::size_t block_count,
+                                      std::uint64_t seed, bool prepared) {
+  const auto [from, to, contents, pairs] = poisoned_pairs(*src, *dst, block_count, seed);
+
+  const LayoutPtr src_view = src->layers(first, count);
+  const LayoutPtr dst_view = dst->layers(first, count);
+  const Status status =
+      (prepared ? context.prepare(src_view, dst_view).post(pairs) : context.transfer(src_view, dst_view, pairs)).wait();
+  if (!status.ok()) return "transfer failed: " + status.to_string();
+
+  return compare_destination(*dst, from, to, contents, first, count);
 }
 
 TempDir::TempDir() {

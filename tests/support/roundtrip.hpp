@@ -35,6 +35,15 @@ struct LayoutChoice {
                                                const LayoutPtr& src, const LayoutPtr& dst, std::size_t block_count,
                                                std::uint64_t seed);
 
+// The property check for layers [first, first + count) alone: random bytes in every layer of
+// scattered source blocks, the whole destination poisoned, one transfer between the two
+// layouts' layer views (`prepared`: through a prepared path), then every byte of every layer
+// compared: the view's layers of the destination blocks hold the source bytes, every other
+// chunk still holds the poison.
+[[nodiscard]] std::string check_layer_view_roundtrip(TransferContext& context, const LayoutPtr& src,
+                                                     const LayoutPtr& dst, std::size_t first, std::size_t count,
+                                                     std::size_t block_count, std::uint64_t seed, bool prepared);
+
 // The property check from eight threads at once through one context, each with its own pinned
 // and device layouts (device ones in `device_choice`): odd threads onboard, even ones offload.
 // Returns each thread's check_roundtrip result.

@@ -93,6 +93,31 @@ std::vector<GpuCase> gpu_cases() {
 
 INSTANTIATE_TEST_SUITE_P(AllPairs, GpuTransfer, ::testing::ValuesIn(gpu_cases()), gpu_case_name);
 
+// A layer view between pinned memory and the GPU (what vLLM's connector loads a layer at a time
+// during the forward pass): only the view's layers move, on both copy paths and every form.
+TEST(GpuLayerView, MovesOnlyItsLayersBetweenPinnedAndDevice) {
+  if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device: " << cuda::unavailable_reason();
+  TempDir dir;
+  std::uint64_t seed = 11;
+  for (CudaCopyPath path : {CudaCopyPath::Kernel, CudaCopyPath::CopyEngine}) {
+    TransferContext context(config_for(path));
+    for (std::size_t chunk : {std::size_t{1000}, std::size_t{65536}}) {
+      const LayoutConfig config{.num_blocks = 29, .num_layers = 6, .outer_dim = 2, .page_size = 1,
+                                .inner_dim = chunk, .dtype_bytes = 1};
+      for (const LayoutChoice& host_choice : all_layout_choices()) {
+        for (const LayoutChoice& device_choice : all_layout_choices()) {
+          SCOPED_TRACE(std::string(to_string(path)) + " " + host_choice.name() + " <-> " + device_choice.name() +
+                       ", chunk " + std::to_string(chunk));
+          auto host = make_layout(config, StorageKind::pinned(), host_choice, dir.path());
+          auto device = make_layout(config, StorageKind::device(0), device_choice, dir.path());
+          EXPECT_EQ(check_layer_view_roundtrip(context, host, device, 4, 1, 9, ++seed, true), "");
+          EXPECT_EQ(check_layer_view_roundtrip(context, device, host, 1, 2, 300, ++seed, false), "");
+        }
+      }
+    }
+  }
+}
+
 // The copy-engine path cuts a stream's share of a batch into calls of at most
 // cuda.copy_engine_call_copies copies: with 5 per call, a 7-block request of 3 layers x 2 makes
 // several calls per stream, on one stream and on three (device-to-host and device-to-device

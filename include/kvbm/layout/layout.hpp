@@ -82,13 +82,26 @@ class Layout {
   // The same without bounds checks, for hot loops over indices validated once beforehand.
   [[nodiscard]] ChunkLocation locate_unchecked(std::size_t block, std::size_t layer, std::size_t outer) const;
 
+  // Layers [first, first + count) of this layout, over the same storage: a layout of `count`
+  // layers a block whose layer i is this layout's layer first + i. A transfer between two views
+  // of one shape moves those layers only (an engine's forward pass loads its KV a layer at a
+  // time). Throws OutOfRange naming the layer past this layout's num_layers.
+  [[nodiscard]] LayoutPtr layers(std::size_t first, std::size_t count) const;
+  // Whether this layout shows only some of its storage's layers (layers()).
+  [[nodiscard]] bool is_layer_view() const { return first_layer_ != 0 || storage_.num_layers != config_.num_layers; }
+
   [[nodiscard]] std::string describe() const;
 
  private:
   Layout(const LayoutConfig& config, LayoutForm form, LayerOrder order, std::vector<RegionPtr> regions,
          std::size_t base_offset);
+  // A view: `config` shows layers [first_layer, first_layer + config.num_layers) of `storage`.
+  Layout(const LayoutConfig& config, const LayoutConfig& storage, std::size_t first_layer, LayoutForm form,
+         LayerOrder order, std::vector<RegionPtr> regions, std::size_t base_offset);
 
   LayoutConfig config_;
+  LayoutConfig storage_;        // the shape the regions hold: config_ but for a view's num_layers
+  std::size_t first_layer_ = 0;  // the storage layer that is this layout's layer 0
   LayoutForm form_;
   LayerOrder order_;
   std::vector<RegionPtr> regions_;
@@ -100,7 +113,7 @@ class Layout {
 // Inline: transfers call it twice per chunk, tens of thousands of times per request.
 inline ChunkLocation Layout::locate_unchecked(std::size_t block, std::size_t layer, std::size_t outer) const {
   const ChunkPosition position =
-      chunk_position(config_, form_, order_, base_offset_, chunk_stride_, block, layer, outer);
+      chunk_position(storage_, form_, order_, base_offset_, chunk_stride_, block, first_layer_ + layer, outer);
   return {regions_[position.region].get(), position.offset, chunk_bytes_};
 }
 

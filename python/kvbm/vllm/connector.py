@@ -98,12 +98,15 @@ class KvbmConnector(KVConnectorBase_V1):
         self._worker.register_cross_layers_kv_cache(kv_cache)
 
     def start_load_kv(self, forward_context: Any, **kwargs: Any) -> None:
-        # Loads are asynchronous: the leader has every rank copy a waiting request's blocks
-        # while other requests compute, and vLLM schedules the request once they arrived.
-        return
+        # Host hits of requests scheduled this step: one copy per layer, posted now. (Disk hits
+        # load asynchronously: the leader has every rank copy a waiting request's blocks while
+        # other requests compute, and vLLM schedules the request once they arrived.)
+        assert self._worker is not None
+        self._worker.start_load_kv(self._metadata())
 
     def wait_for_layer_load(self, layer_name: str) -> None:
-        return  # nothing loads during a forward pass (see start_load_kv)
+        assert self._worker is not None
+        self._worker.wait_for_layer_load(layer_name)
 
     def save_kv_layer(self, layer_name: str, kv_layer: Any, attn_metadata: Any, **kwargs: Any) -> None:
         # Saves run on kvbm's streams once every worker reports the step's forward pass ended
@@ -111,7 +114,10 @@ class KvbmConnector(KVConnectorBase_V1):
         return
 
     def wait_for_save(self) -> None:
-        return  # the blocks being saved stay pinned in vLLM's block pool until their saves end
+        # Saves never hold the step (the blocks being saved stay pinned in vLLM's block pool
+        # until their saves end); the step's layer-by-layer loads end here.
+        assert self._worker is not None
+        self._worker.wait_for_save()
 
     def get_finished(self, finished_req_ids: set[str]) -> tuple[set[str] | None, set[str] | None]:
         assert self._worker is not None

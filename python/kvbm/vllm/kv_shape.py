@@ -12,6 +12,11 @@ memory's outermost dimensions from the strides and describes them as a layout.
     (2, blocks, ...) outermost  -> a K chunk and a V chunk per layer and block (outer_dim 2)
 
 Anything else is refused with the layer's name, shape and strides.
+
+Layouts keep one chunk per layer wherever the memory allows (the cross-layer tensor with its
+layers right inside its blocks), so that a load can move one layer at a time (``Layout.layers``)
+while the forward pass computes the layers before it; ``layer_index`` maps vLLM's layer names
+onto those layers.
 """
 
 from __future__ import annotations
@@ -86,16 +91,19 @@ def _raw_view(tensor: Any, name: str, num_blocks: int) -> tuple[Any, int, int]:
     return view, outer_dim, inner
 
 
-def per_layer_layout(kv_caches: dict[str, Any], num_blocks: int) -> tuple[KvGeometry, Any]:
-    """A device layout over vLLM's per-layer KV tensors (layers sharing one tensor count once)."""
+def per_layer_layout(kv_caches: dict[str, Any], num_blocks: int) -> tuple[KvGeometry, Any, dict[str, int]]:
+    """A device layout over vLLM's per-layer KV tensors (layers sharing one tensor count once),
+    and each layer name's layer in it."""
     if not kv_caches:
         raise ValueError("kvbm connector: vLLM registered no KV tensors")
-    views, seen, names = [], set(), []
+    views, seen, names = [], {}, []
+    layer_index: dict[str, int] = {}
     outer_dims, inners = set(), set()
     for name, tensor in kv_caches.items():
         if tensor.data_ptr() in seen:
+            layer_index[name] = seen[tensor.data_ptr()]
             continue
-        seen.add(tensor.data_ptr())
+        seen[tensor.data_ptr()] = layer_index[name] = len(views)
         view, outer_dim, inner = _raw_view(tensor, name, num_blocks)
         views.append(view)
         names.append(name)
@@ -110,20 +118,33 @@ def per_layer_layout(kv_caches: dict[str, Any], num_blocks: int) -> tuple[KvGeom
     geometry = KvGeometry(num_blocks, len(views), outer_dim, inner, dtype_bytes, cross_layer=False)
     order = "block" if outer_dim == 1 else "outer"
     layout = kvbm.Layout.from_tensors(geometry.config(), views, form="layer_separate", order=order)
-    return geometry, layout
+    return geometry, layout, layer_index
 
 
-def cross_layer_layout(tensor: Any, num_blocks: int) -> tuple[KvGeometry, Any]:
-    """A device layout over vLLM's one tensor for all layers (each block holds every layer)."""
+def cross_layer_layout(tensor: Any, num_blocks: int, layer_names: list[list[str]]) -> tuple[KvGeometry, Any, dict[str, int]]:
+    """A device layout over vLLM's one tensor for all layers (each block holds every layer;
+    ``layer_names[i]``: the names of the layers whose KV is the tensor's layer i).
+
+    With the layers next inside the blocks, each layer of a block is a chunk of its own; with
+    another order a block is one chunk, and a layer-by-layer load waits for the whole block at
+    the first layer (an empty ``layer_index``)."""
     view, outer_dim, inner = _raw_view(tensor, "cross-layer", num_blocks)
     if outer_dim != 1:
         raise ValueError(
             f"kvbm connector: the cross-layer KV tensor of shape {tuple(tensor.shape)} does not keep its blocks "
             "outermost"
         )
-    geometry = KvGeometry(num_blocks, 1, 1, inner, tensor.element_size(), cross_layer=True)
+    dims = _physical_dims(tensor, "cross-layer")
+    num_layers = len(layer_names)
+    layer_index: dict[str, int] = {}
+    if num_layers > 1 and len(dims) >= 2 and dims[0][0] == num_blocks and dims[1][0] == num_layers:
+        inner //= num_layers
+        layer_index = {name: i for i, names in enumerate(layer_names) for name in names}
+    else:
+        num_layers = 1
+    geometry = KvGeometry(num_blocks, num_layers, 1, inner, tensor.element_size(), cross_layer=True)
     layout = kvbm.Layout.from_tensors(geometry.config(), [view], form="fully_contiguous")
-    return geometry, layout
+    return geometry, layout, layer_index
 
 
 def block_bytes_from_config(kv_cache_config: Any) -> int:

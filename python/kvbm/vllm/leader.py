@@ -4,14 +4,15 @@ It keeps the books of the host and disk tiers that the workers hold (``TierIndex
 vLLM's prefix lookups from them, and moves blocks by sending transfer requests to every
 worker over kvbm's leader/worker channel (sharded mode: each rank moves its own shard):
 
-- a lookup finds the longest run of a prompt's next blocks in host or disk; vLLM allocates GPU
-  blocks for them and the request waits (an asynchronous load) while every rank copies
-  Host -> Device and Disk -> Device;
+- a lookup finds the longest run of a prompt's next blocks in host or disk. A run wholly in
+  host memory is loaded a layer at a time: vLLM schedules the request at once, and each rank
+  copies layer L of its blocks while the forward pass computes the layers before it
+  (``layer_loads.py``); the host slots stay held until the step's forward pass has ended. A run
+  that touches the disk is an asynchronous load: vLLM allocates GPU blocks for it and the
+  request waits while every rank copies Host -> Device and Disk -> Device;
 - a block that a step's forward pass filled is saved Device -> Host once every worker reports
-  that step's forward pass ended (write-through), then Host -> Disk when admitted; from the step
-  that fills it until its save ends, the connector holds a reference on the GPU block in vLLM's
-  block pool, so vLLM cannot hand it to another request (a finished or preempted request's other
-  blocks go back at once);
+  that step's forward pass ended (write-through), then Host -> Disk when admitted
+  (``write_through.py``); a finished or preempted request's other blocks go back at once;
 - a disk whose reads are slower than the engine's prefill is skipped: recomputing is faster.
 
 Transfers run on kvbm's threads (transfers.py); their ends are taken on the scheduler's thread,
@@ -35,6 +36,7 @@ from .rates import LoadOrRecompute
 from .stats import KvbmStats
 from .tier_index import TierIndex
 from .transfers import Operation, TransferRunner
+from .write_through import WriteThrough
 
 logger = logging.getLogger("kvbm.vllm")
 
@@ -47,10 +49,20 @@ class RequestState:
     allocated: bool = False  # update_state_after_alloc has seen it (again after a preemption)
     save_cursor: int = 0  # blocks before it are saved or noted for saving
     loading: bool = False
+    layerwise: bool = False  # the lookup's run is loaded a layer at a time in the step that schedules it
     finished: bool = False
 
 
-class KvbmLeader:
+@dataclass
+class LayerLoads:
+    """Blocks loaded a layer at a time during one step's forward pass, and the host slots held for them."""
+
+    slots: list[int] = field(default_factory=list)
+    gpu_blocks: list[int] = field(default_factory=list)
+    keys: list[Hashable] = field(default_factory=list)
+
+
+class KvbmLeader(WriteThrough):
     def __init__(
         self,
         options: ConnectorOptions,
@@ -86,6 +98,8 @@ class KvbmLeader:
         self._requests: dict[str, RequestState] = {}
         self._step = 0
         self._step_saves: dict[int, list[tuple[Hashable, int]]] = {}  # step -> (key, pinned GPU block)
+        self._layer_loads = LayerLoads()  # for the step being scheduled
+        self._step_layer_loads: dict[int, LayerLoads] = {}  # sent with a step, until its forward pass ended
         self._saving: set[Hashable] = set()  # keys whose save is in flight
         self._lookups: Counter[Hashable] = Counter()
         self._finished_loads: set[str] = set()
@@ -114,20 +128,26 @@ class KvbmLeader:
         if not self.loads_enabled:
             keys = []
         matched = 0
+        all_host = True
         use_disk = self.disk is not None and self.rates.disk_worth_reading()
         for key in keys[start:]:
-            if key in self.host or (use_disk and key in self.disk):
+            if key in self.host:
                 matched += 1
+            elif use_disk and key in self.disk:
+                matched += 1
+                all_host = False
             else:
                 break
+        layerwise = matched > 0 and all_host and self.options.layerwise_loads
         limit = self.options.max_concurrent_loads
-        if matched and limit and sum(s.loading for s in self._requests.values()) >= limit:
+        if matched and not layerwise and limit and sum(s.loading for s in self._requests.values()) >= limit:
             return None, False  # asked again at a later step, once a load has ended
         state = self._requests.setdefault(request.request_id, RequestState(request))
         state.computed_at_lookup = num_computed_tokens
+        state.layerwise = layerwise
         if matched == 0:
             return 0, False
-        return matched * self.block_size, True
+        return matched * self.block_size, not layerwise
 
     def update_state_after_alloc(self, request: Any, blocks: Any, num_external_tokens: int) -> None:
         state = self._requests.setdefault(request.request_id, RequestState(request))
@@ -146,6 +166,9 @@ class KvbmLeader:
             return
         block_ids = blocks.get_block_ids()[0]
         gpu = list(block_ids[start : start + count])
+        if state.layerwise:
+            self._note_layer_loads(keys[start : start + count], gpu)
+            return
         pairs: dict[str, list[tuple[int, int]]] = {"Host->Device": [], "Disk->Device": []}
         held: dict[str, list[int]] = {"host": [], "disk": []}
         for key, gpu_block in zip(keys[start : start + count], gpu):
@@ -194,8 +217,12 @@ class KvbmLeader:
             elif new_blocks:
                 state.gpu_blocks.extend(new_blocks[0])
             self._record_save(step, request_id, state, cached.num_computed_tokens[i], scheduler_output)
+        layer_loads, self._layer_loads = self._layer_loads, LayerLoads()
+        if layer_loads.slots:
+            self._step_layer_loads[step] = layer_loads
         metadata = KvbmMetadata(
-            step=step, finished_loads=self._finished_loads, failed_load_blocks=self._failed_load_blocks
+            step=step, finished_loads=self._finished_loads, failed_load_blocks=self._failed_load_blocks,
+            layer_loads=list(zip(layer_loads.slots, layer_loads.gpu_blocks)),
         )
         self._finished_loads, self._failed_load_blocks = set(), set()
         return metadata
@@ -203,6 +230,10 @@ class KvbmLeader:
     def update_connector_output(self, connector_output: Any) -> None:
         meta = connector_output.kv_connector_worker_meta
         if meta is not None:
+            for step in sorted(s for s in self._step_layer_loads if s <= meta.step):
+                this_step = step == meta.step
+                self._layer_loads_ended(self._step_layer_loads.pop(step), meta.layer_load_seconds if this_step else 0.0,
+                                        meta.failed_layer_load_blocks if this_step else 0)
             for step in sorted(s for s in self._step_saves if s <= meta.step):
                 self._start_saves(self._step_saves.pop(step))
         self.rates.step_ended()
@@ -222,7 +253,8 @@ class KvbmLeader:
 
     def has_pending_work(self) -> bool:
         """Keeps vLLM stepping while blocks wait to be saved or a load waits to be reported."""
-        return bool(self._finished_loads or self._failed_load_blocks or self._step_saves or self._pinned)
+        return bool(self._finished_loads or self._failed_load_blocks or self._step_saves or self._pinned
+                    or self._step_layer_loads or self._layer_loads.slots)
 
     def take_stats(self) -> KvbmStats | None:
         with self._stats_lock:
@@ -243,88 +275,39 @@ class KvbmLeader:
         self.transfers.shutdown()
         logger.info("kvbm: connector totals: %s", self.totals.reduce())
 
-    # ---- saves ------------------------------------------------------------------------------
+    # ---- layer-by-layer loads ---------------------------------------------------------------
 
-    def _record_save(self, step: int, request_id: str, state: RequestState, computed: int, output: Any) -> None:
-        """Notes the blocks this step fills, to save once its forward pass has ended, and pins
-        them in vLLM's block pool until then."""
-        if not self.saves_enabled:
-            return
-        end_tokens = computed + output.num_scheduled_tokens.get(request_id, 0)
-        hashes = state.request.block_hashes
-        full = min(end_tokens // self.block_size, len(hashes) // self.hashes_per_block, len(state.gpu_blocks))
-        # From the request's first block: blocks that came from vLLM's prefix cache or from the
-        # disk are saved too where the host lacks them. (Most steps fill no block: they return
-        # here, before any key is looked at.)
-        first = state.save_cursor
-        if full <= first:
-            return
-        state.save_cursor = full
-        step_hashes = self.hashes_per_block
-        entries = []
-        for i in range(first, full):
-            key = hashes[(i + 1) * step_hashes - 1]
-            if key not in self.host and key not in self._saving:
-                entries.append((key, state.gpu_blocks[i]))
-        if not entries:
-            return
-        self._pin([gpu for _, gpu in entries])
-        self._step_saves.setdefault(step, []).extend(entries)
-
-    def _pin(self, gpu_blocks: list[int]) -> None:
-        if self._block_pool is not None:
-            self._block_pool.touch([self._block_pool.blocks[b] for b in gpu_blocks])
-        self._pinned += len(gpu_blocks)
-
-    def _unpin(self, gpu_blocks: list[int]) -> None:
-        if self._block_pool is not None and gpu_blocks:
-            self._block_pool.free_blocks([self._block_pool.blocks[b] for b in gpu_blocks])
-        self._pinned -= len(gpu_blocks)
-
-    def _start_saves(self, entries: list[tuple[Hashable, int]]) -> None:
-        wanted, skipped = [], []
-        for key, gpu_block in entries:
-            if key in self.host or key in self._saving:
-                skipped.append(gpu_block)
-            else:
-                wanted.append((key, gpu_block))
-                self._saving.add(key)
-        slots = self.host.allocate(len(wanted))
-        for key, gpu_block in wanted[len(slots):]:  # every host block is held: these stay uncached
-            self._saving.discard(key)
-            skipped.append(gpu_block)
-        self._unpin(skipped)
-        wanted = wanted[: len(slots)]
-        if wanted:
-            pairs = [(gpu_block, slot) for (_, gpu_block), slot in zip(wanted, slots)]
-            self.transfers.submit(
-                Operation("save", [], {"Device->Host": pairs}, [key for key, _ in wanted], {"host": slots}))
-
-    # ---- write-through to disk --------------------------------------------------------------
-
-    def _start_offload(self, host_slots: list[int], keys: list[Hashable]) -> None:
-        if self.disk is None:
-            return
-        threshold = self.options.disk_admission_lookups
-        admitted = [
-            (slot, key)
-            for slot, key in zip(host_slots, keys)
-            if key not in self.disk and (threshold <= 1 or self._lookups[key] >= threshold)
-        ]
-        disk_slots = self.disk.allocate(len(admitted))
-        if not disk_slots:
-            return
-        admitted = admitted[: len(disk_slots)]
-        for slot, _ in admitted:
+    def _note_layer_loads(self, keys: list[Hashable], gpu_blocks: list[int]) -> None:
+        """Holds the host slots of a run the scheduler just gave GPU blocks; the step's metadata
+        sends the pairs to every rank."""
+        loads = self._layer_loads
+        for key, gpu_block in zip(keys, gpu_blocks):
+            slot = self.host.slot(key)
+            if slot is None:  # the lookup and this call run back to back: a defect, which is recomputed
+                logger.error("kvbm: block %r left the host tier between lookup and allocation; vLLM recomputes it", key)
+                self._failed_load_blocks.add(gpu_block)
+                continue
             self.host.hold(slot)
-        operation = Operation(
-            "offload",
-            [],
-            {"Host->Disk": [(slot, disk_slot) for (slot, _), disk_slot in zip(admitted, disk_slots)]},
-            [key for _, key in admitted],
-            {"host": [slot for slot, _ in admitted], "disk": disk_slots},
-        )
-        self.transfers.submit(operation)
+            loads.slots.append(slot)
+            loads.gpu_blocks.append(gpu_block)
+            loads.keys.append(key)
+        self._bump("host_hit_blocks", len(gpu_blocks))
+
+    def _layer_loads_ended(self, loads: LayerLoads, seconds: float, failed_blocks: int) -> None:
+        """A step whose forward pass ended on every rank: its loads have ended too (the workers
+        told vLLM which blocks to recompute)."""
+        if failed_blocks:
+            self._bump("failed_loads", 1)
+        elif self.options.verify:
+            try:
+                self.transfers.check_loaded(loads.keys, loads.gpu_blocks)
+            except kvbm.Error as error:
+                logger.error("kvbm: %s", error)
+                self._bump("failed_loads", 1)
+        with self._stats_lock:
+            for stats in (self._stats, self.totals):
+                stats.add_transfer("host_to_device", len(loads.slots), self.block_bytes, seconds)
+        self.host.release_all(loads.slots)
 
     # ---- running operations -----------------------------------------------------------------
 
@@ -367,32 +350,3 @@ class KvbmLeader:
             state.loading = False
             if state.finished:
                 del self._requests[request_id]
-
-    def _save_ended(self, operation: Operation) -> None:
-        self._count(operation)
-        slots = operation.held["host"]
-        saved_slots, saved_keys = [], []
-        for (_, slot), key in zip(operation.pairs["Device->Host"], operation.keys):
-            self._saving.discard(key)
-            if operation.error is None and self.host.register(slot, key):
-                saved_slots.append(slot)
-                saved_keys.append(key)
-        if operation.error:
-            logger.warning("kvbm: saving %d blocks failed; they are not cached: %s", len(slots), operation.error)
-            self._bump("failed_saves", 1)
-        self._start_offload(saved_slots, saved_keys)
-        self.host.release_all(slots)
-        self._unpin([gpu for gpu, _ in operation.pairs["Device->Host"]])
-
-    def _offload_ended(self, operation: Operation) -> None:
-        self._count(operation)
-        assert self.disk is not None
-        if operation.error is None:
-            for (_, disk_slot), key in zip(operation.pairs["Host->Disk"], operation.keys):
-                self.disk.register(disk_slot, key)
-        else:
-            logger.warning("kvbm: writing %d blocks to disk failed; they stay in host memory only: %s",
-                           len(operation.keys), operation.error)
-            self._bump("failed_saves", 1)
-        self.host.release_all(operation.held["host"])
-        self.disk.release_all(operation.held["disk"])

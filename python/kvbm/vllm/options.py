@@ -42,6 +42,11 @@ class ConnectorOptions:
     transfer_timeout_s: float = 60.0
     # Leader/worker channel: a Unix socket in this directory (default: the temp directory).
     endpoint_dir: str | None = None
+    # A request whose cached prefix is all in host memory runs at once, and each rank copies the
+    # prefix a layer at a time during the forward pass (layer L's copy runs while earlier layers
+    # compute). False, and for prefixes that touch the disk: the request waits while the whole
+    # prefix loads (an asynchronous load) and is scheduled once it is there.
+    layerwise_loads: bool = True
 
     @classmethod
     def parse(cls, extra: dict[str, Any] | None) -> "ConnectorOptions":
@@ -59,13 +64,9 @@ class ConnectorOptions:
         for key in ("worker_timeout_s", "transfer_timeout_s"):
             if key in extra:
                 values[key] = _positive_float(key, extra[key])
-        if "verify" in extra:
-            value = extra["verify"]
-            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
-                value = value.lower() in ("true", "1")
-            if not isinstance(value, bool):
-                raise ValueError(f"kvbm connector: verify={value!r} is not true or false")
-            values["verify"] = value
+        for key in ("verify", "layerwise_loads"):
+            if key in extra:
+                values[key] = _boolean(key, extra[key])
         if "disk_reads" in extra:
             if extra["disk_reads"] not in ("auto", "always"):
                 raise ValueError(f"kvbm connector: disk_reads={extra['disk_reads']!r} is not auto or always")
@@ -167,6 +168,14 @@ def _integer(key: str, value: Any, minimum: int) -> int:
     if number < minimum:
         raise ValueError(f"kvbm connector: {key}={value!r} is below {minimum}")
     return number
+
+
+def _boolean(key: str, value: Any) -> bool:
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        value = value.lower() in ("true", "1")
+    if not isinstance(value, bool):
+        raise ValueError(f"kvbm connector: {key}={value!r} is not true or false")
+    return value
 
 
 def _positive_float(key: str, value: Any) -> float:

@@ -117,10 +117,14 @@ class TransferRunner:
                     raise kvbm.Error(f"verify: block {key!r} differs between the GPU and host memory", "internal")
                 self._expected_hashes[key] = on_device
         elif operation.kind == "load":
-            loaded = self._hashes("Device", operation.gpu_blocks)
-            for key, gpu_block, hashes in zip(operation.keys, operation.gpu_blocks, loaded):
-                expected = self._expected_hashes.get(key)
-                if expected is None or expected != hashes:
-                    raise kvbm.Error(f"verify: GPU block {gpu_block} loaded for {key!r} differs from what was saved",
-                                     "internal")
-            self.verified_blocks += len(operation.gpu_blocks)
+            self.check_loaded(operation.keys, operation.gpu_blocks)
+
+    def check_loaded(self, keys: list[Hashable], gpu_blocks: list[int]) -> None:
+        """Verify mode: raises kvbm.Error unless each GPU block holds what was saved for its key."""
+        loaded = self._hashes("Device", gpu_blocks)
+        for key, gpu_block, hashes in zip(keys, gpu_blocks, loaded):
+            expected = self._expected_hashes.get(key)
+            if expected is None or expected != hashes:
+                raise kvbm.Error(f"verify: GPU block {gpu_block} loaded for {key!r} differs from what was saved",
+                                 "internal")
+        self.verified_blocks += len(gpu_blocks)

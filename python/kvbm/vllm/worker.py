@@ -3,9 +3,10 @@
 It registers vLLM's own KV tensors as the worker's device pool (``Layout.from_tensors``, no
 copy), allocates the host pool (pinned memory) and the disk pool (one O_DIRECT file per rank),
 and serves the leader's transfer requests on kvbm's threads and CUDA streams, outside vLLM's
-forward pass. Each step it reports what the leader saw finish (``get_finished``), the blocks
-whose load failed, and that the step's forward pass ended (the leader saves that step's blocks
-only then).
+forward pass. Host hits of requests the leader let run at once load a layer at a time during
+the forward pass (``layer_loads.py``). Each step it reports what the leader saw finish
+(``get_finished``), the blocks whose load failed, and that the step's forward pass ended (the
+leader saves that step's blocks and frees the host slots of its layer loads only then).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import kvbm
 
 from .kv_shape import KvGeometry, block_bytes_from_config, cross_layer_layout, per_layer_layout
+from .layer_loads import LayerLoader
 from .metadata import KvbmMetadata, KvbmWorkerMetadata
 from .options import ConnectorOptions
 
@@ -32,17 +34,19 @@ class KvbmWorkerSide:
         self.world_size = world_size
         self.geometry: KvGeometry | None = None
         self.worker: kvbm.Worker | None = None
+        self.layer_loader: LayerLoader | None = None
         self._layouts: list[Any] = []
 
     def register_kv_caches(self, kv_caches: dict[str, Any]) -> None:
-        geometry, device = per_layer_layout(kv_caches, self.kv_cache_config.num_blocks)
-        self._start(geometry, device)
+        geometry, device, layer_index = per_layer_layout(kv_caches, self.kv_cache_config.num_blocks)
+        self._start(geometry, device, layer_index)
 
     def register_cross_layers_kv_cache(self, kv_cache: Any) -> None:
-        geometry, device = cross_layer_layout(kv_cache, self.kv_cache_config.num_blocks)
-        self._start(geometry, device)
+        layer_names = [list(t.shared_by) for t in self.kv_cache_config.kv_cache_tensors]
+        geometry, device, layer_index = cross_layer_layout(kv_cache, self.kv_cache_config.num_blocks, layer_names)
+        self._start(geometry, device, layer_index)
 
-    def _start(self, geometry: KvGeometry, device: Any) -> None:
+    def _start(self, geometry: KvGeometry, device: Any, layer_index: dict[str, int]) -> None:
         expected = block_bytes_from_config(self.kv_cache_config)
         if geometry.block_bytes != expected:
             raise ValueError(
@@ -58,6 +62,8 @@ class KvbmWorkerSide:
             os.makedirs(directory, exist_ok=True)
             disk = kvbm.Layout.allocate(geometry.config(self.options.disk_blocks(expected)), "disk", dir=directory)
         context = kvbm.TransferContext()
+        if self.options.layerwise_loads:
+            self.layer_loader = LayerLoader(host, device, geometry.num_layers, layer_index)
         self.geometry = geometry
         self._layouts = [device, host, disk]
         self.worker = kvbm.Worker(
@@ -80,18 +86,47 @@ class KvbmWorkerSide:
             disk.config.num_blocks if disk is not None else 0,
         )
 
+    def start_load_kv(self, metadata: KvbmMetadata | None) -> None:
+        if metadata is None or not metadata.layer_loads:
+            return
+        if self.layer_loader is None:  # the leader and this worker read the same options
+            raise RuntimeError("kvbm connector: the leader sent layer-by-layer loads to a worker without them")
+        self.layer_loader.start(metadata.layer_loads)
+
+    def wait_for_layer_load(self, layer_name: str) -> None:
+        if self.layer_loader is not None:
+            self.layer_loader.wait_for(layer_name)
+
+    def wait_for_save(self) -> None:
+        if self.layer_loader is not None:
+            self.layer_loader.finish()
+
     def get_finished(self, metadata: KvbmMetadata | None) -> tuple[set[str] | None, set[str] | None]:
         if metadata is None:
             return None, None
         return None, (metadata.finished_loads or None)  # saves never delay vLLM's freeing
 
     def failed_load_blocks(self, metadata: KvbmMetadata | None) -> set[int]:
-        return set(metadata.failed_load_blocks) if metadata is not None else set()
+        failed = set(metadata.failed_load_blocks) if metadata is not None else set()
+        if self.layer_loader is not None:
+            failed |= self.layer_loader.take_failed()
+        return failed
 
     def worker_metadata(self, metadata: KvbmMetadata | None) -> KvbmWorkerMetadata | None:
-        return KvbmWorkerMetadata(step=metadata.step) if metadata is not None else None
+        if metadata is None:
+            return None
+        loader = self.layer_loader
+        if loader is None or not metadata.layer_loads:
+            return KvbmWorkerMetadata(step=metadata.step)
+        loader.finish()
+        return KvbmWorkerMetadata(
+            step=metadata.step, layer_load_seconds=loader.last_seconds, failed_layer_load_blocks=loader.last_failed_blocks
+        )
 
     def shutdown(self) -> None:
+        if self.layer_loader is not None:
+            self.layer_loader.finish()
+            self.layer_loader = None
         if self.worker is not None:
             self.worker.stop()
             self.worker = None
