@@ -2,7 +2,7 @@
 
     python bench/vllm/multiturn.py CONFIG [--model 8b|1b] [--conversations 16] [--first 3072]
         [--per-turn 1024] [--turns 4] [--max-tokens 1] [--gpu-blocks 1024] [--host-gib 16]
-        [--disk-gib 0] [--disk-dir D] [--verify] [--json OUT]
+        [--disk-gib 0] [--disk-dir D] [--loads layerwise|async] [--verify] [--json OUT]
 
 CONFIG: prefix (vLLM's prefix caching alone), native (vLLM's own CPU offloading with
 --host-gib), floor (a GPU cache that holds everything), kvbm (kvbm's connector: --host-gib of
@@ -62,7 +62,8 @@ def make_llm(args):
         kwargs["kv_offloading_size"] = args.host_gib
         kwargs["kv_offloading_backend"] = "native"
     elif args.config == "kvbm":
-        extra = {"host_bytes": int(args.host_gib * (1 << 30)), "verify": args.verify}
+        extra = {"host_bytes": int(args.host_gib * (1 << 30)), "verify": args.verify,
+                 "layerwise_loads": args.loads == "layerwise"}
         if args.disk_gib:
             extra.update(disk_bytes=int(args.disk_gib * (1 << 30)), disk_dir=args.disk_dir, disk_reads=args.disk_reads)
         kwargs["kv_transfer_config"] = KVTransferConfig(
@@ -94,6 +95,8 @@ def main() -> int:
     parser.add_argument("--disk-dir", default=os.path.join(tempfile.gettempdir(), "kvbm-disk"))
     parser.add_argument("--disk-reads", default="auto", choices=["auto", "always"])
     parser.add_argument("--verify", action="store_true")
+    # kvbm: host hits loaded a layer at a time in the forward pass, or each request waiting for its whole prefix.
+    parser.add_argument("--loads", default="layerwise", choices=["layerwise", "async"])
     parser.add_argument("--label", default=None)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
