@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from a bundle made by scripts/device-bundle.sh:
-#   scripts/device-run.sh STEP...   with steps: info python python-bench remote remote-bench disk-small tests sanitize bench d2d bench-gpu kernel-variants block-pairs ce-calls sweep disk-sweep disk-gpu multi control control-ipc control-processes control-curve phases replay nccl nccl-bench
+#   scripts/device-run.sh STEP...   with steps: info python python-bench remote remote-bench disk-small tests sanitize bench d2d worker-bench bench-gpu kernel-variants block-pairs ce-calls sweep disk-sweep disk-gpu multi control control-ipc control-processes control-curve phases replay nccl nccl-bench
 #   (each control step with -pinned appended runs with each endpoint's message threads pinned)
 # Logs go to $OUT (when set) as well as stdout.
 set -uo pipefail
@@ -34,6 +34,9 @@ for step in "$@"; do
         > "$out/sanitizer.log" 2>&1
       echo "compute-sanitizer exit $?"; grep -E 'ERROR SUMMARY|PASSED|FAILED' "$out/sanitizer.log" | tail -5 ;;
     bench) kvbm bench --json > "$out/bench-default.json" 2> "$out/bench-default.err"; kvbm bench 2>/dev/null | tee "$out/bench-default.txt" ;;
+    worker-bench)
+      # The worker path: a leader driving `kvbm worker` processes (bench/worker_path.cpp).
+      KVBM_CLI=$(command -v kvbm) kvbm_worker_bench "${SIZES_WORKER:-64K,2M}" "${IN_FLIGHT:-8}" "${REPEAT:-3}" 2>&1 | tee "$out/worker-bench.txt" ;;
     d2d)
       # Device -> device on each copy path, auto (the default) beside the two it chooses between.
       for path in auto kernel copy_engine; do

@@ -1,0 +1,206 @@
+// Worker-path benchmark: a leader in this process drives `kvbm worker` processes (each with a
+// GPU Device pool and a pinned Host pool of its own) as a user's leader would, and prints GB/s
+// beside one contiguous cudaMemcpy of a worker's bytes between pinned memory and the GPU
+// in this process (the ceiling), measured in the same rounds. For each block size and each
+// direction (Host->Device, Device->Host), with every worker moving its own blocks:
+//   leg/16  a 256 MiB leg of scattered random blocks, as requests of 16 blocks, IN_FLIGHT of
+//           them outstanding at a time;
+//   leg/1   the same leg as one request;
+//   16      16 blocks, one request at a time (the latency-bound case of a single prefix).
+// Every byte is checked: the worker fills the source blocks with seeded random bytes
+// (kvbm.fill) before each row, and after it the XXH3 of each destination block (kvbm.hash) must
+// equal its source's; a row whose bytes differ says so and the bench exits 1.
+//
+//   kvbm_worker_bench [SIZES=64K,2M] [IN_FLIGHT=8] [REPEAT=3] [WORKERS=1]
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <future>
+#include <iostream>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "kvbm/distributed/leader.hpp"
+#include "kvbm/distributed/protocol.hpp"
+#include "kvbm/layout/layout.hpp"
+#include "platform/cuda_runtime.hpp"
+#include "support/worker_process.hpp"
+#include "tools/bench_tier.hpp"
+
+using namespace std::chrono;
+using namespace kvbm;
+
+namespace {
+
+constexpr std::size_t kLegBytes = std::size_t{256} << 20;
+constexpr milliseconds kTimeout{60000};
+
+std::size_t parse_size(const std::string& text) {
+  const char unit = text.back();
+  const std::size_t number = std::stoull(text);
+  return unit == 'K' ? number << 10 : unit == 'M' ? number << 20 : number;
+}
+
+std::vector<std::size_t> parse_sizes(const std::string& list) {
+  std::vector<std::size_t> sizes;
+  for (std::size_t start = 0; start < list.size();) {
+    const std::size_t end = std::min(list.find(',', start), list.size());
+    sizes.push_back(parse_size(list.substr(start, end - start)));
+    start = end + 1;
+  }
+  return sizes;
+}
+
+std::string pool_name(BlockTransferPool pool) { return pool == BlockTransferPool::Device ? "Device" : "Host"; }
+
+// Every rank's reply must be ok; the JSON data of each, by rank.
+std::vector<nlohmann::json> rank_data(const LeaderResult& result, const std::string& what) {
+  if (!result.status.ok()) throw std::runtime_error(what + ": " + result.status.to_string());
+  std::vector<nlohmann::json> data(result.outcomes.size());
+  for (const auto& outcome : result.outcomes) {
+    data.at(static_cast<std::size_t>(outcome.rank)) = outcome.data.empty() ? nlohmann::json() : nlohmann::json::parse(outcome.data);
+  }
+  return data;
+}
+
+// hashes[rank][i]: XXH3 of block blocks[i] of `pool` on each rank.
+std::vector<std::vector<std::uint64_t>> hashes(Leader& leader, BlockTransferPool pool, const std::vector<std::size_t>& blocks) {
+  const nlohmann::json body = {{"pool", pool_name(pool)}, {"blocks", blocks}};
+  std::vector<std::vector<std::uint64_t>> out;
+  for (const auto& data : rank_data(leader.send(protocol::kHash, {body.dump()}, kTimeout), "kvbm.hash")) {
+    out.push_back(data.at("hashes").get<std::vector<std::uint64_t>>());
+  }
+  return out;
+}
+
+struct Row {
+  std::string name;
+  BlockTransferPool from;
+  BlockTransferPool to;
+  std::size_t blocks_per_request;  // 0: the whole leg in one request
+  std::size_t leg_blocks;
+  std::vector<double> gbps;
+  std::vector<double> ceilings;
+  bool verified = true;
+};
+
+class Bench {
+ public:
+  Bench(std::size_t block_bytes, int workers, std::size_t in_flight)
+      : block_bytes_(block_bytes), workers_(workers), in_flight_(in_flight), leg_blocks_(kLegBytes / block_bytes),
+        pool_blocks_(2 * leg_blocks_), endpoint_(fmt::format("ipc:///tmp/kvbm-worker-bench-{}", ::getpid())),
+        leader_(endpoint_, workers) {
+    for (int rank = 0; rank < workers; ++rank) {
+      const std::vector<std::string> args = {
+          "--leader", endpoint_, "--rank", std::to_string(rank), "--world-size", std::to_string(workers),
+          "--device-blocks", std::to_string(pool_blocks_), "--host-blocks", std::to_string(pool_blocks_),
+          "--host-kind", "pinned", "--layout", "fc", "--num-layers", "1", "--outer-dim", "1", "--page-size", "1",
+          "--inner-dim", std::to_string(block_bytes), "--dtype-bytes", "1"};
+      processes_.push_back(std::make_unique<testing::WorkerProcess>(testing::kvbm_cli(KVBM_CLI_PATH), args));
+    }
+    leader_.wait_for_workers(kTimeout);
+    const LayoutConfig config{.num_blocks = 1, .num_layers = 1, .outer_dim = 1, .page_size = 1,
+                              .inner_dim = kLegBytes, .dtype_bytes = 1};
+    pinned_ = Layout::allocate(config, StorageKind::pinned(), LayoutForm::FullyContiguous);
+    device_ = Layout::allocate(config, StorageKind::device(0), LayoutForm::FullyContiguous);
+  }
+
+  // One timed run of a row: fill the sources, move them, check every destination block.
+  void run(Row& row, std::mt19937_64& rng) {
+    std::vector<std::size_t> indices(pool_blocks_);
+    std::iota(indices.begin(), indices.end(), 0);
+    std::shuffle(indices.begin(), indices.end(), rng);
+    const std::vector<std::size_t> from(indices.begin(), indices.begin() + static_cast<long>(row.leg_blocks));
+    std::shuffle(indices.begin(), indices.end(), rng);
+    const std::vector<std::size_t> to(indices.begin(), indices.begin() + static_cast<long>(row.leg_blocks));
+    const nlohmann::json fill = {{"pool", pool_name(row.from)}, {"blocks", from}, {"seed", rng()}};
+    rank_data(leader_.send(protocol::kFill, {fill.dump()}, kTimeout), "kvbm.fill");
+    const auto expected = hashes(leader_, row.from, from);
+
+    const std::size_t per_request = row.blocks_per_request ? row.blocks_per_request : row.leg_blocks;
+    std::deque<std::future<LeaderResult>> outstanding;
+    const auto start = steady_clock::now();
+    for (std::size_t first = 0; first < row.leg_blocks; first += per_request) {
+      BlockTransferRequest request{row.from, row.to, {}, std::nullopt};
+      for (std::size_t i = first; i < std::min(first + per_request, row.leg_blocks); ++i) request.blocks.emplace_back(from[i], to[i]);
+      if (outstanding.size() == in_flight_) {
+        rank_data(outstanding.front().get(), "transfer");
+        outstanding.pop_front();
+      }
+      outstanding.push_back(leader_.send_async(protocol::kTransferHandler, {encode_request(request)}, kTimeout));
+    }
+    while (!outstanding.empty()) {
+      rank_data(outstanding.front().get(), "transfer");
+      outstanding.pop_front();
+    }
+    const double seconds = duration<double>(steady_clock::now() - start).count();
+    row.gbps.push_back(static_cast<double>(row.leg_blocks * block_bytes_) * workers_ / seconds / 1e9);
+    row.verified = row.verified && hashes(leader_, row.to, to) == expected;
+    // The ceiling of the same bytes, in the same round: one contiguous copy in this process.
+    const bool onboard = row.to == BlockTransferPool::Device;
+    row.ceilings.push_back(onboard ? tools::ceiling_gbps(*pinned_, *device_, row.leg_blocks * block_bytes_)
+                                   : tools::ceiling_gbps(*device_, *pinned_, row.leg_blocks * block_bytes_));
+  }
+
+  [[nodiscard]] std::size_t leg_blocks() const { return leg_blocks_; }
+
+ private:
+  std::size_t block_bytes_;
+  int workers_;
+  std::size_t in_flight_;
+  std::size_t leg_blocks_;
+  std::size_t pool_blocks_;
+  std::string endpoint_;
+  Leader leader_;
+  std::vector<std::unique_ptr<testing::WorkerProcess>> processes_;
+  LayoutPtr pinned_;
+  LayoutPtr device_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::size_t> sizes = parse_sizes(argc > 1 ? argv[1] : "64K,2M");
+  const std::size_t in_flight = argc > 2 ? std::stoul(argv[2]) : 8;
+  const int repeat = argc > 3 ? std::stoi(argv[3]) : 3;
+  const int workers = argc > 4 ? std::stoi(argv[4]) : 1;
+  if (cuda::device_count() == 0) {
+    std::cout << "kvbm_worker_bench: no CUDA device (" << cuda::unavailable_reason() << "): nothing to measure\n";
+    return 0;
+  }
+  fmt::print("# kvbm_worker_bench: {} kvbm worker process(es), leader in this process, {} requests in flight; "
+             "median of {}; ceiling: one contiguous cudaMemcpy of one worker's bytes, same rounds\n",
+             workers, in_flight, repeat);
+  fmt::print("{:<8} {:<14} {:>8} {:>7} {:>9} {:>9} {:>6}  {}\n", "block", "direction", "request", "blocks", "GB/s",
+             "ceiling", "ratio", "verified");
+  bool all_verified = true;
+  std::mt19937_64 rng(42);
+  for (const std::size_t size : sizes) {
+    Bench bench(size, workers, in_flight);
+    const std::size_t leg = bench.leg_blocks();
+    std::vector<Row> rows;
+    for (const auto& [from, to, name] : {std::tuple{BlockTransferPool::Host, BlockTransferPool::Device, "Host->Device"},
+                                         std::tuple{BlockTransferPool::Device, BlockTransferPool::Host, "Device->Host"}}) {
+      rows.push_back({name, from, to, 16, leg, {}, {}});
+      rows.push_back({name, from, to, 0, leg, {}, {}});
+      rows.push_back({name, from, to, 16, std::min<std::size_t>(16, leg), {}, {}});
+    }
+    for (int round = 0; round < repeat; ++round) {
+      for (Row& row : rows) bench.run(row, rng);
+    }
+    for (const Row& row : rows) {
+      const double gbps = tools::median(row.gbps);
+      const double ceiling = tools::median(row.ceilings);  // the workers share one GPU link
+      const std::string request = row.leg_blocks == 16 ? "16" : row.blocks_per_request ? "leg/16" : "leg/1";
+      fmt::print("{:<8} {:<14} {:>8} {:>7} {:>9.2f} {:>9.2f} {:>6.2f}  {}\n", tools::human_size(size), row.name, request,
+                 row.leg_blocks, gbps, ceiling, gbps / ceiling, row.verified ? "yes" : "NO");
+      all_verified = all_verified && row.verified;
+    }
+  }
+  return all_verified ? 0 : 1;
+}
