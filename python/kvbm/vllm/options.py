@@ -35,7 +35,9 @@ class ConnectorOptions:
     # bench's workload one at a time measured no better than no limit (bench/results).
     max_concurrent_loads: int = 0
     # Test mode: every block saved is hashed on the GPU and in host memory, and every block
-    # loaded back is hashed on the GPU and compared; a mismatch fails the load (recomputed).
+    # loaded back is hashed on the GPU and compared; a mismatch fails an asynchronous load
+    # (recomputed), and is logged and counted as a failed load for a layer-by-layer one (checked
+    # when its step has ended).
     verify: bool = False
     # How long the leader waits for every worker to register, and for each transfer.
     worker_timeout_s: float = 300.0
