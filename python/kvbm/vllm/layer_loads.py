@@ -19,13 +19,9 @@ from typing import Any
 
 import kvbm
 
+from .options import cuda_present
+
 logger = logging.getLogger("kvbm.vllm")
-
-
-def _cuda_present() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 class LayerLoader:
@@ -33,7 +29,7 @@ class LayerLoader:
         # A context of its own, whose streams carry only these copies, on the copy engines: the
         # copy kernel would compete with the forward pass for the SMs (on an H100 it moved these
         # 64 KiB layer chunks at 30 GB/s beside the forward pass).
-        self._context = kvbm.TransferContext(copy_path="copy_engine" if _cuda_present() else "auto")
+        self._context = kvbm.TransferContext(copy_path="copy_engine" if cuda_present() else "auto")
         self._paths = [self._context.prepare(host.layers(layer, 1), device.layers(layer, 1)) for layer in range(num_layers)]
         self._layer_index = layer_index
         self._handles: list[Any] = []

@@ -158,6 +158,16 @@ def available_memory_bytes() -> int | None:
     return None
 
 
+def cuda_present() -> bool:
+    """Whether this process sees a CUDA device (torch says)."""
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
 def _integer(key: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(f"kvbm connector: {key}={value!r} is not a whole number")

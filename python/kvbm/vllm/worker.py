@@ -20,7 +20,7 @@ import kvbm
 from .kv_shape import KvGeometry, block_bytes_from_config, cross_layer_layout, per_layer_layout
 from .layer_loads import LayerLoader
 from .metadata import KvbmMetadata, KvbmWorkerMetadata
-from .options import ConnectorOptions
+from .options import ConnectorOptions, cuda_present
 
 logger = logging.getLogger("kvbm.vllm")
 
@@ -53,7 +53,7 @@ class KvbmWorkerSide:
                 f"kvbm connector: vLLM's KV tensors hold {geometry.block_bytes} bytes a block; its KV cache config "
                 f"says {expected}"
             )
-        host_kind = "pinned" if _cuda_present() else "system"  # pinned: the GPU copies it directly
+        host_kind = "pinned" if cuda_present() else "system"  # pinned: the GPU copies it directly
         host = kvbm.Layout.allocate(geometry.config(self.options.host_blocks(expected)), host_kind)
         disk = None
         if self.options.disk_bytes:
@@ -132,11 +132,3 @@ class KvbmWorkerSide:
             self.worker = None
         self._layouts = []
 
-
-def _cuda_present() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:
-        return False
