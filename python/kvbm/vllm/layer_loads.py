@@ -19,17 +19,16 @@ from typing import Any
 
 import kvbm
 
-from .options import cuda_present
-
 logger = logging.getLogger("kvbm.vllm")
 
 
 class LayerLoader:
     def __init__(self, host: Any, device: Any, num_layers: int, layer_index: dict[str, int]):
-        # A context of its own, whose streams carry only these copies, on the copy engines: the
-        # copy kernel would compete with the forward pass for the SMs (on an H100 it moved these
-        # 64 KiB layer chunks at 30 GB/s beside the forward pass).
-        self._context = kvbm.TransferContext(copy_path="copy_engine" if cuda_present() else "auto")
+        # A context of its own, whose streams carry only these copies. Its `auto` path moves the
+        # 64 KiB layer chunks of an 8B Llama on the copy kernel: beside the forward pass on an
+        # H100 that measured 30.5 GB/s a step, and the copy engines 19.6 (another H100 of a
+        # slower host; bench/results/h100-2026-12-07-layerwise-vllm).
+        self._context = kvbm.TransferContext()
         self._paths = [self._context.prepare(host.layers(layer, 1), device.layers(layer, 1)) for layer in range(num_layers)]
         self._layer_index = layer_index
         self._handles: list[Any] = []
