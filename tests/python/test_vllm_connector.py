@@ -153,6 +153,21 @@ def test_a_failed_load_is_recomputed_and_never_served(engine_factory):
     assert engine.leader.totals.data["failed_loads"] > 0
 
 
+def test_a_worker_that_cannot_load_layer_by_layer_reports_the_blocks_for_recomputing(engine_factory):
+    engine = engine_factory(gpu_blocks=48)
+    turns = list(conversation_turns(6, first=160, per_turn=32, turns=2, seed=4))
+    for prompt in turns[0]:
+        engine.add(prompt)
+    engine.run()
+    engine.sides[0].layer_loader = None  # as if its options said layerwise_loads=false
+    for prompt in turns[1]:
+        engine.add(prompt)
+    engine.run()  # every request still finishes: vLLM recomputed what the worker did not load
+    assert engine.invalid_blocks_seen
+    assert engine.layer_loaded_blocks == 0
+    assert not engine.leader.has_pending_work() and engine.leader.host.stats()["held"] == 0
+
+
 def test_options_refused_with_key_and_value(tmp_path):
     with pytest.raises(ValueError, match="unknown option 'host_byte'"):
         ConnectorOptions.parse({"host_byte": 1})

@@ -36,19 +36,14 @@ class LayerLoader:
         self._gpu_blocks: list[int] = []
         self._failed: set[int] = set()
         self._started = 0.0
-        self.last_blocks = 0  # of the last step with loads: blocks, seconds, blocks that failed
-        self.last_seconds = 0.0
+        self.last_seconds = 0.0  # of the last step with loads: seconds, blocks that failed
         self.last_failed_blocks = 0
-
-    @property
-    def num_layers(self) -> int:
-        return len(self._paths)
 
     def start(self, pairs: list[tuple[int, int]]) -> None:
         """Posts one copy per layer of the (host slot, GPU block) pairs, in layer order."""
         self.finish()  # a step whose forward pass never waited (no forward at all) ends here
         self._failed = set()
-        self.last_blocks, self.last_seconds, self.last_failed_blocks = 0, 0.0, 0
+        self.last_seconds, self.last_failed_blocks = 0.0, 0
         if not pairs:
             return
         self._gpu_blocks = [gpu for _, gpu in pairs]
@@ -68,11 +63,10 @@ class LayerLoader:
         self._wait_until(len(self._handles) if layer is None else min(layer + 1, len(self._handles)))
 
     def finish(self) -> None:
-        """Waits for every copy posted; records the step's blocks and seconds."""
+        """Waits for every copy posted; records the step's seconds and failed blocks."""
         if not self._handles:
             return
         self._wait_until(len(self._handles))
-        self.last_blocks = len(self._gpu_blocks)
         self.last_seconds = time.perf_counter() - self._started
         self.last_failed_blocks = len(self._failed)
         self._handles, self._waited, self._gpu_blocks = [], 0, []

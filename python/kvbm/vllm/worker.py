@@ -35,6 +35,7 @@ class KvbmWorkerSide:
         self.geometry: KvGeometry | None = None
         self.worker: kvbm.Worker | None = None
         self.layer_loader: LayerLoader | None = None
+        self._unloaded: set[int] = set()  # GPU blocks of layer-by-layer loads this rank could not run
         self._layouts: list[Any] = []
 
     def register_kv_caches(self, kv_caches: dict[str, Any]) -> None:
@@ -89,8 +90,11 @@ class KvbmWorkerSide:
     def start_load_kv(self, metadata: KvbmMetadata | None) -> None:
         if metadata is None or not metadata.layer_loads:
             return
-        if self.layer_loader is None:  # the leader and this worker read the same options
-            raise RuntimeError("kvbm connector: the leader sent layer-by-layer loads to a worker without them")
+        if self.layer_loader is None:  # the leader and this worker read the same options: a defect, recomputed
+            logger.error("kvbm: rank %d got layer-by-layer loads without layerwise_loads; vLLM recomputes them",
+                         self.rank)
+            self._unloaded = {gpu for _, gpu in metadata.layer_loads}
+            return
         self.layer_loader.start(metadata.layer_loads)
 
     def wait_for_layer_load(self, layer_name: str) -> None:
@@ -108,6 +112,8 @@ class KvbmWorkerSide:
 
     def failed_load_blocks(self, metadata: KvbmMetadata | None) -> set[int]:
         failed = set(metadata.failed_load_blocks) if metadata is not None else set()
+        failed |= self._unloaded
+        self._unloaded = set()
         if self.layer_loader is not None:
             failed |= self.layer_loader.take_failed()
         return failed
