@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from a bundle made by scripts/device-bundle.sh:
-#   scripts/device-run.sh STEP...   with steps: info python python-bench remote remote-bench disk-small tests sanitize bench d2d worker-bench bench-gpu kernel-variants block-pairs ce-calls sweep disk-sweep disk-gpu multi control control-ipc control-processes control-curve phases replay nccl nccl-bench
+#   scripts/device-run.sh STEP...   with steps: info python python-bench remote remote-bench disk-small tests sanitize bench d2d worker-bench data-path bench-gpu kernel-variants block-pairs ce-calls sweep disk-sweep disk-gpu multi control control-ipc control-processes control-curve phases replay nccl nccl-bench
 #   (each control step with -pinned appended runs with each endpoint's message threads pinned)
 # Logs go to $OUT (when set) as well as stdout.
 set -uo pipefail
@@ -9,7 +9,13 @@ source .bundle/env.sh
 out=${OUT:-/tmp/kvbm-out}
 mkdir -p "$out"
 export KVBM_DISK_DIR=${KVBM_DISK_DIR:-/tmp}
+steps=()
 for step in "$@"; do
+  # data-path: every row of the data path's goals (device->device on each copy path, the worker
+  # path, remote transfers of distinct blocks, the control path with pinned message threads).
+  if [ "$step" = data-path ]; then steps+=(d2d worker-bench remote-bench control-pinned); else steps+=("$step"); fi
+done
+for step in "${steps[@]}"; do
   echo "=== $step"
   placement=free
   [[ $step == *-pinned ]] && placement=pinned
