@@ -1,7 +1,7 @@
 // Block pairs from Python: a kvbm.BlockPairs (read once, copied as it is), or any sequence of
-// (src, dst) pairs of integers (Python ints, numpy integers, anything with __index__). A value that is no integer is invalid_argument; one that
-// does not fit a block index (negative, or past 2^64 - 1) is out_of_range, like every other
-// index out of range; both name the pair and the value.
+// (src, dst) pairs of integers (Python ints, numpy integers, anything with __index__). A value
+// that is no integer is invalid_argument; one that does not fit a block index (negative, or past
+// 2^64 - 1) is out_of_range, like every other index out of range; both name the pair and the value.
 #include <fmt/format.h>
 
 #include "bindings.hpp"

@@ -213,6 +213,13 @@ TEST(RemoteAgent, BadRequestsAreRefusedLocallyAndTheConnectionServesOn) {
                                         LayerOrder::BlockContiguous, DiskFileOptions{.directory = dir.path()});
   expect_error(failed_write(agents.local, on_disk, peer, id, {{0, 0}}), ErrorCode::Unsupported, "disk");
   EXPECT_THROW((void)agents.peer.export_layout(on_disk), Error);
+  try {  // a peer would place chunks by the view's shape alone: only whole layouts are exported
+    (void)agents.peer.export_layout(theirs->layers(0, 1));
+    ADD_FAILURE() << "a layer view was exported";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), ErrorCode::InvalidArgument);
+    EXPECT_NE(std::string(error.what()).find("layer view"), std::string::npos) << error.what();
+  }
 
   // Nothing moved, and the connection still carries good requests.
   EXPECT_EQ(testing::check_roundtrip_with(
