@@ -26,6 +26,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "kvbm/common/settings.hpp"
 #include "kvbm/distributed/leader.hpp"
 #include "kvbm/distributed/protocol.hpp"
 #include "kvbm/layout/layout.hpp"
@@ -41,23 +42,16 @@ namespace {
 constexpr std::size_t kLegBytes = std::size_t{256} << 20;
 constexpr milliseconds kTimeout{60000};
 
-std::size_t parse_size(const std::string& text) {
-  const char unit = text.back();
-  const std::size_t number = std::stoull(text);
-  return unit == 'K' ? number << 10 : unit == 'M' ? number << 20 : number;
-}
-
+// "64K,2M" as block sizes (settings::parse_size names a bad one).
 std::vector<std::size_t> parse_sizes(const std::string& list) {
   std::vector<std::size_t> sizes;
-  for (std::size_t start = 0; start < list.size();) {
-    const std::size_t end = std::min(list.find(',', start), list.size());
-    sizes.push_back(parse_size(list.substr(start, end - start)));
-    start = end + 1;
+  std::size_t start = 0;
+  for (std::size_t comma; (comma = list.find(',', start)) != std::string::npos; start = comma + 1) {
+    sizes.push_back(settings::parse_size("SIZES", list.substr(start, comma - start)));
   }
+  sizes.push_back(settings::parse_size("SIZES", list.substr(start)));
   return sizes;
 }
-
-std::string pool_name(BlockTransferPool pool) { return pool == BlockTransferPool::Device ? "Device" : "Host"; }
 
 // Every rank's reply must be ok; the JSON data of each, by rank.
 std::vector<nlohmann::json> rank_data(const LeaderResult& result, const std::string& what) {
@@ -71,7 +65,7 @@ std::vector<nlohmann::json> rank_data(const LeaderResult& result, const std::str
 
 // hashes[rank][i]: XXH3 of block blocks[i] of `pool` on each rank.
 std::vector<std::vector<std::uint64_t>> hashes(Leader& leader, BlockTransferPool pool, const std::vector<std::size_t>& blocks) {
-  const nlohmann::json body = {{"pool", pool_name(pool)}, {"blocks", blocks}};
+  const nlohmann::json body = {{"pool", to_string(pool)}, {"blocks", blocks}};
   std::vector<std::vector<std::uint64_t>> out;
   for (const auto& data : rank_data(leader.send(protocol::kHash, {body.dump()}, kTimeout), "kvbm.hash")) {
     out.push_back(data.at("hashes").get<std::vector<std::uint64_t>>());
@@ -128,7 +122,7 @@ class Bench {
     const std::vector<std::size_t> from(indices.begin(), indices.begin() + static_cast<long>(row.leg_blocks));
     std::shuffle(indices.begin(), indices.end(), rng);
     const std::vector<std::size_t> to(indices.begin(), indices.begin() + static_cast<long>(row.leg_blocks));
-    const nlohmann::json fill = {{"pool", pool_name(row.from)}, {"blocks", from}, {"seed", rng()}};
+    const nlohmann::json fill = {{"pool", to_string(row.from)}, {"blocks", from}, {"seed", rng()}};
     rank_data(leader_.send(protocol::kFill, {fill.dump()}, kTimeout), "kvbm.fill");
     const auto expected = hashes(leader_, row.from, from);
 

@@ -124,7 +124,7 @@ class KvbmWorkerSide:
         loader = self.layer_loader
         if loader is None or not metadata.layer_loads:
             return KvbmWorkerMetadata(step=metadata.step)
-        loader.finish()
+        loader.finish()  # no-op after wait_for_save; the leader frees the step's host slots on this metadata
         return KvbmWorkerMetadata(
             step=metadata.step, layer_load_seconds=loader.last_seconds, failed_layer_load_blocks=loader.last_failed_blocks
         )
