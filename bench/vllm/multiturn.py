@@ -2,11 +2,13 @@
 
     python bench/vllm/multiturn.py CONFIG [--model 8b|1b] [--conversations 16] [--first 3072]
         [--per-turn 1024] [--turns 4] [--max-tokens 1] [--gpu-blocks 1024] [--host-gib 16]
-        [--disk-gib 0] [--disk-dir D] [--loads layerwise|async] [--verify] [--json OUT]
+        [--disk-gib 0] [--disk-dir D] [--loads layerwise|async] [--verify] [--option KEY=VALUE]...
+        [--json OUT]
 
 CONFIG: prefix (vLLM's prefix caching alone), native (vLLM's own CPU offloading with
 --host-gib), floor (a GPU cache that holds everything), kvbm (kvbm's connector: --host-gib of
-pinned memory, and --disk-gib on disk when given).
+pinned memory, and --disk-gib on disk when given; --option sets any other connector option,
+e.g. --option layer_load_path=copy_engine).
 
 Every conversation starts with --first random tokens; each turn prefills its whole history (all
 conversations at once, as concurrent requests), then appends the tokens it generated and
@@ -66,11 +68,22 @@ def make_llm(args):
                  "layerwise_loads": args.loads == "layerwise"}
         if args.disk_gib:
             extra.update(disk_bytes=int(args.disk_gib * (1 << 30)), disk_dir=args.disk_dir, disk_reads=args.disk_reads)
+        extra.update(args.option)
         kwargs["kv_transfer_config"] = KVTransferConfig(
             kv_connector="KvbmConnector", kv_connector_module_path="kvbm.vllm", kv_role="kv_both",
             kv_connector_extra_config=extra,
         )
     return LLM(**kwargs)
+
+
+def connector_option(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--option {text!r} is not KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -97,6 +110,8 @@ def main() -> int:
     parser.add_argument("--verify", action="store_true")
     # kvbm: host hits loaded a layer at a time in the forward pass, or each request waiting for its whole prefix.
     parser.add_argument("--loads", default="layerwise", choices=["layerwise", "async"])
+    parser.add_argument("--option", type=connector_option, action="append", default=[],
+                        help="KEY=VALUE: a connector option (VALUE read as JSON where it parses, else a string)")
     parser.add_argument("--label", default=None)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()

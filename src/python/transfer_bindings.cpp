@@ -70,6 +70,11 @@ void bind_transfers(nb::module_& m) {
            "callback delays later callbacks, never transfers).")
       .def("__await__", [](nb::handle self) { return nb::module_::import_("kvbm._aio").attr("await_handle")(self); });
 
+  nb::class_<GpuFence>(m, "GpuFence", "A point in a transfer path's CUDA streams (TransferPath.fence()).")
+      .def("enqueue_wait", &GpuFence::enqueue_wait, nb::arg("stream"),
+           "Makes the CUDA stream `stream` (an integer, e.g. torch.cuda.current_stream().cuda_stream) wait on "
+           "the GPU for the copies the fence covers; returns at once.");
+
   nb::class_<TransferPath>(m, "TransferPath", "A prepared path between two layouts, for many transfers.")
       .def(
           "post",
@@ -80,6 +85,14 @@ void bind_transfers(nb::module_& m) {
           },
           nb::arg("pairs"), nb::rv_policy::take_ownership,
           "Starts copying src block p[0] to dst block p[1] for each pair; returns a Handle.")
+      .def(
+          "fence",
+          [](const TransferPath& self) {
+            nb::gil_scoped_release released;
+            return self.fence();
+          },
+          "A GpuFence after every copy posted on this path so far. kvbm.Error (Unsupported) for a path not on "
+          "CUDA streams.")
       .def_prop_ro("plan", [](const TransferPath& self) {
         return nb::module_::import_("json").attr("loads")(to_json(self.plan()));
       });
@@ -89,7 +102,7 @@ void bind_transfers(nb::module_& m) {
           "__init__",
           [](PyContext* self, std::size_t max_transfer_batch_size, std::size_t memcpy_threads,
              const std::string& disk_backend, std::size_t disk_queue_depth, std::size_t bounce_buffer_bytes,
-             std::size_t bounce_buffers, bool allow_gds, const std::string& copy_path) {
+             std::size_t bounce_buffers, bool allow_gds, const std::string& copy_path, int copy_ctas) {
             TransferConfig config;
             config.max_transfer_batch_size = max_transfer_batch_size;
             config.memcpy_threads = memcpy_threads;
@@ -104,6 +117,7 @@ void bind_transfers(nb::module_& m) {
                           "copy_path='" + printable(copy_path) + "' is not kernel, copy_engine or auto");
             }
             config.cuda.copy_path = *path;
+            config.cuda.copy_ctas = copy_ctas;
             config.validate();
             nb::gil_scoped_release released;
             new (self) PyContext{std::make_shared<TransferContext>(std::move(config))};
@@ -113,7 +127,7 @@ void bind_transfers(nb::module_& m) {
           nb::arg("disk_queue_depth") = DiskOptions{}.queue_depth,
           nb::arg("bounce_buffer_bytes") = TransferConfig{}.bounce_buffer_bytes,
           nb::arg("bounce_buffers") = TransferConfig{}.bounce_buffers, nb::arg("allow_gds") = false,
-          nb::arg("copy_path") = "auto")
+          nb::arg("copy_path") = "auto", nb::arg("copy_ctas") = CudaOptions{}.copy_ctas)
       .def(
           "transfer",
           [](PyContext& self, const PyLayout& src, const PyLayout& dst, nb::handle pairs) {

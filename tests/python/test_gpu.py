@@ -60,3 +60,40 @@ def test_cuda_tensors_that_do_not_fit_are_refused():
         kvbm.Layout.from_tensors(CFG, cache[:-1] + [cache[-1].transpose(3, 4)], form="layer_separate", order="outer")
     with pytest.raises(kvbm.Error, match="2-byte|4-byte"):
         kvbm.Layout.from_tensors(CFG, cache[:-1] + [cache[-1].float()], form="layer_separate", order="outer")
+
+
+@pytest.mark.parametrize("path", ["kernel", "copy_engine"])
+def test_layer_loads_order_the_forward_pass_stream_after_each_layers_copy(path):
+    """vLLM's connector loads a layer at a time and makes the forward pass's stream wait for
+    layer L's copy on the GPU: kernels queued on that stream right after the wait see every
+    byte of layer L, while the host thread never blocked."""
+    from kvbm.vllm.layer_loads import LayerLoader
+    from kvbm.vllm.options import ConnectorOptions
+
+    cache = vllm_kv_cache()
+    for t in cache:
+        t.fill_(-1.0)
+    gpu = kvbm.Layout.from_tensors(CFG, cache, form="layer_separate", order="outer")
+    host = kvbm.Layout.allocate(CFG, "pinned")
+    rng = np.random.default_rng(5)
+    for b in range(BLOCKS):
+        np.asarray(host.block(b))[...] = rng.integers(0, 256, size=np.asarray(host.block(b)).shape, dtype=np.uint8)
+    names = {f"layer.{i}": i for i in range(LAYERS)}
+    loader = LayerLoader(host, gpu, LAYERS, names, ConnectorOptions(host_bytes=1, layer_load_path=path))
+    assert loader._stream_waits
+    pairs = [(b, (b * 7 + 3) % BLOCKS) for b in range(0, BLOCKS, 2)]
+    torch.cuda.synchronize()
+    loader.start(pairs)
+    seen = []
+    for name, layer in names.items():
+        loader.wait_for(name)
+        seen.append(cache[layer].clone())  # queued on the stream that waits: ordered after the copy
+    loader.finish()
+    torch.cuda.synchronize()
+    assert loader.take_failed() == set()
+    chunk = PAGE * HEADS * HEAD * 2
+    for layer in range(LAYERS):
+        for host_block, gpu_block in pairs:
+            want = np.asarray(host.block(host_block)).reshape(-1)[layer * 2 * chunk:(layer + 1) * 2 * chunk]
+            got = seen[layer][:, gpu_block].contiguous().view(torch.uint8).cpu().numpy().reshape(-1)
+            assert np.array_equal(got, want), f"layer {layer}, GPU block {gpu_block}"

@@ -175,6 +175,16 @@ def test_options_refused_with_key_and_value(tmp_path):
         ConnectorOptions.parse({"host_bytes": "lots"})
     with pytest.raises(ValueError, match="disk_bytes=1024 needs disk_dir"):
         ConnectorOptions.parse({"host_bytes": 1 << 20, "disk_bytes": 1024})
+    with pytest.raises(ValueError, match="layer_load_waits='gpu' is not stream or host"):
+        ConnectorOptions.parse({"host_bytes": 1 << 20, "layer_load_waits": "gpu"})
+    with pytest.raises(ValueError, match="layer_load_path='dma' is not kernel or copy_engine"):
+        ConnectorOptions.parse({"host_bytes": 1 << 20, "layer_load_path": "dma"})
+    with pytest.raises(ValueError, match="layer_load_sms=0 is below 1"):
+        ConnectorOptions.parse({"host_bytes": 1 << 20, "layer_load_sms": 0})
+    with pytest.raises(ValueError, match="layer_load_sms=2000 is more than 1024"):
+        ConnectorOptions.parse({"host_bytes": 1 << 20, "layer_load_sms": 2000})
+    with pytest.raises(ValueError, match="disk_reads='never' is not auto or always"):
+        ConnectorOptions.parse({"host_bytes": 1 << 20, "disk_reads": "never"})
     options = ConnectorOptions.parse({"host_bytes": 1 << 60})
     with pytest.raises(ValueError, match="host_bytes=1152921504606846976 x 1 rank"):
         options.check_machine(4096, 1)

@@ -136,6 +136,21 @@ TEST_F(TransferErrors, PreparedPathsRefuseBadPairsAndServeOnAfterBadRequests) {
   EXPECT_EQ(check_roundtrip(path, 3, 99), "");
 }
 
+// A GPU fence only exists for paths on CUDA streams: a host <-> disk path is refused, naming
+// its kinds and plan, and keeps serving.
+TEST_F(TransferErrors, AFenceOnAPathWithoutCudaStreamsIsRefused) {
+  const TransferPath path = context.prepare(system(), disk());
+  try {
+    (void)path.fence();
+    FAIL() << "a fence on a system -> disk path was made";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), ErrorCode::Unsupported);
+    EXPECT_NE(error.message().find("System -> Disk(0) runs as Direct(NixlWrite)"), std::string::npos)
+        << error.message();
+  }
+  EXPECT_EQ(check_roundtrip(path, 3, 17), "");
+}
+
 TEST_F(TransferErrors, GpuPlanWithoutGpuExecutorIsNamed) {
   if (cuda::device_count() > 0) GTEST_SKIP() << "a CUDA device is present";
   // Device regions cannot even be made here: the error names CUDA.

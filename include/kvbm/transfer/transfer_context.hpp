@@ -9,6 +9,7 @@
 #include "kvbm/layout/layout.hpp"
 #include "kvbm/transfer/backend_options.hpp"
 #include "kvbm/transfer/block_pair.hpp"
+#include "kvbm/transfer/gpu_fence.hpp"
 #include "kvbm/transfer/strategy.hpp"
 #include "kvbm/transfer/transfer_handle.hpp"
 
@@ -45,6 +46,12 @@ class TransferPath {
   // attached before any work starts, so it runs on the thread that finishes the transfer: a
   // backend's thread, or the caller's only when the pairs fail their checks.
   [[nodiscard]] TransferHandle post(std::span<const BlockPair> pairs, CompletionCallback on_complete = {}) const;
+  // A fence after every copy posted on this path so far (and any other copy its CUDA streams
+  // carry): a caller's stream that waits on it runs its next work only once they have ended.
+  // Throws Unsupported for a path that does not run on CUDA streams (one without a device side,
+  // a two-hop plan, disk) and kvbm::Error (Cuda) if the events cannot be recorded. A copy that
+  // fails still releases the wait: its handle reports the failure.
+  [[nodiscard]] GpuFence fence() const;
   [[nodiscard]] const TransferPlan& plan() const;
   [[nodiscard]] const LayoutPtr& src() const;
   [[nodiscard]] const LayoutPtr& dst() const;
@@ -88,6 +95,7 @@ class TransferContext {
   [[nodiscard]] TransferPath::Prepared make_prepared(const LayoutPtr& src, const LayoutPtr& dst, bool with_geometry);
   [[nodiscard]] TransferHandle start(const TransferPath::Prepared& path, std::span<const BlockPair> pairs,
                                      CompletionCallback on_complete);
+  [[nodiscard]] GpuFence fence(const TransferPath::Prepared& path);
 
   struct Impl;
   std::unique_ptr<Impl> impl_;

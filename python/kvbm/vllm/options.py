@@ -49,6 +49,15 @@ class ConnectorOptions:
     # compute). False, and for prefixes that touch the disk: the request waits while the whole
     # prefix loads (an asynchronous load) and is scheduled once it is there.
     layerwise_loads: bool = True
+    # How attention for layer L waits for layer L's copy: "stream" makes vLLM's CUDA stream wait
+    # on the GPU (the forward pass's thread never blocks, so the GPU's queue never drains);
+    # "host" blocks that thread until the copy has ended. Paths without CUDA streams wait on the
+    # host either way.
+    layer_load_waits: str = "stream"
+    # What runs the layer copies: "kernel" (kvbm's copy kernel, on layer_load_sms SMs) or
+    # "copy_engine" (the GPU's DMA engines: no SM taken from the forward pass).
+    layer_load_path: str = "kernel"
+    layer_load_sms: int = 8
 
     @classmethod
     def parse(cls, extra: dict[str, Any] | None) -> "ConnectorOptions":
@@ -60,19 +69,25 @@ class ConnectorOptions:
                     f"kvbm connector: unknown option {key!r} (value {extra[key]!r}); known: {', '.join(sorted(known))}"
                 )
         values: dict[str, Any] = {}
-        for key in ("host_bytes", "disk_bytes", "disk_admission_lookups", "max_concurrent_loads"):
+        for key in ("host_bytes", "disk_bytes", "disk_admission_lookups", "max_concurrent_loads", "layer_load_sms"):
             if key in extra:
-                values[key] = _integer(key, extra[key], minimum=1 if key == "disk_admission_lookups" else 0)
+                minimum = 1 if key in ("disk_admission_lookups", "layer_load_sms") else 0
+                values[key] = _integer(key, extra[key], minimum=minimum)
+        if values.get("layer_load_sms", 0) > 1024:
+            raise ValueError(f"kvbm connector: layer_load_sms={values['layer_load_sms']} is more than 1024")
         for key in ("worker_timeout_s", "transfer_timeout_s"):
             if key in extra:
                 values[key] = _positive_float(key, extra[key])
         for key in ("verify", "layerwise_loads"):
             if key in extra:
                 values[key] = _boolean(key, extra[key])
-        if "disk_reads" in extra:
-            if extra["disk_reads"] not in ("auto", "always"):
-                raise ValueError(f"kvbm connector: disk_reads={extra['disk_reads']!r} is not auto or always")
-            values["disk_reads"] = extra["disk_reads"]
+        choices = {"disk_reads": ("auto", "always"), "layer_load_waits": ("stream", "host"),
+                   "layer_load_path": ("kernel", "copy_engine")}
+        for key, allowed in choices.items():
+            if key in extra:
+                if extra[key] not in allowed:
+                    raise ValueError(f"kvbm connector: {key}={extra[key]!r} is not {' or '.join(allowed)}")
+                values[key] = extra[key]
         if "policy" in extra:
             if extra["policy"] not in POLICIES:
                 raise ValueError(f"kvbm connector: policy={extra['policy']!r} is not one of {', '.join(POLICIES)}")

@@ -64,7 +64,7 @@ class KvbmWorkerSide:
             disk = kvbm.Layout.allocate(geometry.config(self.options.disk_blocks(expected)), "disk", dir=directory)
         context = kvbm.TransferContext()
         if self.options.layerwise_loads:
-            self.layer_loader = LayerLoader(host, device, geometry.num_layers, layer_index)
+            self.layer_loader = LayerLoader(host, device, geometry.num_layers, layer_index, self.options)
         self.geometry = geometry
         self._layouts = [device, host, disk]
         self.worker = kvbm.Worker(

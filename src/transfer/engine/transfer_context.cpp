@@ -229,6 +229,7 @@ TransferPath::TransferPath(TransferContext& context, std::shared_ptr<const Prepa
 TransferHandle TransferPath::post(std::span<const BlockPair> pairs, CompletionCallback on_complete) const {
   return context_->start(*prepared_, pairs, std::move(on_complete));
 }
+GpuFence TransferPath::fence() const { return context_->fence(*prepared_); }
 const TransferPlan& TransferPath::plan() const { return prepared_->plan; }
 const LayoutPtr& TransferPath::src() const { return prepared_->src; }
 const LayoutPtr& TransferPath::dst() const { return prepared_->dst; }
@@ -245,6 +246,14 @@ TransferPath TransferContext::prepare(const LayoutPtr& src, const LayoutPtr& dst
   auto prepared = std::make_shared<const TransferPath::Prepared>(make_prepared(src, dst, true));
   impl_->make_executors(prepared->plan, src->kind(), dst->kind());
   return TransferPath(*this, std::move(prepared));
+}
+
+GpuFence TransferContext::fence(const TransferPath::Prepared& path) {
+  if (!is_direct_cuda_copy(path.plan)) {
+    throw make_error(ErrorCode::Unsupported, "a GPU fence needs a path on CUDA streams; {} -> {} runs as {}",
+                     path.src->kind().to_string(), path.dst->kind().to_string(), to_string(path.plan));
+  }
+  return impl_->cuda().executor(path.src->kind(), path.dst->kind()).fence();
 }
 
 TransferHandle TransferContext::transfer(const LayoutPtr& src, const LayoutPtr& dst, std::span<const BlockPair> pairs) {

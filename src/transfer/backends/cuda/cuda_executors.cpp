@@ -15,6 +15,7 @@
 #include "transfer/backends/cuda/copy_kernel.hpp"
 #include "transfer/backends/cuda/event_completions.hpp"
 #include "transfer/backends/cuda/pinned_scratch.hpp"
+#include "transfer/backends/cuda/stream_fence.hpp"
 #include "transfer/backends/cuda/stream_progress.hpp"
 
 namespace kvbm {
@@ -100,6 +101,14 @@ class CudaStreamExecutor final : public CudaExecutor {
       }
       submit_block_pairs(geometry, pairs, done);
     });
+  }
+
+  // Submissions are queued on the submitting thread, so the streams already hold everything
+  // submitted before this call (the descriptor uploads too: the kernel streams wait for them).
+  GpuFence fence() override {
+    std::lock_guard lock(stream_mutex_);
+    cuda::DeviceGuard guard(device_);
+    return cuda::record_fence(streams_);
   }
 
  private:

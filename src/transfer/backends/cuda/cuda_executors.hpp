@@ -10,6 +10,7 @@
 #include "kvbm/memory/storage_kind.hpp"
 #include "kvbm/transfer/backend_options.hpp"
 #include "kvbm/transfer/block_pair.hpp"
+#include "kvbm/transfer/gpu_fence.hpp"
 #include "transfer/engine/block_geometry.hpp"
 #include "transfer/engine/copy_op.hpp"
 
@@ -22,6 +23,8 @@ class CudaExecutor : public Executor {
   // Copies every chunk of `pairs` (indices checked by the caller) where `geometry` places it;
   // the pairs are read before this returns. Kernel path only.
   virtual void submit_blocks(const BlockGeometry& geometry, std::span<const BlockPair> pairs, DoneCallback done) = 0;
+  // A fence after everything submitted to this executor so far (see GpuFence).
+  [[nodiscard]] virtual GpuFence fence() = 0;
 };
 
 class CudaExecutors {
