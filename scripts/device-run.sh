@@ -2,10 +2,11 @@
 # Runs on the GPU machine from a bundle made by scripts/device-bundle.sh:
 #   scripts/device-run.sh STEP...   with steps: info python python-bench remote remote-bench disk-small tests sanitize bench d2d worker-bench data-path bench-gpu kernel-variants block-pairs ce-calls sweep disk-sweep disk-gpu multi control control-ipc control-processes control-curve phases replay nccl nccl-bench
 #   (each control step with -pinned appended runs with each endpoint's message threads pinned)
-# Logs go to $OUT (when set) as well as stdout.
+# Logs go to $OUT (when set) as well as stdout. BUNDLE names another bundle than .bundle (the
+# GPU tests alone: scripts/gpu-tests-bundle.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-source .bundle/env.sh
+source "${BUNDLE:-.bundle}/env.sh"
 out=${OUT:-/tmp/kvbm-out}
 mkdir -p "$out"
 export KVBM_DISK_DIR=${KVBM_DISK_DIR:-/tmp}
