@@ -43,14 +43,16 @@ def perf(results: list[dict], plot: str | None) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+        fig, (left, right) = plt.subplots(1, 2, figsize=(12, 0.35 * len(results) + 3))
         names = [r["config"] for r in results]
-        left.bar(names, [r["later_turns_ms"] for r in results], color="#4c72b0")
+        # Horizontal bars: configuration names are long.
+        left.barh(names, [r["later_turns_ms"] for r in results], color="#4c72b0")
+        left.invert_yaxis()
         if floor:
-            left.axhline(floor, color="gray", linestyle="--", label="floor")
-            left.axhline(floor * 1.15, color="gray", linestyle=":", label="1.15 x floor")
-            left.legend()
-        left.set_ylabel("prefill time of turns 1-3, ms")
+            left.axvline(floor, color="gray", linestyle="--", label="floor")
+            left.axvline(floor * 1.15, color="gray", linestyle=":", label="1.15 x floor")
+            left.legend(fontsize=8)
+        left.set_xlabel("prefill time of turns 1-3, ms")
         left.set_title("later turns (lower is better)")
         for r in results:
             turns = r["turns"][1:]

@@ -177,7 +177,7 @@ def test_options_refused_with_key_and_value(tmp_path):
         ConnectorOptions.parse({"host_bytes": 1 << 20, "disk_bytes": 1024})
     with pytest.raises(ValueError, match="layer_load_waits='gpu' is not stream or host"):
         ConnectorOptions.parse({"host_bytes": 1 << 20, "layer_load_waits": "gpu"})
-    with pytest.raises(ValueError, match="layer_load_path='dma' is not kernel or copy_engine"):
+    with pytest.raises(ValueError, match="layer_load_path='dma' is not auto or copy_engine or kernel"):
         ConnectorOptions.parse({"host_bytes": 1 << 20, "layer_load_path": "dma"})
     with pytest.raises(ValueError, match="layer_load_sms=0 is below 1"):
         ConnectorOptions.parse({"host_bytes": 1 << 20, "layer_load_sms": 0})
@@ -201,6 +201,15 @@ def test_options_refused_with_key_and_value(tmp_path):
     options = ConnectorOptions.parse({"host_bytes": 1 << 20, "disk_bytes": 1 << 20, "disk_dir": "/proc/kvbm"})
     with pytest.raises(ValueError, match="disk_dir='/proc/kvbm' is not writable"):
         options.check_machine(4096, 1)
+
+
+def test_layer_loads_take_the_copy_engines_for_chunks_of_64_kib_and_more():
+    from kvbm.vllm.layer_loads import layer_copy_path
+
+    assert layer_copy_path("auto", 64 << 10) == "copy_engine"  # Llama-8B: 8 KV heads x 128 x 16 tokens x K,V x bf16
+    assert layer_copy_path("auto", (64 << 10) - 1) == "kernel"
+    assert layer_copy_path("kernel", 1 << 20) == "kernel"
+    assert layer_copy_path("copy_engine", 4096) == "copy_engine"
 
 
 def test_engine_start_refuses_unknown_option(tmp_path):

@@ -31,9 +31,10 @@ logger = logging.getLogger("kvbm.vllm")
 class LayerLoader:
     def __init__(self, host: Any, device: Any, num_layers: int, layer_index: dict[str, int],
                  options: ConnectorOptions):
-        # A context of its own, whose streams carry only these copies. The copy kernel takes
-        # layer_load_sms SMs from the forward pass; the copy engines take none.
-        self._context = kvbm.TransferContext(copy_path=options.layer_load_path, copy_ctas=options.layer_load_sms)
+        # A context of its own, whose streams carry only these copies. The copy engines take no
+        # SM from the forward pass; the copy kernel takes layer_load_sms.
+        self.copy_path = layer_copy_path(options.layer_load_path, device.config.chunk_bytes)
+        self._context = kvbm.TransferContext(copy_path=self.copy_path, copy_ctas=options.layer_load_sms)
         self._paths = [self._context.prepare(host.layers(layer, 1), device.layers(layer, 1)) for layer in range(num_layers)]
         self._stream_waits = options.layer_load_waits == "stream" and _on_cuda_streams(self._paths[0])
         self._layer_index = layer_index
@@ -110,6 +111,17 @@ class LayerLoader:
             logger.warning("kvbm: a layer-by-layer load of %d blocks failed; vLLM recomputes them: %s",
                            len(self._gpu_blocks), error)
         self._failed.update(self._gpu_blocks)
+
+
+# From this chunk size up the copy engines move a layer's chunks as fast as the kernel does.
+COPY_ENGINE_CHUNK_BYTES = 64 << 10
+
+
+def layer_copy_path(option: str, chunk_bytes: int) -> str:
+    """The copy path of layer_load_path `option` for chunks of `chunk_bytes`."""
+    if option != "auto":
+        return option
+    return "copy_engine" if chunk_bytes >= COPY_ENGINE_CHUNK_BYTES else "kernel"
 
 
 def _on_cuda_streams(path: Any) -> bool:

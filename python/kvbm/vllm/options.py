@@ -54,9 +54,13 @@ class ConnectorOptions:
     # "host" blocks that thread until the copy has ended. Paths without CUDA streams wait on the
     # host either way.
     layer_load_waits: str = "stream"
-    # What runs the layer copies: "kernel" (kvbm's copy kernel, on layer_load_sms SMs) or
-    # "copy_engine" (the GPU's DMA engines: no SM taken from the forward pass).
-    layer_load_path: str = "kernel"
+    # What runs the layer copies: "copy_engine" (the GPU's DMA engines: no SM taken from the
+    # forward pass), "kernel" (kvbm's copy kernel, on layer_load_sms SMs), or "auto": the copy
+    # engines for chunks of at least 64 KiB, the kernel for smaller ones. With the waits on the
+    # GPU the copy engines measured 1764-1865 ms against the kernel's 1975 on the bench's 64 KiB
+    # chunks (bench/results/h100-2026-12-07-layer-fences-vllm); below 64 KiB each DMA moves too
+    # little (kvbm bench: 16 KiB at 0.45 of the link on the copy engines, 0.92 on the kernel).
+    layer_load_path: str = "auto"
     layer_load_sms: int = 8
 
     @classmethod
@@ -82,7 +86,7 @@ class ConnectorOptions:
             if key in extra:
                 values[key] = _boolean(key, extra[key])
         choices = {"disk_reads": ("auto", "always"), "layer_load_waits": ("stream", "host"),
-                   "layer_load_path": ("kernel", "copy_engine")}
+                   "layer_load_path": ("auto", "copy_engine", "kernel")}
         for key, allowed in choices.items():
             if key in extra:
                 if extra[key] not in allowed:
