@@ -212,6 +212,17 @@ def test_layer_loads_take_the_copy_engines_for_chunks_of_64_kib_and_more():
     assert layer_copy_path("copy_engine", 4096) == "copy_engine"
 
 
+def test_layer_loads_keep_attention_out_of_full_cuda_graphs():
+    """A full CUDA graph's replay skips wait_for_layer_load: with layer-by-layer loads vLLM must
+    run attention outside the graphs (PIECEWISE), where each layer waits for its copy."""
+    from kvbm.vllm import KvbmConnector
+
+    assert KvbmConnector.requires_piecewise_for_cudagraph({"host_bytes": 1 << 20})
+    assert not KvbmConnector.requires_piecewise_for_cudagraph({"host_bytes": 1 << 20, "layerwise_loads": False})
+    with pytest.raises(ValueError, match="unknown option 'hostbytes'"):
+        KvbmConnector.requires_piecewise_for_cudagraph({"hostbytes": 1})
+
+
 def test_engine_start_refuses_unknown_option(tmp_path):
     with pytest.raises(ValueError, match="unknown option 'hostbytes'"):
         Engine(make_config(str(tmp_path / "model"), {"hostbytes": 1}), 16)

@@ -170,6 +170,14 @@ class KvbmConnector(KVConnectorBase_V1):
         return self._leader.take_stats() if self._leader is not None else None
 
     @classmethod
+    def requires_piecewise_for_cudagraph(cls, extra_config: dict[str, Any]) -> bool:
+        # Layer-by-layer loads wait in wait_for_layer_load, which a full CUDA graph's replay
+        # skips: a batch replayed whole (a new request whose prompt is cached but for its last
+        # token runs as a one-token "decode") would read its KV before the copy. vLLM then
+        # keeps attention out of the graphs (PIECEWISE), where the waits run.
+        return ConnectorOptions.parse(extra_config).layerwise_loads
+
+    @classmethod
     def build_kv_connector_stats(cls, data: dict[str, Any] | None = None) -> KvbmStats:
         return KvbmStats(data=dict(data) if data else {})
 
