@@ -4,10 +4,11 @@
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
-#include <cstring>
+#include <algorithm>
 #include <random>
 
 #include "kvbm/common/error.hpp"
+#include "kvbm/memory/region.hpp"
 #include "kvbm/transfer/transfer_context.hpp"
 #include "platform/cuda_runtime.hpp"
 #include "support/chunk_io.hpp"
@@ -18,14 +19,6 @@ namespace {
 // 64 blocks of 2 MiB: long enough that a stream that did not wait would read poison.
 const LayoutConfig kConfig{.num_blocks = 64, .num_layers = 4, .outer_dim = 2, .page_size = 1,
                            .inner_dim = 256 << 10, .dtype_bytes = 1};
-
-struct PinnedBuffer {
-  explicit PinnedBuffer(std::size_t bytes) {
-    EXPECT_EQ(cudaMallocHost(&data, bytes), cudaSuccess);
-  }
-  ~PinnedBuffer() { cudaFreeHost(data); }
-  void* data = nullptr;
-};
 
 struct CallerStream {
   CallerStream() { EXPECT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess); }
@@ -43,9 +36,9 @@ std::string read_after_fence(TransferContext& context, const LayoutPtr& src, con
   (void)fill_random(*src, blocks, rng);
   poison(*dst, std::byte{0xA5});
   const std::size_t bytes = src->regions().front()->size();
-  PinnedBuffer expected(bytes);
-  PinnedBuffer seen(bytes);
-  EXPECT_EQ(cudaMemcpy(expected.data, src->regions().front()->data(), bytes, cudaMemcpyDefault), cudaSuccess);
+  const RegionPtr expected = Region::allocate_pinned(bytes);
+  const RegionPtr seen = Region::allocate_pinned(bytes);
+  EXPECT_EQ(cudaMemcpy(expected->data(), src->regions().front()->data(), bytes, cudaMemcpyDefault), cudaSuccess);
 
   const TransferPath path = context.prepare(src, dst);
   std::vector<BlockPair> pairs;
@@ -53,16 +46,13 @@ std::string read_after_fence(TransferContext& context, const LayoutPtr& src, con
   CallerStream caller;
   TransferHandle handle = path.post(pairs);
   path.fence().enqueue_wait(reinterpret_cast<std::uintptr_t>(caller.stream));
-  EXPECT_EQ(cudaMemcpyAsync(seen.data, dst->regions().front()->data(), bytes, cudaMemcpyDefault, caller.stream),
+  EXPECT_EQ(cudaMemcpyAsync(seen->data(), dst->regions().front()->data(), bytes, cudaMemcpyDefault, caller.stream),
             cudaSuccess);
   EXPECT_EQ(cudaStreamSynchronize(caller.stream), cudaSuccess);
   EXPECT_TRUE(handle.wait().ok());
-  const auto* want = static_cast<const unsigned char*>(expected.data);
-  const auto* got = static_cast<const unsigned char*>(seen.data);
-  for (std::size_t i = 0; i < bytes; ++i) {
-    if (want[i] != got[i]) return "byte " + std::to_string(i) + " differs";
-  }
-  return "";
+  const auto mismatch = std::mismatch(expected->data(), expected->data() + bytes, seen->data());
+  return mismatch.first == expected->data() + bytes ? ""
+                                                     : "byte " + std::to_string(mismatch.first - expected->data()) + " differs";
 }
 
 TEST(GpuFence, ACallersStreamSeesEveryByteOfTheCopiesBeforeIt) {

@@ -37,6 +37,10 @@ class LayerLoader:
         self._context = kvbm.TransferContext(copy_path=self.copy_path, copy_ctas=options.layer_load_sms)
         self._paths = [self._context.prepare(host.layers(layer, 1), device.layers(layer, 1)) for layer in range(num_layers)]
         self._stream_waits = options.layer_load_waits == "stream" and _on_cuda_streams(self._paths[0])
+        if self._stream_waits:
+            import torch  # only where vLLM runs on CUDA; looked up once, not once a layer
+
+            self._cuda = torch.cuda
         self._layer_index = layer_index
         self._handles: list[Any] = []
         self._fences: list[Any] = []  # after each layer's copy, for the GPU waits
@@ -72,9 +76,11 @@ class LayerLoader:
         end = len(self._handles) if layer is None else min(layer + 1, len(self._handles))
         if end <= max(self._waited, self._stream_waited):
             return
-        if self._stream_waits and len(self._fences) >= end and not _capturing():
+        # A CUDA graph being captured cannot wait on an event recorded outside it.
+        if self._stream_waits and len(self._fences) >= end and not self._cuda.is_current_stream_capturing():
             try:
-                self._fences[end - 1].enqueue_wait(_current_stream())  # covers the copies before it too
+                # vLLM's stream; the fence covers the copies before it too
+                self._fences[end - 1].enqueue_wait(self._cuda.current_stream().cuda_stream)
                 self._stream_waited = end
                 return
             except kvbm.Error as error:  # the runtime refused the wait: wait on the host instead
@@ -131,16 +137,3 @@ def _on_cuda_streams(path: Any) -> bool:
     except kvbm.Error:
         return False
     return True
-
-
-def _current_stream() -> int:
-    import torch
-
-    return torch.cuda.current_stream().cuda_stream
-
-
-def _capturing() -> bool:
-    """A CUDA graph being captured: an event recorded outside it cannot be waited on inside."""
-    import torch
-
-    return torch.cuda.is_current_stream_capturing()

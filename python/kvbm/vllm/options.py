@@ -76,9 +76,8 @@ class ConnectorOptions:
         for key in ("host_bytes", "disk_bytes", "disk_admission_lookups", "max_concurrent_loads", "layer_load_sms"):
             if key in extra:
                 minimum = 1 if key in ("disk_admission_lookups", "layer_load_sms") else 0
-                values[key] = _integer(key, extra[key], minimum=minimum)
-        if values.get("layer_load_sms", 0) > 1024:
-            raise ValueError(f"kvbm connector: layer_load_sms={values['layer_load_sms']} is more than 1024")
+                maximum = 1024 if key == "layer_load_sms" else None  # the copy kernel's CTA limit
+                values[key] = _integer(key, extra[key], minimum=minimum, maximum=maximum)
         for key in ("worker_timeout_s", "transfer_timeout_s"):
             if key in extra:
                 values[key] = _positive_float(key, extra[key])
@@ -187,7 +186,7 @@ def cuda_present() -> bool:
         return False
 
 
-def _integer(key: str, value: Any, minimum: int) -> int:
+def _integer(key: str, value: Any, minimum: int, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(f"kvbm connector: {key}={value!r} is not a whole number")
     try:
@@ -198,6 +197,8 @@ def _integer(key: str, value: Any, minimum: int) -> int:
         raise ValueError(f"kvbm connector: {key}={value!r} is not a whole number")
     if number < minimum:
         raise ValueError(f"kvbm connector: {key}={value!r} is below {minimum}")
+    if maximum is not None and number > maximum:
+        raise ValueError(f"kvbm connector: {key}={value!r} is more than {maximum}")
     return number
 
 
