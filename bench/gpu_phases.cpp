@@ -1,12 +1,13 @@
-// Where the wall time of a scattered pinned <-> device transfer goes. For 256 MiB of 4 KiB,
-// 64 KiB and 2 MiB blocks, each way: the time until transfer() returns (every batch checked, built and
+// Where the wall time of a scattered pinned <-> device or device -> device transfer goes. For
+// 256 MiB of 4 KiB, 64 KiB and 2 MiB blocks, each way: the time until transfer() returns (every batch checked, built and
 // queued: the CPU's share), the time until the completion callback runs (the completion
 // thread has seen the end), the time until wait() returns, the contiguous cudaMemcpyAsync
-// ceiling, the copy kernel alone on the same descriptors (one launch, 8 CTAs, event-timed:
+// ceiling, the copy kernel alone on the same descriptors (one launch, event-timed, on the CTAs kvbm
+// gives the direction: 8 across PCIe, every SM within the device:
 // what the GPU needs, without kvbm's batches, launches and completion), the same kernel launched
 // once per kvbm batch with nothing else between launches (on one stream, and alternating over
 // two), the CPU cost of checking and expanding the whole request when timed alone, and the
-// block-pair kernel alone on the same pairs (one launch, 8 CTAs, event-timed).
+// block-pair kernel alone on the same pairs (one launch, the same CTAs, event-timed).
 // Each timed transfer follows an untimed one with the same pairs (see kvbm bench).
 #include <algorithm>
 #include <atomic>
@@ -20,6 +21,7 @@
 #include "kvbm/config/environment.hpp"
 #include "kvbm/transfer/transfer_context.hpp"
 #include "platform/cuda_runtime.hpp"
+#include "tools/bench_tuning.hpp"
 #include "transfer/backends/cuda/cuda_batching.hpp"
 #include "transfer/engine/batch_sizes.hpp"
 #include "transfer/engine/block_geometry.hpp"
@@ -67,7 +69,7 @@ double best_of_two_us(cudaStream_t stream, Enqueue&& enqueue) {
 // `streams` streams, with the whole list uploaded beforehand. One launch is the GPU's own time;
 // kvbm's batch sizes on one stream add what the kernel boundaries cost; on two streams, whether
 // overlapping them helps.
-double kernels_us(const CopyOps& ops, std::vector<std::size_t> batches, int streams) {
+double kernels_us(const CopyOps& ops, std::vector<std::size_t> batches, int streams, int ctas) {
   std::vector<cuda::CopyDescriptor> list;
   for_each_piece(ops, cuda::kMaxDescriptorBytes, [&](const CopyOp& piece) {
     list.push_back({piece.src.address(), piece.dst.address(), piece.bytes});
@@ -87,7 +89,7 @@ double kernels_us(const CopyOps& ops, std::vector<std::size_t> batches, int stre
     std::size_t first = 0;
     for (std::size_t b = 0; b < batches.size(); ++b) {
       cuda::launch_copy_kernel(static_cast<const cuda::CopyDescriptor*>(device_list) + first,
-                               static_cast<std::uint32_t>(batches[b]), 8, 1024, lanes[b % lanes.size()]);
+                               static_cast<std::uint32_t>(batches[b]), ctas, 1024, lanes[b % lanes.size()]);
       first += batches[b];
     }
     for (std::size_t s = 1; s < lanes.size(); ++s) {
@@ -101,9 +103,9 @@ double kernels_us(const CopyOps& ops, std::vector<std::size_t> batches, int stre
   return us;
 }
 
-// The block-pair kernel over all `pairs` in one launch (8 CTAs, lists uploaded beforehand), best
-// of two runs, in us: what the GPU needs when it locates the chunks itself.
-double block_kernel_us(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs) {
+// The block-pair kernel over all `pairs` in one launch (lists uploaded beforehand), best of two
+// runs, in us: what the GPU needs when it locates the chunks itself.
+double block_kernel_us(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs, int ctas) {
   const auto geometry = block_geometry(src, dst);
   if (!geometry) return 0;
   const std::size_t bytes = cuda::block_list_bytes(*geometry, pairs.size());
@@ -113,9 +115,26 @@ double block_kernel_us(const Layout& src, const Layout& dst, std::span<const Blo
   cudaMalloc(&device_list, bytes);
   cudaMemcpy(device_list, list.data(), bytes, cudaMemcpyHostToDevice);
   const cuda::BlockCopyList blocks = cuda::block_list_at(device_list, *geometry, pairs.size());
-  const double us = best_of_two_us(nullptr, [&] { cuda::launch_block_copy_kernel(blocks, 8, 1024, nullptr); });
+  const double us = best_of_two_us(nullptr, [&] { cuda::launch_block_copy_kernel(blocks, ctas, 1024, nullptr); });
   cudaFree(device_list);
   return us;
+}
+
+// One contiguous cudaMemcpyAsync of `bytes` timed on the host, from the call until a
+// synchronize returns: the ceiling with the launch and the wait a caller pays, as kvbm's wall
+// time includes them.
+double wall_memcpy_us(void* dst, const void* src, std::size_t bytes) {
+  cudaStream_t stream = nullptr;
+  cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  double best = 1e18;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const auto start = Clock::now();
+    cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream);
+    cudaStreamSynchronize(stream);
+    best = std::min(best, micros(start, Clock::now()));
+  }
+  cudaStreamDestroy(stream);
+  return best;
 }
 
 // kvbm's batches of `count` blocks (batch_sizes, as the transfer cuts them), in descriptors
@@ -128,15 +147,17 @@ std::vector<std::size_t> kvbm_batches(const TransferContext& context, const Layo
   return sizes;
 }
 #else
-double kernels_us(const CopyOps&, std::vector<std::size_t>, int) { return 0; }
-double block_kernel_us(const Layout&, const Layout&, std::span<const BlockPair>) { return 0; }
+double kernels_us(const CopyOps&, std::vector<std::size_t>, int, int) { return 0; }
+double block_kernel_us(const Layout&, const Layout&, std::span<const BlockPair>, int) { return 0; }
+double wall_memcpy_us(void*, const void*, std::size_t) { return 0; }
 std::vector<std::size_t> kvbm_batches(const TransferContext&, const Layout&, const Layout&, std::size_t) { return {}; }
 #endif
 
-int run(int repeat, const std::vector<std::size_t>& block_sizes) {
-  TransferContext context(environment::transfer_config());
+int run(int repeat, const std::vector<std::size_t>& block_sizes, const TransferConfig& config) {
+  TransferContext context(config);
+  const int sm_count = cuda::devices().front().sm_count;
   std::mt19937_64 rng(1);
-  std::cout << "direction   block  submit us  callback us  wall us  ceiling us  ratio  kernel alone us  ratio"
+  std::cout << "direction   block  submit us  callback us  wall us  ceiling us  ratio  ceiling wall us  kernel alone us  ratio"
                "  kvbm's batches us  on 2 streams us  validate us  expand us  block kernel alone us  ratio\n";
   for (const std::size_t block_bytes : block_sizes) {
     const std::size_t count = (std::size_t{256} << 20) / block_bytes;
@@ -144,15 +165,21 @@ int run(int repeat, const std::vector<std::size_t>& block_sizes) {
                               .inner_dim = block_bytes, .dtype_bytes = 1};
     auto host = Layout::allocate(config, StorageKind::pinned(), LayoutForm::FullyContiguous);
     auto device = Layout::allocate(config, StorageKind::device(0), LayoutForm::FullyContiguous);
-    const double ceiling_us = 1e6 * cuda::timed_memcpy_seconds(device->regions().front()->data(),
-                                                                host->regions().front()->data(), count * block_bytes);
+    auto other_device = Layout::allocate(config, StorageKind::device(0), LayoutForm::FullyContiguous);
     // Even indices only, shuffled: no two moved blocks are adjacent on either side.
     std::vector<std::size_t> even(count + 1);
     std::iota(even.begin(), even.end(), 0);
     for (auto& index : even) index *= 2;
-    for (const bool to_device : {true, false}) {
-      const LayoutPtr& src = to_device ? host : device;
-      const LayoutPtr& dst = to_device ? device : host;
+    for (const char* direction : {"H2D", "D2H", "D2D"}) {
+      const std::string_view name = direction;
+      const LayoutPtr& src = name == "H2D" ? host : device;
+      const LayoutPtr& dst = name == "D2H" ? host : name == "D2D" ? other_device : device;
+      // The CTAs kvbm gives the direction (see CudaStreamExecutor): every SM within the device.
+      const int ctas = name == "D2D" ? sm_count : context.config().cuda.copy_ctas;
+      void* const dst_bytes = dst->regions().front()->data();
+      const void* const src_bytes = src->regions().front()->data();
+      const double ceiling_us = 1e6 * cuda::timed_memcpy_seconds(dst_bytes, src_bytes, count * block_bytes);
+      const double ceiling_wall_us = wall_memcpy_us(dst_bytes, src_bytes, count * block_bytes);
       for (int r = 0; r < repeat; ++r) {
         std::shuffle(even.begin(), even.end(), rng);
         std::vector<BlockPair> pairs;
@@ -174,15 +201,15 @@ int run(int repeat, const std::vector<std::size_t>& block_sizes) {
         const auto checked = Clock::now();
         const CopyOps ops = expand_pairs(*src, *dst, pairs);
         const auto expanded = Clock::now();
-        const double kernel_us = kernels_us(ops, {}, 1);
-        const double block_us = block_kernel_us(*src, *dst, pairs);
+        const double kernel_us = kernels_us(ops, {}, 1, ctas);
+        const double block_us = block_kernel_us(*src, *dst, pairs, ctas);
         const auto batches = kvbm_batches(context, *src, *dst, count);
-        std::cout << fmt::format("{:<9} {:>7} {:>10.0f} {:>12.0f} {:>8.0f} {:>11.0f} {:>6.3f} {:>16.0f} {:>6.3f} {:>18.0f} {:>16.0f} "
+        std::cout << fmt::format("{:<9} {:>7} {:>10.0f} {:>12.0f} {:>8.0f} {:>11.0f} {:>6.3f} {:>16.0f} {:>16.0f} {:>6.3f} {:>18.0f} {:>16.0f} "
                                  "{:>12.0f} {:>10.0f} {:>22.0f} {:>6.3f}\n",
-                                 to_device ? "H2D" : "D2H", block_bytes, micros(start, submitted),
+                                 direction, block_bytes, micros(start, submitted),
                                  micros(start, called_back.load()), micros(start, finished), ceiling_us,
-                                 ceiling_us / micros(start, finished), kernel_us, ceiling_us / kernel_us,
-                                 kernels_us(ops, batches, 1), kernels_us(ops, batches, 2),
+                                 ceiling_us / micros(start, finished), ceiling_wall_us, kernel_us, ceiling_us / kernel_us,
+                                 kernels_us(ops, batches, 1, ctas), kernels_us(ops, batches, 2, ctas),
                                  micros(check_start, checked), micros(checked, expanded), block_us,
                                  ceiling_us / block_us);
       }
@@ -199,10 +226,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    // kvbm_gpu_phases [REPEAT [BLOCK_BYTES]]: one block size instead of all three.
+    // kvbm_gpu_phases [REPEAT [BLOCK_BYTES|all [KEY=VALUE...]]]: one block size instead of all
+    // three; then tuning fields, as `kvbm bench --tune` takes them.
     std::vector<std::size_t> block_sizes = {4096, 65536, 2u << 20};
-    if (argc > 2) block_sizes = {std::max<std::size_t>(1, std::strtoull(argv[2], nullptr, 10))};
-    return run(argc > 1 ? std::max(1, std::atoi(argv[1])) : 4, block_sizes);
+    if (argc > 2 && std::string_view(argv[2]) != "all") {
+      block_sizes = {std::max<std::size_t>(1, std::strtoull(argv[2], nullptr, 10))};
+    }
+    TransferConfig config = environment::transfer_config();
+    for (int i = 3; i < argc; ++i) tools::apply_tuning(config, argv[i]);
+    return run(argc > 1 ? std::max(1, std::atoi(argv[1])) : 4, block_sizes, config);
   } catch (const Error& error) {
     std::cerr << error.what() << "\n";
     return 1;

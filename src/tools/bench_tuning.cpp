@@ -41,6 +41,8 @@ const std::map<std::string, Setter>& setters() {
       {"cuda.kernel_streams", nested(&TransferConfig::cuda, &CudaOptions::kernel_streams)},
       {"cuda.upload_descriptors", nested(&TransferConfig::cuda, &CudaOptions::upload_descriptors)},
       {"cuda.block_kernel", nested(&TransferConfig::cuda, &CudaOptions::block_kernel)},
+      {"cuda.ramp_device_batches", nested(&TransferConfig::cuda, &CudaOptions::ramp_device_batches)},
+      {"cuda.upload_device_descriptors", nested(&TransferConfig::cuda, &CudaOptions::upload_device_descriptors)},
       {"cuda.copy_engine_streams", nested(&TransferConfig::cuda, &CudaOptions::copy_engine_streams)},
       {"cuda.copy_engine_call_copies", nested(&TransferConfig::cuda, &CudaOptions::copy_engine_call_copies)},
       {"cuda.auto_copy_engine_bytes", nested(&TransferConfig::cuda, &CudaOptions::auto_copy_engine_bytes)},

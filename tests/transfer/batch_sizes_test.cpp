@@ -106,6 +106,17 @@ TEST(BatchSizes, AutoPathKeepsDeviceToDeviceCopiesOnTheKernel) {
   EXPECT_EQ(resolve_copy_path(config.cuda, 4096, true), CudaCopyPath::CopyEngine);
 }
 
+// A short launch shares each descriptor among warps until every warp of the launch has a part,
+// no part smaller than one warp's 4 KiB step.
+TEST(InlineSplit, GivesEveryWarpAPartOfAtLeastFourKiB) {
+  EXPECT_EQ(cuda::inline_split(16, 16 * 65536, 256), 16u);   // 16 x 64 KiB on 8 CTAs: 256 parts of 4 KiB
+  EXPECT_EQ(cuda::inline_split(160, 160 * 65536, 256), 1u);  // more descriptors than half the warps
+  EXPECT_EQ(cuda::inline_split(2, 2 * 65536, 4224), 16u);    // capped by the 4 KiB parts
+  EXPECT_EQ(cuda::inline_split(7, 7 * 1000, 256), 1u);       // chunks below one step are not cut
+  EXPECT_EQ(cuda::inline_split(3, 3 * 100003, 256), 24u);
+  EXPECT_EQ(cuda::inline_split(0, 0, 256), 1u);
+}
+
 TEST(BatchSizes, DiskTransfersGrowToLargeBatchesKeptInFileOrder) {
   TransferConfig config;
   config.max_transfer_batch_size = 256;

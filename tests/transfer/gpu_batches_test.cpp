@@ -14,21 +14,27 @@
 
 #include "platform/cuda_runtime.hpp"
 #include "support/roundtrip.hpp"
+#include "transfer/backends/cuda/copy_limits.hpp"
+#include "transfer/engine/batch_sizes.hpp"
 
 namespace kvbm::testing {
 namespace {
 
 // How the kernel path runs batches: on how many streams, whether lists are uploaded, and whether
 // long batches go as block pairs or as a descriptor per chunk.
+// Device -> device takes `upload` too (cuda.upload_device_descriptors), and ramps its batches up
+// as the other directions do only where `ramp_device` says so (cuda.ramp_device_batches).
 struct KernelPath {
-  int streams = 2;  // the defaults
+  int streams = 2;  // the defaults across PCIe
   bool upload = true;
   bool block_pairs = true;
+  bool ramp_device = false;
 };
 
 std::string describe(const KernelPath& path) {
-  return fmt::format("{} stream(s), {} {}", path.streams, path.block_pairs ? "block pairs" : "descriptors",
-                     path.upload ? "uploaded" : "read in pinned memory");
+  return fmt::format("{} stream(s), {} {}{}", path.streams, path.block_pairs ? "block pairs" : "descriptors",
+                     path.upload ? "uploaded" : "read in pinned memory",
+                     path.ramp_device ? ", device batches ramped" : "");
 }
 
 const KernelPath kEveryPath[] = {{2, true, true},  {1, true, true},  {2, false, true},  {1, false, true},
@@ -47,6 +53,8 @@ class GpuBatches : public ::testing::Test {
     config.cuda.batch_bytes = largest_bytes;
     config.cuda.kernel_streams = path.streams;
     config.cuda.upload_descriptors = path.upload;
+    config.cuda.upload_device_descriptors = path.upload;
+    config.cuda.ramp_device_batches = path.ramp_device;
     config.cuda.block_kernel = path.block_pairs;
     return TransferContext(config);
   }
@@ -124,6 +132,22 @@ void GpuBatches::check_bad_pair_in_a_later_batch(TransferContext& context) {
   EXPECT_EQ(check_roundtrip(context, host, device, 30, 6), "");
 }
 
+// Within device memory the GPU copies a batch faster than the CPU queues one: batches are
+// batch_bytes from the first, unless ramp_device_batches asks for the PCIe paths' ramp.
+TEST_F(GpuBatches, DeviceToDeviceBatchesAreWholeFromTheFirstUnlessRamped) {
+  TransferConfig config;
+  config.cuda.batch_bytes = 64u << 20;
+  const LayoutConfig shape{.num_blocks = 4, .num_layers = 1, .outer_dim = 1, .page_size = 1, .inner_dim = 4096,
+                           .dtype_bytes = 1};
+  const auto device = Layout::allocate(shape, StorageKind::device(0), LayoutForm::FullyContiguous);
+  const TransferPlan d2d = DirectPlan{TransferStrategy::CudaAsyncD2D};
+  EXPECT_EQ(batch_sizes(config, d2d, *device, *device, 40000), (std::vector<std::size_t>{16384, 16384, 7232}));
+  config.cuda.ramp_device_batches = true;
+  const auto ramped = batch_sizes(config, d2d, *device, *device, 40000);
+  EXPECT_EQ(ramped.front(), cuda::kMaxInlineDescriptors);
+  EXPECT_EQ(std::accumulate(ramped.begin(), ramped.end(), std::size_t{0}), 40000u);
+}
+
 // Eight threads share the same two executors (one per direction), in batches of 16 to 64 blocks.
 TEST_F(GpuBatches, ConcurrentTransfersThroughOneExecutor) {
   const LayoutConfig config{.num_blocks = 667, .num_layers = 3, .outer_dim = 2, .page_size = 1, .inner_dim = 4096,
@@ -139,7 +163,7 @@ TEST_F(GpuBatches, ConcurrentTransfersThroughOneExecutor) {
 }
 
 // Long batches as block pairs, the kernel locating each chunk: every layout form on each side,
-// both ways and device to device, for chunks unaligned (1000 B), of one page, and of several
+// both ways and device to device (one batch from the first, and ramped up), for chunks unaligned (1000 B), of one page, and of several
 // 64 KiB pieces with an odd tail. Batches grow past what travels inline, so all but the first
 // are block pairs; the check's scattered blocks seldom continue a run.
 class GpuBlockPairs : public GpuBatches, public ::testing::WithParamInterface<std::size_t> {};
@@ -151,7 +175,7 @@ TEST_P(GpuBlockPairs, EveryLayoutPairMovesEveryByte) {
                             .inner_dim = chunk, .dtype_bytes = 1};
   const std::size_t moved = big ? 40 : 200;
   std::uint64_t seed = chunk;
-  for (const KernelPath& path : {KernelPath{}, KernelPath{1, false, true}}) {
+  for (const KernelPath& path : {KernelPath{}, KernelPath{1, false, true, true}, KernelPath{2, false, true, false}}) {
     auto context = context_with_batches(256, 64u << 20, path);
     for (const LayoutChoice& host_choice : all_layout_choices()) {
       for (const LayoutChoice& device_choice : all_layout_choices()) {

@@ -1,5 +1,7 @@
 // Every GPU tier pair, on both copy paths (kernel and copy engine), every layout form on each
 // side, chunks from 1000 bytes (unaligned) to 2 MiB, odd block counts, poisoned destinations.
+// Short transfers share each descriptor among several warps (cuda::inline_split): 64 KiB chunks
+// in aligned parts, 100,003-byte ones in unaligned parts with odd tails.
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 #include <fmt/format.h>
@@ -83,7 +85,8 @@ std::vector<GpuCase> gpu_cases() {
   // the copy engine, and merged runs of adjacent blocks may cross it within one transfer.
   for (CudaCopyPath path : {CudaCopyPath::Kernel, CudaCopyPath::CopyEngine, CudaCopyPath::Auto}) {
     for (const auto& [src, dst] : pairs) {
-      for (std::size_t chunk : {std::size_t{1000}, std::size_t{4096}, std::size_t{65536}, std::size_t{2u << 20}}) {
+      for (std::size_t chunk : {std::size_t{1000}, std::size_t{4096}, std::size_t{65536}, std::size_t{100003},
+                                std::size_t{2u << 20}}) {
         cases.push_back({src, dst, chunk, path});
       }
     }

@@ -34,6 +34,11 @@ struct CudaOptions {
   // batch is built) and double up to this many bytes: each submission costs API calls, which
   // small batches of small blocks cannot hide. The copy-engine path uses this size from the first.
   std::size_t batch_bytes = std::size_t{64} << 20;
+  // Tuning, device -> device: batches ramp up from a first one carried inline, as across PCIe;
+  // off, each is batch_bytes from the first. HBM copies a 64 MiB batch in about 50 us, less than
+  // the CPU takes to queue a handful of launches: ramping, 256 MiB of 64 KiB-2 MiB blocks ran at
+  // 0.78-0.83 of one contiguous copy, without at 0.92-0.99 (H100, bench/results).
+  bool ramp_device_batches = false;
   int copy_threads = 1024;  // tuning: threads per copy-kernel CTA
   // Tuning, kernel path: batches take turns on this many streams, so one kernel's last CTAs
   // overlap the next kernel's first instead of the GPU waiting for every CTA at each boundary.
@@ -42,6 +47,10 @@ struct CudaOptions {
   // device memory before the kernel reads it; off, the kernel reads it across PCIe in pinned host
   // memory where it was written, which saves three API calls per batch.
   bool upload_descriptors = true;
+  // Tuning, device -> device: the same for copies within the GPU, where the kernel's work is too
+  // short to hide three more API calls a batch: 4 KiB blocks ran at 0.48 of the ceiling read in
+  // place, 0.37 uploaded (H100).
+  bool upload_device_descriptors = false;
   // Tuning, kernel path: long batches travel as block pairs (8 bytes each) with the layouts'
   // geometry and the kernel locates every chunk; off, the CPU writes a 24-byte descriptor per
   // chunk. Batches whose adjacent blocks merge into larger copies take descriptors either way.

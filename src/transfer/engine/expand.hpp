@@ -2,6 +2,7 @@
 // From a request (two layouts and block pairs) to copy ops: validation of the request, then
 // one op per (block, layer, outer) chunk, merged where both sides are contiguous (and
 // sorted in file order when a side is on disk).
+#include <cstdint>
 #include <span>
 #include <vector>
 
@@ -25,11 +26,14 @@ class RequestValidator {
   void check_batch(std::size_t begin, std::size_t end);
 
  private:
+  // Throws the error of the first bad pair in [begin, end) (the batch failed its check).
+  [[noreturn]] void name_first_bad(std::size_t begin, std::size_t end) const;
+
   std::size_t src_blocks_;
   std::size_t dst_blocks_;
   std::span<const BlockPair> pairs_;
-  std::vector<bool> written_;  // one bit per destination block
-  std::size_t checked_ = 0;    // pairs [0, checked_) are known good
+  std::vector<std::uint64_t> written_;  // one bit per destination block
+  std::size_t checked_ = 0;             // pairs [0, checked_) are known good
 };
 
 // The whole request at once (for callers that do not run it batch by batch).

@@ -37,15 +37,24 @@ __device__ std::uint32_t lane_id() { return threadIdx.x & 31u; }
 __device__ std::uint64_t warp_id() { return (static_cast<std::uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5; }
 __device__ std::uint64_t warp_count() { return (static_cast<std::uint64_t>(gridDim.x) * blockDim.x) >> 5; }
 
-__device__ void copy_descriptors(const CopyDescriptor* descriptors, std::uint32_t count) {
-  for (std::uint64_t i = warp_id(); i < count; i += warp_count()) {
-    const CopyDescriptor d = descriptors[i];
-    copy_bytes(d.src, d.dst, d.bytes, lane_id());
+// Each descriptor is shared by `split` warps, each taking one part of it: a short list then
+// reaches as many warps as a long one. Parts are whole 16-byte vectors, so the parts of an
+// aligned descriptor are aligned too.
+__device__ void copy_descriptors(const CopyDescriptor* descriptors, std::uint32_t count, std::uint32_t split) {
+  const std::uint64_t items = static_cast<std::uint64_t>(count) * split;
+  for (std::uint64_t i = warp_id(); i < items; i += warp_count()) {
+    const CopyDescriptor d = descriptors[i / split];
+    const std::uint64_t part_bytes = ((d.bytes + split - 1) / split + 15) & ~std::uint64_t{15};
+    const std::uint64_t begin = (i % split) * part_bytes;
+    if (begin >= d.bytes) continue;
+    const std::uint64_t bytes = d.bytes - begin < part_bytes ? d.bytes - begin : part_bytes;
+    copy_bytes(static_cast<const unsigned char*>(d.src) + begin, static_cast<unsigned char*>(d.dst) + begin, bytes,
+               lane_id());
   }
 }
 
 __global__ void __launch_bounds__(1024) scattered_copy(const CopyDescriptor* descriptors, std::uint32_t count) {
-  copy_descriptors(descriptors, count);
+  copy_descriptors(descriptors, count, 1);
 }
 
 // The end of a kernel that signals it (see KernelSignal). Kernels of one stream run one after
@@ -67,6 +76,7 @@ template <std::uint32_t N>
 struct InlineCopyList {
   CopyDescriptor items[N];
   std::uint32_t count;
+  std::uint32_t split;
   KernelSignal signal;
 };
 static_assert(sizeof(InlineCopyList<kMaxInlineDescriptors>) <= 4096, "kernel parameters are limited to 4 KiB");
@@ -78,16 +88,17 @@ __global__ void __launch_bounds__(1024) scattered_copy_inline(const InlineCopyLi
   __shared__ CopyDescriptor descriptors[N];
   for (std::uint32_t i = threadIdx.x; i < list.count; i += blockDim.x) descriptors[i] = list.items[i];
   __syncthreads();
-  copy_descriptors(descriptors, list.count);
+  copy_descriptors(descriptors, list.count, list.split);
   signal_end(list.signal);
 }
 
 template <std::uint32_t N>
-cudaError_t launch_inline(const CopyDescriptor* descriptors, std::uint32_t count, int ctas, int threads_per_cta,
-                          cudaStream_t stream, const KernelSignal& signal) {
+cudaError_t launch_inline(const CopyDescriptor* descriptors, std::uint32_t count, std::uint32_t split, int ctas,
+                          int threads_per_cta, cudaStream_t stream, const KernelSignal& signal) {
   InlineCopyList<N> list;
   for (std::uint32_t i = 0; i < count; ++i) list.items[i] = descriptors[i];
   list.count = count;
+  list.split = split;
   list.signal = signal;
   scattered_copy_inline<N><<<ctas, threads_per_cta, 0, stream>>>(list);
   return cudaGetLastError();
@@ -122,12 +133,14 @@ __global__ void __launch_bounds__(1024) block_pair_copy(const BlockCopyList list
 }  // namespace
 
 cudaError_t launch_inline_copy_kernel(const CopyDescriptor* descriptors, std::uint32_t count, int ctas,
-                                      int threads_per_cta, cudaStream_t stream, const KernelSignal& signal) {
+                                      int threads_per_cta, cudaStream_t stream, const KernelSignal& signal,
+                                      std::uint32_t split) {
   if (count == 0) return cudaSuccess;
-  if (count <= 16) return launch_inline<16>(descriptors, count, ctas, threads_per_cta, stream, signal);
-  if (count <= 48) return launch_inline<48>(descriptors, count, ctas, threads_per_cta, stream, signal);
+  if (split == 0) return cudaErrorInvalidValue;
+  if (count <= 16) return launch_inline<16>(descriptors, count, split, ctas, threads_per_cta, stream, signal);
+  if (count <= 48) return launch_inline<48>(descriptors, count, split, ctas, threads_per_cta, stream, signal);
   if (count <= kMaxInlineDescriptors) {
-    return launch_inline<kMaxInlineDescriptors>(descriptors, count, ctas, threads_per_cta, stream, signal);
+    return launch_inline<kMaxInlineDescriptors>(descriptors, count, split, ctas, threads_per_cta, stream, signal);
   }
   return cudaErrorInvalidValue;
 }

@@ -53,8 +53,10 @@ struct KernelSignal {
 // Lists of up to kMaxInlineDescriptors travel in the launch's own parameters (see copy_limits.hpp).
 // A launch copies its whole parameter block, so the kernel comes in a few list sizes and the
 // smallest that holds `count` descriptors is launched: a one-block request of 8 chunks sends
-// 416 bytes of parameters, not 4 KiB.
+// 416 bytes of parameters, not 4 KiB. Each descriptor is shared by `split` warps (see
+// inline_split), so a short list can still use every CTA it is given.
 cudaError_t launch_inline_copy_kernel(const CopyDescriptor* descriptors, std::uint32_t count, int ctas,
-                                      int threads_per_cta, cudaStream_t stream, const KernelSignal& signal = {});
+                                      int threads_per_cta, cudaStream_t stream, const KernelSignal& signal = {},
+                                      std::uint32_t split = 1);
 
 }  // namespace kvbm::cuda

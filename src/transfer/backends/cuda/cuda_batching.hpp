@@ -26,7 +26,8 @@ namespace kvbm {
 // batch is `engine_batch` blocks. The kernel path's first batch is what the launch carries
 // inline (one API call, no upload: the GPU starts the soonest, and later batches are built while
 // it works); the copy-engine path takes batches of batch_bytes from the first (its executor cuts
-// each into calls of copy_engine_call_copies).
+// each into calls of copy_engine_call_copies), and so do copies within the device unless
+// ramp_device_batches is set.
 struct CudaBatchRange {
   std::size_t first;
   std::size_t largest;

@@ -41,7 +41,8 @@ class CudaStreamExecutor final : public CudaExecutor {
       cuda::check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
       streams_.push_back(stream);
     }
-    if (kernel && config_.upload_descriptors) {
+    const bool upload = direction_ == Direction::DeviceToDevice ? config_.upload_device_descriptors : config_.upload_descriptors;
+    if (kernel && upload) {
       cuda::check(cudaStreamCreateWithFlags(&upload_stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags (upload)");
     }
     cuda::check(cudaEventCreateWithFlags(&handoff_, cudaEventDisableTiming), "cudaEventCreate (handoff)");
@@ -137,8 +138,10 @@ class CudaStreamExecutor final : public CudaExecutor {
     });
   }
 
+  int cta_budget() const { return direction_ == Direction::DeviceToDevice ? d2d_ctas_ : config_.copy_ctas; }
+
   int ctas_for(std::size_t descriptors) const {
-    const int ctas = direction_ == Direction::DeviceToDevice ? d2d_ctas_ : config_.copy_ctas;
+    const int ctas = cta_budget();
     // One warp per descriptor at most: a short list needs no more CTAs than it has warps' work.
     const std::size_t useful = (descriptors * 32 + config_.copy_threads - 1) / config_.copy_threads;
     return static_cast<int>(std::min<std::size_t>(ctas, std::max<std::size_t>(1, useful)));
@@ -147,21 +150,27 @@ class CudaStreamExecutor final : public CudaExecutor {
   void submit_inline(const CopyOps& ops, std::size_t count, DoneCallback& done) {
     std::array<cuda::CopyDescriptor, cuda::kMaxInlineDescriptors> list;
     cuda::CopyDescriptor* next = list.data();
-    for_each_descriptor(ops, [&](const cuda::CopyDescriptor& d) { *next++ = d; });
+    std::size_t bytes = 0;
+    for_each_descriptor(ops, [&](const cuda::CopyDescriptor& d) {
+      *next++ = d;
+      bytes += d.bytes;
+    });
+    const std::size_t warps = static_cast<std::size_t>(cta_budget()) * static_cast<std::size_t>(config_.copy_threads) / 32;
+    const std::uint32_t split = cuda::inline_split(count, bytes, warps);
     std::lock_guard lock(stream_mutex_);
     cuda::DeviceGuard guard(device_);
     const std::size_t lane = next_lane();
-    const int ctas = ctas_for(count);
+    const int ctas = ctas_for(count * split);
     // The kernel writes the lane's progress word itself: no event and no memory operation to
     // queue after it (see KernelSignal). Without stream memory operations there is no word,
     // and an event is recorded as for the other launches.
     cuda::StreamProgress* progress = progress_[lane].get();
     const cuda::KernelSignal signal = progress ? progress->kernel_signal() : cuda::KernelSignal{};
     cuda::check(cuda::launch_inline_copy_kernel(list.data(), static_cast<std::uint32_t>(count), ctas,
-                                                config_.copy_threads, streams_[lane], signal),
+                                                config_.copy_threads, streams_[lane], signal, split),
                 [&] {
-                  return fmt::format("copy kernel launch ({} CTAs x {} threads, {} inline descriptors)", ctas,
-                                     config_.copy_threads, count);
+                  return fmt::format("copy kernel launch ({} CTAs x {} threads, {} inline descriptors in {} parts each)",
+                                     ctas, config_.copy_threads, count, split);
                 });
     if (progress) completions_->watch_signal(streams_[lane], std::move(done), *progress, signal.number);
     else watch_on(lane, std::move(done));
