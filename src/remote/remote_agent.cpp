@@ -7,24 +7,44 @@ namespace kvbm {
 
 using namespace remote_agent_parts;
 
+namespace {
+
+std::vector<std::unique_ptr<Lane>> make_lanes(const RemoteAgentOptions& options) {
+  std::vector<std::unique_ptr<Lane>> lanes;
+  for (std::size_t i = 0; i < options.lanes; ++i) {
+    lanes.push_back(std::make_unique<Lane>(remote::UcxWorkerOptions{options.transports, options.net_devices}, i));
+  }
+  return lanes;
+}
+
+}  // namespace
+
 RemoteAgent::Impl::Impl(RemoteAgentOptions options_in)
-    : options(std::move(options_in)), abandoned(), worker({options.transports, options.net_devices}) {
+    : options(std::move(options_in)), lanes(make_lanes(options)), worker(lanes.front()->worker) {
   if (options.capabilities.allow_gpu_rdma) check_device_memory_support();
   if (options.stage_remote_device) stager = std::make_unique<remote::Stager>(options.cuda, options.staging_bytes);
   worker.call([this] { register_notification_handler(); });
-  worker.set_tick([this](UcxWorker::Clock::time_point now) { expire(now); });
+  for (auto& lane : lanes) {
+    lane->worker.set_tick([this, lane = lane.get()](UcxWorker::Clock::time_point now) { expire(*lane, now); });
+  }
 }
 
-
 RemoteAgent::Impl::~Impl() {
-  stager.reset();  // staged transfers finish first: their slices need the worker
-  worker.stop([this] {
-    for (auto& [name, peer] : peers) close(*peer, make_error(ErrorCode::Cancelled, "the agent is closing"));
-    drain();
-    for (Export& entry : exports) {
-      for (ucp_mem_h mapping : entry.mappings) ucp_mem_unmap(worker.context(), mapping);
-    }
-  });
+  stager.reset();  // staged transfers finish first: their slices need the workers
+  // Lane 0 last: the other lanes' parts are answered first, and a part answered last there may
+  // still hand lane 0 its transfer's notification.
+  for (std::size_t i = lanes.size(); i-- > 0;) {
+    Lane& lane = *lanes[i];
+    lane.worker.stop([this, &lane] {
+      const Error closing = make_error(ErrorCode::Cancelled, "the agent is closing");
+      for (auto& [name, peer] : peers) close_link(lane, *peer, closing);
+      drain(lane);
+      if (lane.index != 0) return;
+      for (Export& entry : exports) {
+        for (ucp_mem_h mapping : entry.mappings) ucp_mem_unmap(worker.context(), mapping);
+      }
+    });
+  }
 }
 
 void RemoteAgent::Impl::check_device_memory_support() {
@@ -84,6 +104,9 @@ RemoteAgent::RemoteAgent(RemoteAgentOptions options) {
                      options.transfer_timeout.count());
   }
   if (options.transports.empty()) throw make_error(ErrorCode::InvalidArgument, "no UCX transports named");
+  if (options.lanes < 1 || options.lanes > 16) {
+    throw make_error(ErrorCode::InvalidArgument, "lanes={} (must be 1 to 16)", options.lanes);
+  }
   impl_ = std::make_unique<Impl>(std::move(options));
 }
 
@@ -159,15 +182,19 @@ std::string RemoteAgent::import_peer(std::string_view bytes) {
   if (name == impl_->options.name) {
     throw make_error(ErrorCode::InvalidArgument, "peer metadata names this agent itself ({})", printable(name));
   }
+  peer->links.resize(impl_->lanes.size());
+  for (Link& link : peer->links) link.peer_name = name;
+  // Lane 0 connects now; the others when a transfer first takes them (issue).
   impl_->worker.call([&] {
-    impl_->connect(*peer);
+    Lane& first = *impl_->lanes.front();
+    impl_->connect(first, *peer);
     std::shared_ptr<Peer> replaced;
     {
       std::lock_guard lock(impl_->mutex);
       replaced = std::exchange(impl_->peers[name], peer);
     }
     if (replaced) {
-      impl_->close(*replaced, make_error(ErrorCode::Cancelled, "peer {} was imported again", printable(name)));
+      impl_->close_everywhere(first, replaced, make_error(ErrorCode::Cancelled, "peer {} was imported again", printable(name)));
     }
   });
   return name;

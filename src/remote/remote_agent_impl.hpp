@@ -11,6 +11,7 @@
 #include <list>
 #include <map>
 #include <mutex>
+#include <span>
 
 #include "common/logger.hpp"
 #include "common/make_error.hpp"
@@ -33,6 +34,13 @@ using remote::ExportedLayout;
 using remote::RemoteOp;
 using remote::UcxWorker;
 
+// Lanes a transfer of `bytes` is cut across: one per lane_min_bytes, at most `lanes` and one
+// per operation.
+[[nodiscard]] inline std::size_t parts_for(const RemoteAgentOptions& options, std::size_t bytes, std::size_t ops) {
+  const std::size_t by_bytes = bytes / std::max<std::size_t>(1, options.lane_min_bytes);
+  return std::max<std::size_t>(1, std::min({options.lanes, by_bytes, ops}));
+}
+
 // A UCX registration, or why it failed.
 struct Mapping {
   ucp_mem_h handle = nullptr;
@@ -48,18 +56,29 @@ struct Export {
   std::vector<ucp_mem_h> mappings;
 };
 
-// A peer as last imported; its UCX objects are touched only on the progress thread.
-struct Peer {
-  AgentMetadata metadata;
+// A peer's connection on one lane, touched only on that lane's thread.
+struct Link {
+  std::string peer_name;  // for messages, and for the endpoint's error handler
   ucp_ep_h endpoint = nullptr;
   std::vector<std::vector<ucp_rkey_h>> keys;  // per layout, per region
   std::optional<Error> failure;               // set once the connection broke or was closed
 };
 
-// One write or read on the wire: its RMA operations, then a flush of the endpoint (which ends
-// when they all have), then the notification if there is one.
+// A peer as last imported: its metadata, and a link on each lane (made at import, never
+// resized: endpoints' error handlers hold their addresses).
+struct Peer {
+  AgentMetadata metadata;
+  std::vector<Link> links;
+};
+
+struct Lane;
+struct PartsJoin;
+
+// One write or read on the wire, or one lane's part of it: its RMA operations, then a flush of
+// the endpoint (which ends when they all have), then the notification if there is one.
 struct Pending {
-  std::shared_ptr<CompletionState> state;
+  std::shared_ptr<CompletionState> state;  // answered by this transfer, unless
+  std::shared_ptr<PartsJoin> join;         // it is one part of several
   std::shared_ptr<Peer> peer;
   LayoutPtr local;  // the memory the operations use stays alive until they end
   std::string what;
@@ -68,7 +87,32 @@ struct Pending {
   std::optional<Error> error;
   bool abandoned = false;  // answered when its peer was closed; UCX may still call back
   void* agent = nullptr;                             // the Impl, for UCX callbacks
-  std::list<std::unique_ptr<Pending>>::iterator at;  // where it sits in the agent's list
+  Lane* lane = nullptr;                              // the lane it runs on
+  std::list<std::unique_ptr<Pending>>::iterator at;  // where it sits in its lane's list
+};
+
+// A transfer cut into parts, one a lane: answered once every part has been, with the first
+// error; a write's notification goes out only after every part's flush has ended.
+struct PartsJoin {
+  std::shared_ptr<CompletionState> state;
+  std::shared_ptr<Peer> peer;
+  std::string what;
+  std::string notification;
+  std::uint32_t layout_index = 0;
+  std::mutex mutex;
+  std::size_t left = 0;
+  std::optional<Error> error;
+};
+
+// A UCX worker with its thread, and the transfers in flight on it.
+struct Lane {
+  Lane(const remote::UcxWorkerOptions& options, std::size_t index_in) : worker(options), index(index_in) {}
+  // Transfers answered when their peer was closed, kept for the callbacks UCX may still make,
+  // up to the destruction of the worker: declared before it, so they outlive it.
+  std::vector<std::unique_ptr<Pending>> abandoned;
+  UcxWorker worker;
+  std::size_t index;
+  std::list<std::unique_ptr<Pending>> pending;  // this lane's thread only
 };
 
 inline std::string encode_notification(const std::string& sender, const std::string& message) {
@@ -95,6 +139,9 @@ struct RemoteAgent::Impl {
   using Export = remote_agent_parts::Export;
   using Peer = remote_agent_parts::Peer;
   using Pending = remote_agent_parts::Pending;
+  using Lane = remote_agent_parts::Lane;
+  using Link = remote_agent_parts::Link;
+  using PartsJoin = remote_agent_parts::PartsJoin;
   using UcxWorker = remote::UcxWorker;
   using RemoteOp = remote::RemoteOp;
   using ExportedLayout = remote::ExportedLayout;
@@ -114,27 +161,27 @@ struct RemoteAgent::Impl {
 
   static void on_endpoint_error(void* arg, ucp_ep_h, ucs_status_t status);
 
-  // Runs UCX until `request` (a status pointer) has ended, then frees it.
-  void finish_request(ucs_status_ptr_t request);
+  // Runs `lane`'s UCX until `request` (a status pointer) has ended, then frees it.
+  static void finish_request(Lane& lane, ucs_status_ptr_t request);
 
-  // Closes a peer's connection at once: its operations still in flight end with an error.
-  void close(Peer& peer, const Error& why);
+  // Closes a peer's link on `lane` at once: its operations still in flight there end with an error.
+  void close_link(Lane& lane, Peer& peer, const Error& why);
+  // Closes every link of `peer`: here on `lane` (this thread's), posted to the other lanes.
+  void close_everywhere(Lane& lane, const std::shared_ptr<Peer>& peer, const Error& why);
 
-  // Waits for every transfer in flight to end (their peers are closed: they end with errors).
-  void drain();
+  // Waits for every transfer in flight on `lane` to end (its links are closed: they end with errors).
+  static void drain(Lane& lane);
 
-  void expire(UcxWorker::Clock::time_point now);
+  void expire(Lane& lane, UcxWorker::Clock::time_point now);
 
-  void connect(Peer& peer);
+  // Makes `peer`'s link on `lane` (on that lane's thread): an endpoint and its remote keys.
+  void connect(Lane& lane, Peer& peer);
 
   void complete(Pending& transfer, const Status& status);
+  // One part of a cut transfer has been answered; the last answers the whole.
+  void part_done(const std::shared_ptr<PartsJoin>& join, const Status& status);
 
-  [[nodiscard]] static Error failure_of(const Pending& transfer, ucs_status_t status) {
-    if (transfer.peer->failure) {
-      return Error(transfer.peer->failure->code(), transfer.what + ": " + transfer.peer->failure->message());
-    }
-    return make_error(ErrorCode::Io, "{}: UCX {}", transfer.what, ucs_status_string(status));
-  }
+  [[nodiscard]] static Error failure_of(const Pending& transfer, ucs_status_t status);
 
   // A request parameter whose callback hands `transfer` to `next` once UCX is done.
   template <void (Impl::*next)(Pending&, ucs_status_t)>
@@ -150,8 +197,8 @@ struct RemoteAgent::Impl {
     return param;
   }
 
-  // Issues a transfer's operations and the flush that ends it.
-  void issue(std::unique_ptr<Pending> owned, const std::vector<RemoteOp>& ops, bool write,
+  // Issues a transfer's operations and the flush that ends it (on its lane's thread).
+  void issue(std::unique_ptr<Pending> owned, std::span<const RemoteOp> ops, bool write,
              std::uint32_t layout_index);
 
   // The flush ended: every operation before it has (or the connection broke).
@@ -184,15 +231,12 @@ struct RemoteAgent::Impl {
   TransferPlan plan(StorageKind local, StorageKind remote_kind, bool local_is_source) const;
 
   RemoteAgentOptions options;
-  // Transfers answered when their peer was closed, kept for the callbacks UCX may still make,
-  // up to the destruction of its worker: declared before the worker, so they outlive it.
-  std::vector<std::unique_ptr<Pending>> abandoned;
-  UcxWorker worker;
+  std::vector<std::unique_ptr<Lane>> lanes;  // lane 0 first
+  UcxWorker& worker;                         // lane 0's: exports, the notification handler, metadata
   std::unique_ptr<remote::Stager> stager;  // with stage_remote_device
   mutable std::mutex mutex;  // exports, peers
   std::vector<Export> exports;
   std::map<std::string, std::shared_ptr<Peer>> peers;
-  std::list<std::unique_ptr<Pending>> pending;  // progress thread only
   std::mutex notifications_mutex;
   std::condition_variable notification_arrived;
   std::deque<RemoteNotification> notifications;

@@ -1,6 +1,7 @@
-// A remote agent's peers: their endpoints made from imported metadata (each packed remote key
-// copied into a padded buffer first), closed with every transfer to them answered when they
-// break, and the notifications that writes carry, decoded with their lengths checked.
+// A remote agent's peers: their endpoints made from imported metadata on every lane (each packed
+// remote key copied into a padded buffer first), closed on every lane with every transfer to
+// them answered when they break, and the notifications that writes carry, decoded with their
+// lengths checked.
 #include "remote/remote_agent_impl.hpp"
 
 namespace kvbm {
@@ -42,88 +43,101 @@ void RemoteAgent::Impl::receive(std::optional<RemoteNotification> notification, 
 }
 
 void RemoteAgent::Impl::on_endpoint_error(void* arg, ucp_ep_h, ucs_status_t status) {
-  auto* peer = static_cast<Peer*>(arg);
-  if (!peer->failure) {
-    peer->failure = make_error(ErrorCode::Io, "the connection to peer {} failed: {}", printable(peer->metadata.name),
+  auto* link = static_cast<Link*>(arg);
+  if (!link->failure) {
+    link->failure = make_error(ErrorCode::Io, "the connection to peer {} failed: {}", printable(link->peer_name),
                                ucs_status_string(status));
   }
 }
 
-void RemoteAgent::Impl::close(Peer& peer, const Error& why) {
-  if (!peer.failure) peer.failure = why;
-  for (auto& keys : peer.keys) {
+void RemoteAgent::Impl::close_link(Lane& lane, Peer& peer, const Error& why) {
+  Link& link = peer.links[lane.index];
+  if (!link.failure) link.failure = why;
+  for (auto& keys : link.keys) {
     for (ucp_rkey_h key : keys) ucp_rkey_destroy(key);
   }
-  peer.keys.clear();
-  if (!peer.endpoint) return;
+  link.keys.clear();
+  if (!link.endpoint) return;
   ucp_request_param_t param{};
   param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
   param.flags = UCP_EP_CLOSE_FLAG_FORCE;
-  ucp_ep_h endpoint = std::exchange(peer.endpoint, nullptr);
-  finish_request(ucp_ep_close_nbx(endpoint, &param));
+  ucp_ep_h endpoint = std::exchange(link.endpoint, nullptr);
+  finish_request(lane, ucp_ep_close_nbx(endpoint, &param));
   // Where the transport cannot report failures, closing does not end the operations in
   // flight: the endpoint is gone, so they never touch memory again, and are answered now.
-  for (auto it = pending.begin(); it != pending.end();) {
+  for (auto it = lane.pending.begin(); it != lane.pending.end();) {
     Pending& transfer = **it++;
     if (transfer.peer.get() != &peer) continue;
     transfer.abandoned = true;
-    abandoned.push_back(std::move(*transfer.at));
-    pending.erase(transfer.at);
-    worker.add_outstanding(-1);
+    lane.abandoned.push_back(std::move(*transfer.at));
+    lane.pending.erase(transfer.at);
+    lane.worker.add_outstanding(-1);
     transfer.local.reset();
-    transfer.state->complete(failure_of(transfer, UCS_ERR_CANCELED));
+    const Error error = failure_of(transfer, UCS_ERR_CANCELED);
+    if (transfer.join) part_done(transfer.join, error);
+    else transfer.state->complete(error);
   }
 }
 
-void RemoteAgent::Impl::drain() {
-  while (!pending.empty()) ucp_worker_progress(worker.worker());
+void RemoteAgent::Impl::close_everywhere(Lane& lane, const std::shared_ptr<Peer>& peer, const Error& why) {
+  for (auto& other : lanes) {
+    if (other.get() == &lane) continue;
+    other->worker.post([this, other = other.get(), peer, why] { close_link(*other, *peer, why); });
+  }
+  close_link(lane, *peer, why);
 }
 
-void RemoteAgent::Impl::expire(UcxWorker::Clock::time_point now) {
+void RemoteAgent::Impl::drain(Lane& lane) {
+  while (!lane.pending.empty()) ucp_worker_progress(lane.worker.worker());
+}
+
+void RemoteAgent::Impl::expire(Lane& lane, UcxWorker::Clock::time_point now) {
   std::vector<std::shared_ptr<Peer>> late;
-  for (const auto& transfer : pending) {
-    if (now >= transfer->deadline && transfer->peer->endpoint) late.push_back(transfer->peer);
+  for (const auto& transfer : lane.pending) {
+    if (now >= transfer->deadline && transfer->peer->links[lane.index].endpoint) late.push_back(transfer->peer);
   }
   for (const auto& peer : late) {
-    close(*peer, make_error(ErrorCode::Timeout, "no answer from peer {} within {} ms; its connection is closed",
-                            printable(peer->metadata.name), options.transfer_timeout.count()));
+    if (!peer->links[lane.index].endpoint) continue;  // named twice
+    close_everywhere(lane, peer, make_error(ErrorCode::Timeout, "no answer from peer {} within {} ms; its connection is closed",
+                                            printable(peer->metadata.name), options.transfer_timeout.count()));
   }
 }
 
-void RemoteAgent::Impl::connect(Peer& peer) {
+void RemoteAgent::Impl::connect(Lane& lane, Peer& peer) {
+  Link& link = peer.links[lane.index];
   ucp_ep_params_t params{};
   params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
                       UCP_EP_PARAM_FIELD_ERR_HANDLER;
   params.address = reinterpret_cast<const ucp_address_t*>(peer.metadata.worker_address.data());
   params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
   params.err_handler.cb = &Impl::on_endpoint_error;
-  params.err_handler.arg = &peer;
-  ucs_status_t status = ucp_ep_create(worker.worker(), &params, &peer.endpoint);
+  params.err_handler.arg = &link;
+  ucs_status_t status = ucp_ep_create(lane.worker.worker(), &params, &link.endpoint);
   if (status == UCS_ERR_UNREACHABLE) {
     // Shared-memory transports cannot report a peer's failure: without that, a dead peer is
     // found by the transfer timeout (and the error handler never runs).
     params.err_mode = UCP_ERR_HANDLING_MODE_NONE;
-    status = ucp_ep_create(worker.worker(), &params, &peer.endpoint);
+    status = ucp_ep_create(lane.worker.worker(), &params, &link.endpoint);
   }
   if (status != UCS_OK) {
-    peer.endpoint = nullptr;
+    link.endpoint = nullptr;
     throw make_error(ErrorCode::InvalidArgument, "cannot connect to peer {}: UCX {}", printable(peer.metadata.name),
                      ucs_status_string(status));
   }
   for (const ExportedLayout& layout : peer.metadata.layouts) {
-    peer.keys.emplace_back();
+    link.keys.emplace_back();
     for (std::size_t r = 0; r < layout.regions.size(); ++r) {
       std::string padded = layout.regions[r].remote_key;
       padded.resize(padded.size() + kRemoteKeyPadding, '\0');
       ucp_rkey_h key = nullptr;
-      status = ucp_ep_rkey_unpack(peer.endpoint, padded.data(), &key);
+      status = ucp_ep_rkey_unpack(link.endpoint, padded.data(), &key);
       if (status != UCS_OK) {
         const Error error = make_error(ErrorCode::InvalidArgument, "peer {}: remote key of region {} of layout {}: UCX {}",
                                        printable(peer.metadata.name), r, layout.info.id, ucs_status_string(status));
-        close(peer, error);
+        close_link(lane, peer, error);
         throw error;
       }
-      peer.keys.back().push_back(key);
+      link.keys.back().push_back(key);
     }
   }
 }

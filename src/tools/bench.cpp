@@ -38,6 +38,7 @@ struct BenchOptions {
   bool gds = false;          // device <-> disk through cuFile when libcufile loads
   bool json = false;
   std::string remote;  // UCX transports: the remote bench instead of the tier pairs
+  std::size_t lanes = RemoteAgentOptions{}.lanes;
 };
 
 struct Row {
@@ -276,6 +277,9 @@ Command add_bench_command(CLI::App& app) {
   command->add_option("--remote", options->remote,
                       "Instead: remote puts and gets over these UCX transports (tcp, sm) against a second process, "
                       "beside ucx_perftest");
+  command->add_option("--lanes", options->lanes, "With --remote: the agent's lanes (UCX workers a transfer is cut across)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16));
   return {command, [options] {
     std::vector<std::size_t> sizes;
     for (const std::string& size : split(options->sizes, ',')) {
@@ -284,7 +288,9 @@ Command add_bench_command(CLI::App& app) {
     }
     const std::size_t total = settings::parse_size("--bytes", options->bytes);
     if (total == 0) throw make_error(ErrorCode::InvalidArgument, "--bytes: '{}' is zero", options->bytes);
-    if (!options->remote.empty()) return run_remote_bench({options->remote, sizes, total, options->repeat, options->json});
+    if (!options->remote.empty()) {
+      return run_remote_bench({options->remote, sizes, total, options->repeat, options->lanes, options->json});
+    }
     const auto pairs = parse_pairs(options->pairs.empty() ? default_pairs() : options->pairs);
     TransferConfig config = environment::transfer_config();
     if (options->sms > 0) config.cuda.copy_ctas = options->sms;

@@ -177,7 +177,7 @@ int run_remote_bench(const RemoteBenchOptions& options) {
                {}, false);
   const auto metadata = target.line();
   if (!metadata) throw make_error(ErrorCode::Io, "kvbm remote-target ended without its metadata");
-  RemoteAgent agent({.name = "bench", .transports = options.transports});
+  RemoteAgent agent({.name = "bench", .transports = options.transports, .lanes = options.lanes});
   const std::string peer = agent.import_peer(from_hex(*metadata, "remote-target metadata"));
 
   std::vector<Row> rows;
@@ -243,7 +243,7 @@ int run_remote_bench(const RemoteBenchOptions& options) {
       for (const auto& [op, gbps, ceiling, same, perftest] :
            {std::tuple{"put", row.put_gbps, row.put_ceiling, row.put_same_gbps, row.put_perftest},
             std::tuple{"get", row.get_gbps, row.get_ceiling, row.get_same_gbps, row.get_perftest}}) {
-        out.push_back({{"remote", options.transports}, {"op", op}, {"block_bytes", row.size}, {"bytes", options.bytes},
+        out.push_back({{"remote", options.transports}, {"lanes", options.lanes}, {"op", op}, {"block_bytes", row.size}, {"bytes", options.bytes},
                        {"gbps", gbps}, {"ceiling_gbps", ceiling}, {"ratio", ceiling > 0 ? gbps / ceiling : 0.0},
                        {"repeated_block_gbps", same}, {"perftest_gbps", perftest}, {"verified", row.verified}});
       }
@@ -252,8 +252,8 @@ int run_remote_bench(const RemoteBenchOptions& options) {
     return all_verified ? 0 : 1;
   }
   std::cout << fmt::format("kvbm bench --remote {}: RemoteAgent write (put) and read (get), one operation per block, "
-                           "{} per transfer, median of {} rounds\n",
-                           options.transports, human_size(options.bytes), options.repeat);
+                           "{} per transfer cut across {} lane(s), median of {} rounds\n",
+                           options.transports, human_size(options.bytes), options.lanes, options.repeat);
   std::cout << "distinct blocks: GB/s, ceiling (one memcpy a block of the same blocks in this process), ratio; "
                "one block repeated (as ucx_perftest moves it): GB/s and ucx_perftest's, same transport and size\n";
   std::cout << fmt::format("{:>6} {:>8} {:>8} {:>6} {:>9} {:>9} {:>8} {:>8} {:>6} {:>9} {:>9} {:>8}\n", "block", "put",

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "kvbm/remote/remote_agent.hpp"
+
 namespace kvbm::tools {
 
 struct RemoteBenchOptions {
@@ -14,6 +16,7 @@ struct RemoteBenchOptions {
   std::vector<std::size_t> sizes;
   std::size_t bytes = 0;  // per timed transfer
   int repeat = 3;
+  std::size_t lanes = RemoteAgentOptions{}.lanes;  // the bench's agent's
   bool json = false;  // one JSON array of rows (put and get per block size)
 };
 

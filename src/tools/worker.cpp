@@ -43,6 +43,7 @@ struct WorkerCliOptions {
   std::string remote_name;     // empty: worker-RANK-PID
   std::string remote_devices = "lo";
   std::size_t remote_timeout_ms = 30000;
+  std::size_t remote_lanes = RemoteAgentOptions{}.lanes;
   std::string remote_key;  // a metadata key file (kvbm keygen --metadata-key): signed metadata only
   LayoutConfig config{.num_blocks = 0, .num_layers = 4, .outer_dim = 2, .page_size = 16, .inner_dim = 128,
                       .dtype_bytes = 2};
@@ -124,6 +125,10 @@ Command add_worker_command(CLI::App& app) {
   command->add_option("--remote-timeout-ms", o->remote_timeout_ms, "A remote transfer fails after this long")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  command->add_option("--remote-lanes", o->remote_lanes,
+                      "UCX workers, a thread each, that a large remote transfer is cut across")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16));
   command->add_option("--rank", o->rank, "This worker's rank")->capture_default_str()->check(CLI::NonNegativeNumber);
   command->add_option("--world-size", o->world_size, "Number of workers")->capture_default_str()->check(CLI::PositiveNumber);
   command->add_option("--device-blocks", o->device_blocks, "Blocks in the Device pool (0: no pool)");
@@ -207,6 +212,7 @@ Command add_worker_command(CLI::App& app) {
           .name = !o->remote_name.empty() ? o->remote_name : fmt::format("worker-{}-{}", o->rank, ::getpid()),
           .transports = o->remote,
           .net_devices = o->remote_devices,
+          .lanes = o->remote_lanes,
           .transfer_timeout = std::chrono::milliseconds(o->remote_timeout_ms),
           .metadata_key = o->remote_key.empty() ? std::string() : remote::read_metadata_key(o->remote_key)};
     }

@@ -76,8 +76,10 @@ class RemoteProcess : public ::testing::TestWithParam<Case> {
   std::string endpoint;
   std::unique_ptr<Leader> leader;
   std::unique_ptr<WorkerProcess> worker;
-  RemoteAgent agent{{.name = "test-" + std::to_string(::getpid()), .transports = GetParam().transports,
-                     .transfer_timeout = 5s}};
+  // Every transfer of two blocks or more is cut across lanes (lane_min_bytes of one byte): the
+  // killed worker's transfers fail on every lane, in time.
+  RemoteAgent agent{{.name = "test-" + std::to_string(::getpid()), .transports = GetParam().transports, .lanes = 3,
+                     .lane_min_bytes = 1, .transfer_timeout = 5s}};
   std::string peer;
   std::uint32_t host_layout = 0;
 };

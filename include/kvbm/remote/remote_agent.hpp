@@ -40,6 +40,11 @@ struct RemoteAgentOptions {
   std::string transports = "tcp";
   // Network devices UCX may listen and connect on: loopback unless told otherwise.
   std::string net_devices = "lo";
+  // UCX workers, each with a thread of its own, that a large transfer is cut across (1 to 16):
+  // over shared memory each lane's CPU copies its share, over TCP each has a connection. Lane 0
+  // also receives, exports and notifies; transfers under lane_min_bytes a lane stay on it.
+  std::size_t lanes = 2;
+  std::size_t lane_min_bytes = std::size_t{1} << 20;
   // A transfer that has not finished within this time fails with Timeout, and its peer's
   // connection is closed (import the peer's metadata again to reconnect).
   std::chrono::milliseconds transfer_timeout{30000};
