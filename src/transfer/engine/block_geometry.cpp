@@ -64,11 +64,16 @@ bool runs_would_merge(const BlockGeometry& geometry, std::span<const BlockPair> 
       geometry.dst_block_stride != geometry.slot_bytes) {
     return false;
   }
+  // Stops once the answer is known: scattered blocks are found out after half of the pairs
+  // (the scan is a good part of what a device -> device batch of small blocks costs the CPU).
+  const std::size_t needed = (pairs.size() + 1) / 2;
   std::size_t continuing = 0;
   for (std::size_t i = 1; i < pairs.size(); ++i) {
     continuing += pairs[i].first == pairs[i - 1].first + 1 && pairs[i].second == pairs[i - 1].second + 1;
+    if (continuing >= needed) return true;
+    if (continuing + (pairs.size() - 1 - i) < needed) return false;
   }
-  return 2 * continuing >= pairs.size();
+  return continuing >= needed;
 }
 
 }  // namespace kvbm
