@@ -35,7 +35,8 @@ def d2d_rows(directory):
 
 
 def worker_rows(directory):
-    """(label, ratio to the in-process engine, 0.95) per worker-bench row."""
+    """(label, ratio to the in-process engine, goal) per worker-bench row: within 5% for legs and
+    16-block requests in flight; requests one at a time are judged in GB/s instead."""
     file = directory / "worker-bench.txt"
     rows = []
     if not file.exists():
@@ -45,12 +46,14 @@ def worker_rows(directory):
         match = pattern.match(line)
         if match:
             size, direction, request, ratio, _ = match.groups()
-            rows.append((f"worker {size} {direction} {request}", float(ratio), 0.95))
+            goal = None if request == "16 x1" else 0.95
+            rows.append((f"worker {size} {direction} {request}", float(ratio), goal))
     return rows
 
 
 def remote_rows(directory):
-    """(label, ratio, 0.9) for put and get of each size of each transport's table."""
+    """(label, ratio, goal) for put and get of each size of each transport's table: 0.9 over shared
+    memory; over tcp the memcpy is no ceiling (loopback carries far less), so no goal."""
     file = directory / "remote-bench.txt"
     rows = []
     if not file.exists():
@@ -63,13 +66,14 @@ def remote_rows(directory):
             continue
         fields = line.split()
         if len(fields) == 12 and fields[-1] in ("yes", "NO") and re.match(r"\d+[KM]$", fields[0]):
-            rows.append((f"remote {transport} put {fields[0]}", float(fields[3]), 0.9))
-            rows.append((f"remote {transport} get {fields[0]}", float(fields[8]), 0.9))
+            goal = 0.9 if transport == "sm" else None
+            rows.append((f"remote {transport} put {fields[0]}", float(fields[3]), goal))
+            rows.append((f"remote {transport} get {fields[0]}", float(fields[8]), goal))
     return rows
 
 
 def control_rows(directory):
-    """(label, raw echo p50 / p50, 1/1.3) for each 1-block Host->Device row."""
+    """(label, raw echo p50 / p50, goal) for each 1-block Host->Device row: 1/1.3 with two workers."""
     file = directory / "control-pinned.txt"
     rows = []
     if not file.exists():
@@ -78,7 +82,8 @@ def control_rows(directory):
         match = re.match(r"^\s+(\d+) 1 block Host->Device\s+\d+\s+([\d.]+)\s+[\d.]+\s+([\d.]+)\s+[\d.]+", line)
         if match:
             workers, p50, raw = match.groups()
-            rows.append((f"control {workers} worker(s) H->D p50", float(raw) / float(p50), 1 / 1.3))
+            goal = 1 / 1.3 if workers == "2" else None
+            rows.append((f"control {workers} worker(s) H->D p50", float(raw) / float(p50), goal))
     return rows
 
 
@@ -92,7 +97,7 @@ def main():
     figure, axes = plt.subplots(figsize=(9, 0.28 * len(rows) + 1.2))
     labels = [label for label, _, _ in rows]
     positions = range(len(rows))
-    colors = ["tab:green" if goal is None or ratio >= goal else "tab:red" for _, ratio, goal in rows]
+    colors = ["tab:gray" if goal is None else "tab:green" if ratio >= goal else "tab:red" for _, ratio, goal in rows]
     axes.barh(positions, [ratio for _, ratio, _ in rows], color=colors)
     for y, (_, ratio, goal) in zip(positions, rows):
         if goal is not None:
@@ -101,7 +106,8 @@ def main():
     axes.set_yticks(list(positions), labels, fontsize=7)
     axes.invert_yaxis()
     axes.set_xlabel("ratio to the ceiling beside it (worker rows: to the engine in-process; control: raw echo / kvbm)")
-    axes.set_title("data path, one run: bars against their goals (black ticks); red below the goal", fontsize=9)
+    axes.set_title("data path, one run: bars against their goals (black ticks); red below, green at or above, "
+                   "gray without a goal", fontsize=9)
     figure.tight_layout()
     figure.savefig(out)
 
