@@ -17,7 +17,7 @@ inline constexpr std::uint32_t kMaxInlineDescriptors = 160;
 // Warps that share each of `count` descriptors of `bytes` in all in a short launch of `warps`
 // warps: enough to give every warp a part, while each part stays at least one warp's step
 // (4 KiB: 32 lanes x 8 loads of 16 bytes). One request of 16 blocks of 64 KiB otherwise runs on
-// 16 warps, one SM's worth, which reads host memory at a fraction of PCIe.
+// 16 warps of one CTA, which read host memory at a fraction of PCIe.
 [[nodiscard]] constexpr std::uint32_t inline_split(std::size_t count, std::size_t bytes, std::size_t warps) {
   constexpr std::size_t kWarpStep = 4096;
   if (count == 0) return 1;
