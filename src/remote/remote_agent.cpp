@@ -184,7 +184,7 @@ std::string RemoteAgent::import_peer(std::string_view bytes) {
   }
   peer->links.resize(impl_->lanes.size());
   for (Link& link : peer->links) link.peer_name = name;
-  // Lane 0 connects now; the others when a transfer first takes them (issue).
+  // Lane 0 connects at import; the others when a transfer first takes them (issue).
   impl_->worker.call([&] {
     Lane& first = *impl_->lanes.front();
     impl_->connect(first, *peer);
