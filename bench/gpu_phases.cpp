@@ -153,8 +153,8 @@ double wall_memcpy_us(void*, const void*, std::size_t) { return 0; }
 std::vector<std::size_t> kvbm_batches(const TransferContext&, const Layout&, const Layout&, std::size_t) { return {}; }
 #endif
 
-int run(int repeat, const std::vector<std::size_t>& block_sizes, const TransferConfig& config) {
-  TransferContext context(config);
+int run(int repeat, const std::vector<std::size_t>& block_sizes, const TransferConfig& transfer_config) {
+  TransferContext context(transfer_config);
   const int sm_count = cuda::devices().front().sm_count;
   std::mt19937_64 rng(1);
   std::cout << "direction   block  submit us  callback us  wall us  ceiling us  ratio  ceiling wall us  kernel alone us  ratio"

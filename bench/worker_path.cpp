@@ -165,21 +165,13 @@ class Bench {
     const bool onboard = row.to == BlockTransferPool::Device;
     const LayoutPtr& src = onboard ? local_host_ : local_device_;
     const LayoutPtr& dst = onboard ? local_device_ : local_host_;
-    const std::size_t per_request = row.blocks_per_request ? row.blocks_per_request : leg_blocks_;
     const auto move = [&](const std::vector<std::size_t>& targets) {
-      std::deque<TransferHandle> outstanding;
-      const auto finish_oldest = [&] {
-        const Status status = outstanding.front().wait();
-        if (!status.ok()) throw std::runtime_error("in-process transfer: " + status.to_string());
-        outstanding.pop_front();
-      };
-      for (std::size_t first = 0; first < leg_blocks_; first += per_request) {
-        std::vector<BlockPair> pairs;
-        for (std::size_t i = first; i < std::min(first + per_request, leg_blocks_); ++i) pairs.emplace_back(from[i], targets[i]);
-        if (outstanding.size() == row.in_flight) finish_oldest();
-        outstanding.push_back(context_.transfer(src, dst, pairs));
-      }
-      while (!outstanding.empty()) finish_oldest();
+      in_flight<TransferHandle>(
+          row, from, targets, [&](const BlockTransferRequest& request) { return context_.transfer(src, dst, request.blocks); },
+          [](TransferHandle& handle) {
+            const Status status = handle.wait();
+            if (!status.ok()) throw std::runtime_error("in-process transfer: " + status.to_string());
+          });
     };
     move(elsewhere);
     const auto start = steady_clock::now();
@@ -187,23 +179,33 @@ class Bench {
     return static_cast<double>(leg_blocks_ * block_bytes_) / duration<double>(steady_clock::now() - start).count() / 1e9;
   }
 
-  // Blocks from[i] -> to[i] as the row's requests, at most row.in_flight outstanding.
+  // Blocks from[i] -> to[i] as the row's requests through the workers.
   void move_leg(const Row& row, const std::vector<std::size_t>& from, const std::vector<std::size_t>& to) {
+    in_flight<std::future<LeaderResult>>(
+        row, from, to,
+        [&](const BlockTransferRequest& request) {
+          return leader_.send_async(protocol::kTransferHandler, {encode_request(request)}, kTimeout);
+        },
+        [](std::future<LeaderResult>& reply) { rank_data(reply.get(), "transfer"); });
+  }
+
+  // Cuts from[i] -> to[i] into the row's requests and keeps at most row.in_flight of them
+  // outstanding: `start(request)` returns what `finish(it)` waits for.
+  template <typename Outstanding, typename Start, typename Finish>
+  void in_flight(const Row& row, const std::vector<std::size_t>& from, const std::vector<std::size_t>& to, Start&& start,
+                 Finish&& finish) {
     const std::size_t per_request = row.blocks_per_request ? row.blocks_per_request : leg_blocks_;
-    std::deque<std::future<LeaderResult>> outstanding;
+    std::deque<Outstanding> outstanding;
     for (std::size_t first = 0; first < leg_blocks_; first += per_request) {
       BlockTransferRequest request{row.from, row.to, {}, std::nullopt};
       for (std::size_t i = first; i < std::min(first + per_request, leg_blocks_); ++i) request.blocks.emplace_back(from[i], to[i]);
       if (outstanding.size() == row.in_flight) {
-        rank_data(outstanding.front().get(), "transfer");
+        finish(outstanding.front());
         outstanding.pop_front();
       }
-      outstanding.push_back(leader_.send_async(protocol::kTransferHandler, {encode_request(request)}, kTimeout));
+      outstanding.push_back(start(request));
     }
-    while (!outstanding.empty()) {
-      rank_data(outstanding.front().get(), "transfer");
-      outstanding.pop_front();
-    }
+    for (; !outstanding.empty(); outstanding.pop_front()) finish(outstanding.front());
   }
 
   std::size_t block_bytes_;

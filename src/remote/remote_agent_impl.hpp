@@ -178,6 +178,8 @@ struct RemoteAgent::Impl {
   void connect(Lane& lane, Peer& peer);
 
   void complete(Pending& transfer, const Status& status);
+  // Answers the transfer, or the join it is one part of.
+  void answer(const Pending& transfer, const Status& status);
   // One part of a cut transfer has been answered; the last answers the whole.
   void part_done(const std::shared_ptr<PartsJoin>& join, const Status& status);
 

@@ -73,9 +73,7 @@ void RemoteAgent::Impl::close_link(Lane& lane, Peer& peer, const Error& why) {
     lane.pending.erase(transfer.at);
     lane.worker.add_outstanding(-1);
     transfer.local.reset();
-    const Error error = failure_of(transfer, UCS_ERR_CANCELED);
-    if (transfer.join) part_done(transfer.join, error);
-    else transfer.state->complete(error);
+    answer(transfer, failure_of(transfer, UCS_ERR_CANCELED));
   }
 }
 

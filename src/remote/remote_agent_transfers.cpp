@@ -100,8 +100,7 @@ void RemoteAgent::Impl::issue(std::unique_ptr<Pending> owned, std::span<const Re
   }
   if (unconnected || link.failure || !link.endpoint) {
     const Error error = unconnected ? *unconnected : failure_of(*owned, UCS_ERR_NOT_CONNECTED);
-    if (owned->join) part_done(owned->join, error);
-    else owned->state->complete(error);
+    answer(*owned, error);
     return;
   }
   Pending& transfer = *owned;
@@ -154,8 +153,12 @@ void RemoteAgent::Impl::complete(Pending& transfer, const Status& status) {
   lane.pending.erase(transfer.at);
   lane.worker.add_outstanding(-1);
   owned->local.reset();
-  if (owned->join) part_done(owned->join, status);
-  else owned->state->complete(status);
+  answer(*owned, status);
+}
+
+void RemoteAgent::Impl::answer(const Pending& transfer, const Status& status) {
+  if (transfer.join) part_done(transfer.join, status);
+  else transfer.state->complete(status);
 }
 
 void RemoteAgent::Impl::part_done(const std::shared_ptr<PartsJoin>& join, const Status& status) {

@@ -29,9 +29,10 @@ std::size_t kernel_inline_blocks(const Layout& layout) {
 
 CudaBatchRange cuda_batch_range(const CudaOptions& options, const Layout& src, const Layout& dst, std::size_t engine_batch) {
   const std::size_t largest = std::max(engine_batch, options.batch_bytes / std::max<std::size_t>(1, block_bytes(src)));
+  const bool device_to_device = within_devices(src, dst);
   // A layout's chunks are its smallest copies: the path they resolve to is the path its batches take.
-  if (resolve_copy_path(options, src.chunk_bytes(), within_devices(src, dst)) == CudaCopyPath::CopyEngine ||
-      (within_devices(src, dst) && !options.ramp_device_batches)) {
+  if (resolve_copy_path(options, src.chunk_bytes(), device_to_device) == CudaCopyPath::CopyEngine ||
+      (device_to_device && !options.ramp_device_batches)) {
     return {largest, largest};
   }
   return {std::min(engine_batch, std::max<std::size_t>(1, kernel_inline_blocks(src))), largest};
