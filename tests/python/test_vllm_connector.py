@@ -113,7 +113,17 @@ def test_max_concurrent_loads_holds_the_other_requests_back(engine_factory):
     engine.run()
     for prompt in prompts[1]:
         engine.add(prompt)
+    # Counted as each load is submitted (its request is marked loading just before): a load can
+    # start and end within one step, where a count taken between steps would miss it.
     most_loading = 0
+    submit = engine.leader.transfers.submit
+
+    def counting_submit(operation):
+        nonlocal most_loading
+        most_loading = max(most_loading, sum(s.loading for s in engine.leader._requests.values()))
+        return submit(operation)
+
+    engine.leader.transfers.submit = counting_submit
     while engine.scheduler.has_requests() or engine.leader.transfers.in_flight:
         engine.step()
         most_loading = max(most_loading, sum(s.loading for s in engine.leader._requests.values()))
