@@ -26,6 +26,7 @@
 #include "transfer/engine/batch_sizes.hpp"
 #include "transfer/engine/block_geometry.hpp"
 #include "transfer/engine/expand.hpp"
+#include "transfer/engine/request_validator.hpp"
 #if KVBM_HAVE_CUDA
 #include <cuda_runtime_api.h>
 

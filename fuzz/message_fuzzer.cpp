@@ -25,7 +25,7 @@
 #include "remote/agent_metadata.hpp"
 #include "remote/metadata_mac.hpp"
 #include "remote/remote_ops.hpp"
-#include "transfer/engine/expand.hpp"
+#include "transfer/engine/request_validator.hpp"
 
 namespace {
 

@@ -2,6 +2,8 @@
 // bounded queue (refused past it), each answered when it ends; drained when the worker stops.
 #include "distributed/worker_impl.hpp"
 
+#include <chrono>
+
 namespace kvbm {
 
 void Worker::Impl::handle_transfer(std::uint64_t id, const zmq::multipart_t& message) {
@@ -46,7 +48,17 @@ void Worker::Impl::refuse(const BlockTransferRequest& request, std::uint64_t id)
 void Worker::Impl::launch(std::uint64_t id, const BlockTransferRequest& request) {
   // A plain ack (Dynamo mode) cannot carry the error: the log names the connector's request.
   std::string request_id = request.connector_req ? request.connector_req->request_id : std::string();
-  current_handler()->start(request, [this, id, request_id = std::move(request_id)](const Status& status) {
+  // At debug level, each transfer's time in the engine (from here to its last byte) is logged:
+  // set beside the leader's round trip, it splits a slow request into messaging and moving.
+  const auto started = std::chrono::steady_clock::now();
+  const std::size_t blocks = request.blocks.size();
+  current_handler()->start(request, [this, id, request_id = std::move(request_id), started, blocks,
+                                     from = request.from_pool, to = request.to_pool](const Status& status) {
+    if (log().should_log(spdlog::level::debug)) {
+      const auto took = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - started);
+      log().debug("rank {}: transfer {} of {} blocks {} -> {} took {:.1f} us in the engine", options.rank, id, blocks,
+                  to_string(from), to_string(to), took.count());
+    }
     if (!status.ok() && options.dynamo) {
       log().error("rank {}: transfer of request '{}' (message {}) failed: {}", options.rank, printable(request_id), id,
                   status.to_string());

@@ -19,6 +19,7 @@
 #include "transfer/engine/bounce_pool.hpp"
 #include "transfer/engine/expand.hpp"
 #include "transfer/engine/join.hpp"
+#include "transfer/engine/request_validator.hpp"
 #include "transfer/engine/two_hop.hpp"
 
 namespace kvbm {
@@ -96,7 +97,7 @@ struct TransferContext::Impl {
 
   CudaExecutors& cuda() {
     std::call_once(cuda_once, [&] {
-      cuda_executors = make_cuda_executors(config.cuda, spin_budgets(config.latency));
+      cuda_executors = make_cuda_executors(config.cuda, spin_budgets(config.latency), &pool, pool.size());
     });
     return *cuda_executors;
   }
@@ -165,12 +166,12 @@ struct TransferContext::Impl {
     (void)executor_for(hop.second, bounce_buffers.kind(), dst);
   }
 
-  // Starts one checked batch: as block pairs where the kernel locates the chunks itself (a batch
-  // too long to travel inline in the launch, whose blocks do not merge into larger copies), or
-  // expanded into copy ops.
+  // Starts one checked batch, `continuing` of whose pairs continue the pair before them: as block
+  // pairs where the kernel locates the chunks itself (a batch too long to travel inline in the
+  // launch, whose blocks do not merge into larger copies), or expanded into copy ops.
   void run_batch(const TransferPlan& plan, const Layout& src, const Layout& dst, const BlockGeometry* geometry,
-                 std::span<const BlockPair> pairs, DoneCallback done) {
-    if (geometry && pairs.size() > kernel_inline_blocks(src) && !runs_would_merge(*geometry, pairs)) {
+                 std::span<const BlockPair> pairs, std::size_t continuing, DoneCallback done) {
+    if (geometry && pairs.size() > kernel_inline_blocks(src) && !runs_would_merge(*geometry, pairs.size(), continuing)) {
       cuda().executor(src.kind(), dst.kind()).submit_blocks(*geometry, pairs, std::move(done));
       return;
     }
@@ -276,7 +277,7 @@ TransferHandle TransferContext::start(const TransferPath::Prepared& path, std::s
   if (on_complete) state->on_complete(std::move(on_complete));
   std::optional<RequestValidator> validator;
   try {
-    validator.emplace(*src, *dst, pairs);
+    validator.emplace(*src, *dst, pairs, &impl_->pool, impl_->pool.size());
   } catch (const Error& error) {
     state->complete(error);
     return TransferHandle(std::move(state));
@@ -310,8 +311,8 @@ TransferHandle TransferContext::start(const TransferPath::Prepared& path, std::s
       continue;
     }
     try {
-      validator->check_batch(first, first + batch);
-      impl_->run_batch(chosen, *src, *dst, geometry, pairs.subspan(first, batch), join->arrival());
+      const std::size_t continuing = validator->check_batch(first, first + batch);
+      impl_->run_batch(chosen, *src, *dst, geometry, pairs.subspan(first, batch), continuing, join->arrival());
     } catch (const Error& error) {
       failed = error;
       join->arrive(error);
