@@ -150,6 +150,9 @@ struct Leader::Impl {
   mutable std::mutex mutex;  // everything below but the atomics
   std::condition_variable changed;
   std::atomic<std::uint64_t> replies_seen{0};  // bumped after each reply, for collect()'s poll
+  // Until when (steady-clock ticks) the reply loop polls instead of sleeping: a latency
+  // policy's handle_wait past the latest message published (see publish()).
+  std::atomic<Clock::rep> answers_awaited_until{0};
   std::map<std::uint64_t, Pending> pending;
   std::map<int, RankState> ranks;
   struct Rejection {

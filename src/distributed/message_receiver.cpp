@@ -12,7 +12,7 @@ std::optional<zmq::multipart_t> MessageReceiver::next(std::chrono::milliseconds 
   try {
     zmq::multipart_t message;
     bool received = false;
-    while (!received && std::chrono::steady_clock::now() < busy_until_) {
+    while (!received && polling(Clock::now())) {
       received = message.recv(socket_, ZMQ_DONTWAIT);
       // Yielding keeps the poll polite where cores are few: a thread with work runs first.
       if (!received) std::this_thread::yield();
@@ -24,7 +24,7 @@ std::optional<zmq::multipart_t> MessageReceiver::next(std::chrono::milliseconds 
       received = message.recv(socket_, ZMQ_DONTWAIT);
       if (!received) return std::nullopt;
     }
-    busy_until_ = std::chrono::steady_clock::now() + spin_;
+    busy_until_ = Clock::now() + spin_;
     return message;
   } catch (const zmq::error_t& error) {
     if (error.num() == EINTR) return std::nullopt;

@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "common/make_error.hpp"
-#include "common/shared_chunks.hpp"
 
 namespace kvbm {
 namespace {
@@ -73,13 +72,10 @@ void require_no_overlap(const Layout& src, const Layout& dst, std::span<const Bl
 
 }  // namespace
 
-RequestValidator::RequestValidator(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs,
-                                   ThreadPool* pool, std::size_t helpers)
+RequestValidator::RequestValidator(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs)
     : src_blocks_(src.config().num_blocks),
       dst_blocks_(dst.config().num_blocks),
       pairs_(pairs),
-      pool_(pool),
-      helpers_(pool ? helpers : 0),
       written_(dst_blocks_ / 64 + 1, 0) {
   require_same_shape(src, dst);
   if (share_a_region(src, dst)) {
@@ -90,67 +86,25 @@ RequestValidator::RequestValidator(const Layout& src, const Layout& dst, std::sp
 }
 
 std::size_t RequestValidator::check_batch(std::size_t begin, std::size_t end) {
-  const std::size_t first = std::max(begin, checked_);
-  std::size_t continuing = 0;
-  // Pairs the constructor checked already are only counted.
-  for (std::size_t i = begin + 1; i < std::min(first, end); ++i) {
-    continuing += pairs_[i].first == pairs_[i - 1].first + 1 && pairs_[i].second == pairs_[i - 1].second + 1;
-  }
-  if (first >= end) return continuing;
-  // Chunks of their own marks pay off when clearing and merging those marks costs less than
-  // checking a chunk's pairs: the destination pool is not much larger than the batch.
-  const std::size_t chunks = std::min(helpers_ + 1, (end - first) / kChunkPairs);
-  const bool shared = chunks > 1 && written_.size() <= (end - first) / chunks;
-  const bool good =
-      shared ? check_shared(first, end, chunks, continuing) : check_pairs(begin, first, end, written_.data(), continuing);
-  if (!good) name_first_bad(begin, end);
-  checked_ = end;
-  return continuing;
-}
-
-bool RequestValidator::check_pairs(std::size_t batch_begin, std::size_t first, std::size_t last, std::uint64_t* marks,
-                                   std::size_t& continuing) const {
-  // One pass of compares and bit tests, the failures named after it: a device -> device batch of
-  // small blocks is copied in about as long as this loop takes.
+  // One pass of compares and bit tests, the failures named after it. Pairs the constructor
+  // checked already are only counted.
   bool all_good = true;
-  std::size_t runs = 0;
-  for (std::size_t i = first; i < last; ++i) {
+  std::size_t continuing = 0;
+  const std::size_t unchecked = std::max(begin, checked_);
+  for (std::size_t i = begin; i < end; ++i) {
     const std::size_t from = pairs_[i].first;
     const std::size_t to = pairs_[i].second;
+    continuing += i > begin && from == pairs_[i - 1].first + 1 && to == pairs_[i - 1].second + 1;
+    if (i < unchecked) continue;
     const bool in_range = from < src_blocks_ && to < dst_blocks_;
-    std::uint64_t& word = marks[in_range ? to / 64 : 0];
+    std::uint64_t& word = written_[in_range ? to / 64 : 0];
     const std::uint64_t bit = in_range ? std::uint64_t{1} << (to % 64) : 0;
     all_good &= in_range && (word & bit) == 0;
     word |= bit;
-    runs += i > batch_begin && from == pairs_[i - 1].first + 1 && to == pairs_[i - 1].second + 1;
   }
-  continuing += runs;
-  return all_good;
-}
-
-bool RequestValidator::check_shared(std::size_t begin, std::size_t end, std::size_t chunks, std::size_t& continuing) {
-  if (chunk_marks_.size() < chunks) chunk_marks_.resize(chunks, std::vector<std::uint64_t>(written_.size(), 0));
-  std::vector<std::size_t> runs(chunks, 0);
-  std::vector<char> good(chunks, 0);
-  const std::size_t per_chunk = (end - begin + chunks - 1) / chunks;
-  run_shared_chunks(*pool_, helpers_, chunks, [&](std::size_t chunk) {
-    const std::size_t first = begin + chunk * per_chunk;
-    good[chunk] = check_pairs(begin, first, std::min(end, first + per_chunk), chunk_marks_[chunk].data(), runs[chunk]);
-  });
-  // A destination named in two chunks, or in an earlier batch, sets one bit twice. The chunks'
-  // marks are cleared on the way, for the next batch.
-  bool all_good = std::all_of(good.begin(), good.end(), [](char ok) { return ok != 0; });
-  std::uint64_t twice = 0;
-  for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
-    std::uint64_t* marks = chunk_marks_[chunk].data();
-    for (std::size_t w = 0; w < written_.size(); ++w) {
-      twice |= written_[w] & marks[w];
-      written_[w] |= marks[w];
-      marks[w] = 0;
-    }
-    continuing += runs[chunk];
-  }
-  return all_good && twice == 0;
+  if (!all_good) name_first_bad(begin, end);
+  checked_ = std::max(checked_, end);
+  return continuing;
 }
 
 void RequestValidator::name_first_bad(std::size_t begin, std::size_t end) const {

@@ -10,8 +10,6 @@
 
 namespace kvbm {
 
-class ThreadPool;
-
 // Checks a request, throwing an Error that names the offending index, pair position, field or
 // region. The constructor checks what concerns the request as a whole: layouts of one shape and,
 // where they share a region, every index and no source chunk that is also a destination chunk.
@@ -19,37 +17,24 @@ class ThreadPool;
 // destination named twice in the request), so a large transfer starts moving after its first
 // batch is checked instead of after all of it. A bad pair fails the transfer; batches before it
 // may have written their destinations, which a failed transfer never marks valid.
-// With a pool, a large batch is checked in chunks shared with up to `helpers` of its threads:
-// device -> device, one thread checks small blocks more slowly than the GPU copies them.
 class RequestValidator {
  public:
-  RequestValidator(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs, ThreadPool* pool = nullptr,
-                   std::size_t helpers = 0);
+  RequestValidator(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs);
   // Checks pairs [begin, end) of the request (batches come in order) and returns how many of
   // them continue the pair before them in the batch (both indices one more: see runs_would_merge).
+  // One pass does both: device -> device, a batch of small blocks is copied in about as long as
+  // the CPU takes to read its pairs.
   std::size_t check_batch(std::size_t begin, std::size_t end);
 
-  // Batches of at least this many pairs are checked in shared chunks when a pool is given.
-  static constexpr std::size_t kChunkPairs = 4096;
-
  private:
-  // Checks pairs [first, last) into `marks` (a bit per destination block) and counts those
-  // that continue their predecessor, from pair batch_begin + 1 on. False when any is bad.
-  bool check_pairs(std::size_t batch_begin, std::size_t first, std::size_t last, std::uint64_t* marks,
-                   std::size_t& continuing) const;
-  // The same for [begin, end) in chunks of their own marks, merged into written_ after.
-  bool check_shared(std::size_t begin, std::size_t end, std::size_t chunks, std::size_t& continuing);
   // Throws the error of the first bad pair in [begin, end) (the batch failed its check).
   [[noreturn]] void name_first_bad(std::size_t begin, std::size_t end) const;
 
   std::size_t src_blocks_;
   std::size_t dst_blocks_;
   std::span<const BlockPair> pairs_;
-  ThreadPool* pool_;
-  std::size_t helpers_;
-  std::vector<std::uint64_t> written_;                   // one bit per destination block
-  std::vector<std::vector<std::uint64_t>> chunk_marks_;  // check_shared's, kept zeroed between batches
-  std::size_t checked_ = 0;                              // pairs [0, checked_) are known good
+  std::vector<std::uint64_t> written_;  // one bit per destination block
+  std::size_t checked_ = 0;             // pairs [0, checked_) are known good
 };
 
 // The whole request at once (for callers that do not run it batch by batch).

@@ -97,7 +97,7 @@ struct TransferContext::Impl {
 
   CudaExecutors& cuda() {
     std::call_once(cuda_once, [&] {
-      cuda_executors = make_cuda_executors(config.cuda, spin_budgets(config.latency), &pool, pool.size());
+      cuda_executors = make_cuda_executors(config.cuda, spin_budgets(config.latency));
     });
     return *cuda_executors;
   }
@@ -277,7 +277,7 @@ TransferHandle TransferContext::start(const TransferPath::Prepared& path, std::s
   if (on_complete) state->on_complete(std::move(on_complete));
   std::optional<RequestValidator> validator;
   try {
-    validator.emplace(*src, *dst, pairs, &impl_->pool, impl_->pool.size());
+    validator.emplace(*src, *dst, pairs);
   } catch (const Error& error) {
     state->complete(error);
     return TransferHandle(std::move(state));

@@ -16,27 +16,15 @@ namespace kvbm::cuda {
   return 2 * geometry.src_slots.size() * sizeof(std::uint64_t) + pairs * sizeof(BlockIndexPair);
 }
 
-// The list starts with both slot tables; the pairs follow them.
-inline void write_block_tables(const BlockGeometry& geometry, void* memory) {
-  auto* table = static_cast<std::uint64_t*>(memory);
-  std::copy(geometry.src_slots.begin(), geometry.src_slots.end(), table);
-  std::copy(geometry.dst_slots.begin(), geometry.dst_slots.end(), table + geometry.src_slots.size());
-}
-
-// Writes pairs [first, last) into their place in the list at `memory`. Indices are checked to
-// fit 32 bits by block_geometry.
-inline void write_block_indices(const BlockGeometry& geometry, std::span<const BlockPair> pairs, std::size_t first,
-                                std::size_t last, void* memory) {
-  auto* indices = reinterpret_cast<BlockIndexPair*>(static_cast<std::uint64_t*>(memory) + 2 * geometry.src_slots.size());
-  for (std::size_t i = first; i < last; ++i) {
-    indices[i] = {static_cast<std::uint32_t>(pairs[i].first), static_cast<std::uint32_t>(pairs[i].second)};
-  }
-}
-
-// Writes the whole list into `memory` (block_list_bytes of it, 8-byte aligned).
+// Writes the list into `memory` (block_list_bytes of it, 8-byte aligned). Indices are checked
+// to fit 32 bits by block_geometry.
 inline void write_block_list(const BlockGeometry& geometry, std::span<const BlockPair> pairs, void* memory) {
-  write_block_tables(geometry, memory);
-  write_block_indices(geometry, pairs, 0, pairs.size(), memory);
+  auto* table = static_cast<std::uint64_t*>(memory);
+  const std::size_t slots = geometry.src_slots.size();
+  std::copy(geometry.src_slots.begin(), geometry.src_slots.end(), table);
+  std::copy(geometry.dst_slots.begin(), geometry.dst_slots.end(), table + slots);
+  auto* indices = reinterpret_cast<BlockIndexPair*>(table + 2 * slots);
+  for (const auto& [from, to] : pairs) *indices++ = {static_cast<std::uint32_t>(from), static_cast<std::uint32_t>(to)};
 }
 
 // The kernel's view of a list of `pairs` pairs written by write_block_list, now at `list`

@@ -8,7 +8,6 @@
 #include <mutex>
 
 #include "common/make_error.hpp"
-#include "common/shared_chunks.hpp"
 #include "platform/cuda_check.hpp"
 #include "platform/cuda_runtime.hpp"
 #include "transfer/backends/cuda/block_list.hpp"
@@ -27,9 +26,8 @@ enum class Direction { HostToDevice, DeviceToHost, DeviceToDevice };
 // Runs copies for one GPU and direction on a stream of its own.
 class CudaStreamExecutor final : public CudaExecutor {
  public:
-  CudaStreamExecutor(int device, Direction direction, const CudaOptions& options, const SpinBudgets& spin,
-                     ThreadPool* pool, std::size_t helpers)
-      : device_(device), direction_(direction), config_(options), spin_(spin), pool_(pool), helpers_(pool ? helpers : 0) {
+  CudaStreamExecutor(int device, Direction direction, const CudaOptions& options, const SpinBudgets& spin)
+      : device_(device), direction_(direction), config_(options), spin_(spin) {
     cuda::DeviceGuard guard(device_);
     // The kernel path takes turns on kernel_streams, the copy engine spreads a batch over
     // copy_engine_streams; Auto may do either, on the same streams.
@@ -195,18 +193,7 @@ class CudaStreamExecutor final : public CudaExecutor {
   }
 
   void submit_block_pairs(const BlockGeometry& geometry, std::span<const BlockPair> pairs, DoneCallback& done) {
-    const auto fill = [&](void* memory) {
-      // A long list is written by the pool's threads too: device -> device, one thread writes a
-      // batch of small blocks' indices in about as long as the GPU takes to copy them.
-      const std::size_t chunks = std::min(helpers_ + 1, pairs.size() / kSharedListPairs);
-      if (chunks < 2) return cuda::write_block_list(geometry, pairs, memory);
-      cuda::write_block_tables(geometry, memory);
-      const std::size_t per_chunk = (pairs.size() + chunks - 1) / chunks;
-      run_shared_chunks(*pool_, helpers_, chunks, [&](std::size_t chunk) {
-        const std::size_t first = chunk * per_chunk;
-        cuda::write_block_indices(geometry, pairs, first, std::min(pairs.size(), first + per_chunk), memory);
-      });
-    };
+    const auto fill = [&](void* memory) { cuda::write_block_list(geometry, pairs, memory); };
     const std::size_t items = pairs.size() * geometry.src_slots.size() * cuda::descriptors_per_chunk(geometry.slot_bytes);
     const auto launch = [&](const void* list, cudaStream_t stream) {
       const int ctas = ctas_for(items);
@@ -266,9 +253,6 @@ class CudaStreamExecutor final : public CudaExecutor {
       done(std::move(status));
     });
   }
-
-  // Lists of block pairs at least twice this long are written in shared chunks.
-  static constexpr std::size_t kSharedListPairs = 4096;
 
   // Below this average size, host-to-device copies go on one stream. Small copies that read host
   // memory ran faster from one stream than spread over several (H100, 1024-copy calls: 16 KiB
@@ -349,8 +333,6 @@ class CudaStreamExecutor final : public CudaExecutor {
   Direction direction_;
   CudaOptions config_;
   SpinBudgets spin_;
-  ThreadPool* pool_;      // helps write long block lists (see submit_block_pairs)
-  std::size_t helpers_;
   int d2d_ctas_ = 0;
   std::vector<cudaStream_t> streams_;     // kernel path: the first kernel_lanes_ taken in turns;
                                           // copy-engine path: one batch spread over the first copy_engine_lanes_
@@ -370,8 +352,7 @@ class CudaStreamExecutor final : public CudaExecutor {
 
 class CudaExecutorRegistry final : public CudaExecutors {
  public:
-  CudaExecutorRegistry(const CudaOptions& options, const SpinBudgets& spin, ThreadPool* pool, std::size_t helpers)
-      : config_(options), spin_(spin), pool_(pool), helpers_(helpers) {}
+  CudaExecutorRegistry(const CudaOptions& options, const SpinBudgets& spin) : config_(options), spin_(spin) {}
 
   CudaExecutor& executor(StorageKind src, StorageKind dst) override {
     if (!src.is_device() && !dst.is_device()) {
@@ -392,7 +373,7 @@ class CudaExecutorRegistry final : public CudaExecutors {
     auto& slot = executors_[{device, direction}];
     if (!slot) {
       cuda::require_device(static_cast<std::uint32_t>(device));
-      slot = std::make_unique<CudaStreamExecutor>(device, direction, config_, spin_, pool_, helpers_);
+      slot = std::make_unique<CudaStreamExecutor>(device, direction, config_, spin_);
     }
     return *slot;
   }
@@ -414,17 +395,14 @@ class CudaExecutorRegistry final : public CudaExecutors {
 
   CudaOptions config_;
   SpinBudgets spin_;
-  ThreadPool* pool_;
-  std::size_t helpers_;
   std::mutex mutex_;
   std::map<std::pair<int, Direction>, std::unique_ptr<CudaStreamExecutor>> executors_;
 };
 
 }  // namespace
 
-std::unique_ptr<CudaExecutors> make_cuda_executors(const CudaOptions& options, const SpinBudgets& spin, ThreadPool* pool,
-                                                   std::size_t helpers) {
-  return std::make_unique<CudaExecutorRegistry>(options, spin, pool, helpers);
+std::unique_ptr<CudaExecutors> make_cuda_executors(const CudaOptions& options, const SpinBudgets& spin) {
+  return std::make_unique<CudaExecutorRegistry>(options, spin);
 }
 
 }  // namespace kvbm

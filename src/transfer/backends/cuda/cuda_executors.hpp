@@ -16,8 +16,6 @@
 
 namespace kvbm {
 
-class ThreadPool;
-
 // Runs copy ops (on the kernel or the copy engine, as options.copy_path says; Auto picks per
 // submission by the ops' average size), or block pairs whose chunks the kernel locates itself.
 class CudaExecutor : public Executor {
@@ -36,9 +34,7 @@ class CudaExecutors {
   virtual CudaExecutor& executor(StorageKind src, StorageKind dst) = 0;
 };
 
-// `options` validated by the caller; `spin` says how long completion threads poll. A long list of
-// block pairs is written in chunks shared with up to `helpers` threads of `pool` (may be null).
-[[nodiscard]] std::unique_ptr<CudaExecutors> make_cuda_executors(const CudaOptions& options, const SpinBudgets& spin,
-                                                                 ThreadPool* pool, std::size_t helpers);
+// `options` validated by the caller; `spin` says how long completion threads poll.
+[[nodiscard]] std::unique_ptr<CudaExecutors> make_cuda_executors(const CudaOptions& options, const SpinBudgets& spin);
 
 }  // namespace kvbm

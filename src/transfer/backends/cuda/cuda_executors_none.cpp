@@ -15,7 +15,7 @@ class NoCudaExecutors final : public CudaExecutors {
 
 }  // namespace
 
-std::unique_ptr<CudaExecutors> make_cuda_executors(const CudaOptions&, const SpinBudgets&, ThreadPool*, std::size_t) {
+std::unique_ptr<CudaExecutors> make_cuda_executors(const CudaOptions&, const SpinBudgets&) {
   return std::make_unique<NoCudaExecutors>();
 }
 
