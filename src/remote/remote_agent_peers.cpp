@@ -2,6 +2,7 @@
 // remote key copied into a padded buffer first), closed on every lane with every transfer to
 // them answered when they break, and the notifications that writes carry, decoded with their
 // lengths checked.
+#include "remote/quiet_ucx_calls.hpp"
 #include "remote/remote_agent_impl.hpp"
 
 namespace kvbm {
@@ -110,7 +111,11 @@ void RemoteAgent::Impl::connect(Lane& lane, Peer& peer) {
   params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
   params.err_handler.cb = &Impl::on_endpoint_error;
   params.err_handler.arg = &link;
-  ucs_status_t status = ucp_ep_create(lane.worker.worker(), &params, &link.endpoint);
+  ucs_status_t status = UCS_OK;
+  {
+    const remote::QuietUcxCalls quiet;  // the refusal below is expected over shared memory
+    status = ucp_ep_create(lane.worker.worker(), &params, &link.endpoint);
+  }
   if (status == UCS_ERR_UNREACHABLE) {
     // Shared-memory transports cannot report a peer's failure: without that, a dead peer is
     // found by the transfer timeout (and the error handler never runs).
