@@ -59,26 +59,21 @@ std::optional<BlockGeometry> block_geometry(const Layout& src, const Layout& dst
   return geometry;
 }
 
-namespace {
-
-bool slots_merge_across_blocks(const BlockGeometry& geometry) {
-  return geometry.slot_bytes < cuda::kMaxDescriptorBytes && geometry.src_block_stride == geometry.slot_bytes &&
-         geometry.dst_block_stride == geometry.slot_bytes;
-}
-
-}  // namespace
-
-bool runs_would_merge(const BlockGeometry& geometry, std::size_t pairs, std::size_t continuing) {
-  return slots_merge_across_blocks(geometry) && continuing >= (pairs + 1) / 2;
-}
-
 bool runs_would_merge(const BlockGeometry& geometry, std::span<const BlockPair> pairs) {
-  if (!slots_merge_across_blocks(geometry)) return false;
+  if (geometry.slot_bytes >= cuda::kMaxDescriptorBytes || geometry.src_block_stride != geometry.slot_bytes ||
+      geometry.dst_block_stride != geometry.slot_bytes) {
+    return false;
+  }
+  // Stops once the answer is known: scattered blocks are found out after half of the pairs
+  // (the scan is a good part of what a device -> device batch of small blocks costs the CPU).
+  const std::size_t needed = (pairs.size() + 1) / 2;
   std::size_t continuing = 0;
   for (std::size_t i = 1; i < pairs.size(); ++i) {
     continuing += pairs[i].first == pairs[i - 1].first + 1 && pairs[i].second == pairs[i - 1].second + 1;
+    if (continuing >= needed) return true;
+    if (continuing + (pairs.size() - 1 - i) < needed) return false;
   }
-  return runs_would_merge(geometry, pairs.size(), continuing);
+  return continuing >= needed;
 }
 
 }  // namespace kvbm

@@ -39,8 +39,5 @@ struct BlockGeometry {
 // descriptor; worth it when slots are smaller than a descriptor's largest piece and at least
 // half the pairs continue a run.
 [[nodiscard]] bool runs_would_merge(const BlockGeometry& geometry, std::span<const BlockPair> pairs);
-// The same, for `pairs` pairs of which `continuing` continue the pair before them (counted by
-// RequestValidator::check_batch on its pass over the batch).
-[[nodiscard]] bool runs_would_merge(const BlockGeometry& geometry, std::size_t pairs, std::size_t continuing);
 
 }  // namespace kvbm

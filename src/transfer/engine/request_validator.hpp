@@ -20,11 +20,8 @@ namespace kvbm {
 class RequestValidator {
  public:
   RequestValidator(const Layout& src, const Layout& dst, std::span<const BlockPair> pairs);
-  // Checks pairs [begin, end) of the request (batches come in order) and returns how many of
-  // them continue the pair before them in the batch (both indices one more: see runs_would_merge).
-  // One pass does both: device -> device, a batch of small blocks is copied in about as long as
-  // the CPU takes to read its pairs.
-  std::size_t check_batch(std::size_t begin, std::size_t end);
+  // Checks pairs [begin, end) of the request; batches come in order.
+  void check_batch(std::size_t begin, std::size_t end);
 
  private:
   // Throws the error of the first bad pair in [begin, end) (the batch failed its check).

@@ -166,12 +166,12 @@ struct TransferContext::Impl {
     (void)executor_for(hop.second, bounce_buffers.kind(), dst);
   }
 
-  // Starts one checked batch, `continuing` of whose pairs continue the pair before them: as block
-  // pairs where the kernel locates the chunks itself (a batch too long to travel inline in the
-  // launch, whose blocks do not merge into larger copies), or expanded into copy ops.
+  // Starts one checked batch: as block pairs where the kernel locates the chunks itself (a batch
+  // too long to travel inline in the launch, whose blocks do not merge into larger copies), or
+  // expanded into copy ops.
   void run_batch(const TransferPlan& plan, const Layout& src, const Layout& dst, const BlockGeometry* geometry,
-                 std::span<const BlockPair> pairs, std::size_t continuing, DoneCallback done) {
-    if (geometry && pairs.size() > kernel_inline_blocks(src) && !runs_would_merge(*geometry, pairs.size(), continuing)) {
+                 std::span<const BlockPair> pairs, DoneCallback done) {
+    if (geometry && pairs.size() > kernel_inline_blocks(src) && !runs_would_merge(*geometry, pairs)) {
       cuda().executor(src.kind(), dst.kind()).submit_blocks(*geometry, pairs, std::move(done));
       return;
     }
@@ -311,8 +311,8 @@ TransferHandle TransferContext::start(const TransferPath::Prepared& path, std::s
       continue;
     }
     try {
-      const std::size_t continuing = validator->check_batch(first, first + batch);
-      impl_->run_batch(chosen, *src, *dst, geometry, pairs.subspan(first, batch), continuing, join->arrival());
+      validator->check_batch(first, first + batch);
+      impl_->run_batch(chosen, *src, *dst, geometry, pairs.subspan(first, batch), join->arrival());
     } catch (const Error& error) {
       failed = error;
       join->arrive(error);
