@@ -41,8 +41,9 @@ std::uint64_t Leader::Impl::publish(const std::string& handler, const std::vecto
   }
   // The answers are awaited: the reply loop polls for them as a TransferHandle's wait polls for
   // its transfer. Asleep through a transfer of milliseconds, the loop and the thread collecting
-  // the answer each paid a wake-up from a halted virtual CPU when it came (0.4-0.7 ms in all,
-  // measured through kvbm_worker_bench's one-request legs).
+  // the answer would each pay a wake-up from a halted virtual CPU when it came (a one-request
+  // leg of kvbm_worker_bench spent 0.45-0.5 ms outside the worker's engine: see
+  // bench/results/h100-2026-12-08-check-and-worker-leg).
   const auto awaited = (Clock::now() + spin_budgets(options.latency).handle_wait).time_since_epoch().count();
   for (auto until = answers_awaited_until.load(); until < awaited && !answers_awaited_until.compare_exchange_weak(until, awaited);) {
   }
