@@ -40,10 +40,9 @@ std::uint64_t Leader::Impl::publish(const std::string& handler, const std::vecto
                      "reading?)", printable(handler), id, std::max<std::int64_t>(0, wait.count()), options.publish_hwm);
   }
   // The answers are awaited: the reply loop polls for them as a TransferHandle's wait polls for
-  // its transfer. Asleep through a transfer of milliseconds, the loop and the thread collecting
-  // the answer would each pay a wake-up from a halted virtual CPU when it came (a one-request
-  // leg of kvbm_worker_bench spent 0.45-0.5 ms outside the worker's engine: see
-  // bench/results/h100-2026-12-08-check-and-worker-leg).
+  // its transfer. Asleep through a transfer of milliseconds, it would pay a wake-up from a
+  // halted virtual CPU when the answer came (a one-request leg of kvbm_worker_bench spent
+  // 0.45-0.5 ms outside the worker's engine: see bench/results/h100-2026-12-08-check-and-worker-leg).
   const auto awaited = (Clock::now() + spin_budgets(options.latency).handle_wait).time_since_epoch().count();
   for (auto until = answers_awaited_until.load(); until < awaited && !answers_awaited_until.compare_exchange_weak(until, awaited);) {
   }
@@ -152,11 +151,11 @@ LeaderResult Leader::Impl::collect(std::uint64_t id, const std::string& handler,
     for (int rank = 0; rank < world_size; ++rank) count += entry.by_rank.contains(rank) || is_restarted(rank);
     return count >= std::size_t(world_size);
   };
-  // A round trip on loopback takes about 100 us: poll for up to kSpin before sleeping, or as
-  // long as a TransferHandle's wait polls (the answer to a transfer comes when it ends).
+  // A round trip on loopback takes about 100 us: poll for up to kSpin before sleeping. Not for
+  // as long as the reply loop polls: the vLLM connector waits for several transfers at once, on
+  // threads of its own, and each would keep a core busy for its whole transfer.
   const auto left = std::max<Clock::duration>(Clock::duration::zero(), deadline - Clock::now());
-  const std::chrono::nanoseconds spin = std::max<std::chrono::nanoseconds>(kSpin, spin_budgets(options.latency).handle_wait);
-  const bool all = poll_for(lock, std::min<std::chrono::nanoseconds>(spin, left), replies_seen, answered) ||
+  const bool all = poll_for(lock, std::min<std::chrono::nanoseconds>(kSpin, left), replies_seen, answered) ||
                    changed.wait_until(lock, deadline, answered);
   LeaderResult result;
   std::vector<std::string> failures;

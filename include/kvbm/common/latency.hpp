@@ -19,7 +19,7 @@ enum class LatencyPolicy {
 // How long each kind of waiting thread polls before it sleeps.
 struct SpinBudgets {
   std::chrono::microseconds handle_wait;    // TransferHandle::wait, yielding between looks; a leader's
-                                            // reply loop and collecting thread after each message it sends
+                                            // reply loop after each message it sends
   std::chrono::microseconds cuda_event;     // a CUDA completion thread on a finished-soon event
   std::chrono::microseconds cuda_progress;  // the same, watching the GPU-written progress word
   std::chrono::microseconds cuda_idle;      // a CUDA completion thread waiting for work
