@@ -43,9 +43,9 @@ std::uint64_t Leader::Impl::publish(const std::string& handler, const std::vecto
   // its transfer. Asleep through a transfer of milliseconds, it would pay a wake-up from a
   // halted virtual CPU when the answer came (a one-request leg of kvbm_worker_bench spent
   // 0.45-0.5 ms outside the worker's engine: see bench/results/h100-2026-12-08-check-and-worker-leg).
-  const auto awaited = (Clock::now() + spin_budgets(options.latency).handle_wait).time_since_epoch().count();
-  for (auto until = answers_awaited_until.load(); until < awaited && !answers_awaited_until.compare_exchange_weak(until, awaited);) {
-  }
+  // Publishers take turns under send_mutex, so each store is later than the one before.
+  answers_awaited_until.store((Clock::now() + spin_budgets(options.latency).handle_wait).time_since_epoch().count(),
+                              std::memory_order_relaxed);
   return id;
 }
 

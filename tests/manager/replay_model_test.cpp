@@ -20,6 +20,7 @@
 
 #include "kvbm/manager/eviction_policy.hpp"
 #include "support/roundtrip.hpp"
+#include "support/run_command.hpp"
 
 namespace kvbm::testing {
 namespace {
@@ -184,16 +185,6 @@ std::string write_trace(const std::string& dir, const std::vector<std::vector<st
     out << line.dump() << '\n';
   }
   return path;
-}
-
-// The command's standard output and exit status (as pclose gives it).
-std::pair<std::string, int> run_command(const std::string& command) {
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return {"popen failed", -1};
-  std::string output;
-  char buffer[4096];
-  for (std::size_t n; (n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0;) output.append(buffer, n);
-  return {output, ::pclose(pipe)};
 }
 
 nlohmann::json run_replay(const std::string& arguments) {

@@ -3,12 +3,13 @@
 // there) that kvbm handles, and that line must not land among the JSON.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
+#include <sys/wait.h>
+
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "support/run_command.hpp"
 #include "support/worker_process.hpp"
 
 namespace kvbm::testing {
@@ -16,12 +17,7 @@ namespace {
 
 // Standard output of `kvbm ARGS` (standard error dropped), and its exit status.
 std::pair<int, std::string> standard_output(const std::string& args) {
-  const std::string command = "timeout 120 " + kvbm_cli(KVBM_CLI_PATH) + " " + args + " 2>/dev/null";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buffer{};
-  for (std::size_t got; (got = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0;) out.append(buffer.data(), got);
-  const int status = ::pclose(pipe);
+  const auto [out, status] = run_command("timeout 120 " + kvbm_cli(KVBM_CLI_PATH) + " " + args + " 2>/dev/null");
   return {WEXITSTATUS(status), out};
 }
 

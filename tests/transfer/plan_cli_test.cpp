@@ -3,11 +3,11 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
 #include <string>
 
 #include <nlohmann/json.hpp>
+
+#include "support/run_command.hpp"
 
 namespace {
 
@@ -17,12 +17,7 @@ struct Output {
 };
 
 Output run_cli(const std::string& args) {
-  const std::string command = std::string(KVBM_CLI_PATH) + " " + args + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  std::string out;
-  std::array<char, 512> buffer{};
-  while (std::fgets(buffer.data(), buffer.size(), pipe) != nullptr) out += buffer.data();
-  const int status = ::pclose(pipe);
+  auto [out, status] = kvbm::testing::run_command(std::string(KVBM_CLI_PATH) + " " + args + " 2>&1");
   while (!out.empty() && out.back() == '\n') out.pop_back();
   return {WEXITSTATUS(status), out};
 }
